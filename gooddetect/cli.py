@@ -1,0 +1,269 @@
+"""The `gooddetect` command line: a thin click layer over the Python API (no logic of its own)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+import click
+
+from . import __version__
+from .errors import GooddetectError
+
+log = logging.getLogger("gooddetect")
+THREADS = click.option("--threads", "-t", type=click.IntRange(min=1), default=None,
+                       help="Cap on CPU threads (torch, OpenMP, BLAS). Default: torch's own choice.")
+SEED = click.option("--seed", type=int, default=0, show_default=True, help="Random seed (results are deterministic).")
+DEVICE = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler stopping the job), handled like Ctrl-C: outputs in progress are discarded."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+class GooddetectGroup(click.Group):
+    """Turns the project's errors into one-line messages and interrupts into the usual exit codes."""
+
+    def invoke(self, ctx):
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            return super().invoke(ctx)
+        except GooddetectError as exc:
+            click.echo(f"gooddetect: error: {exc}", err=True)
+            ctx.exit(1)
+        except _Terminated:
+            click.echo("gooddetect: terminated (SIGTERM); no partial output was kept", err=True)
+            ctx.exit(143)
+        except KeyboardInterrupt:
+            click.echo("gooddetect: interrupted; no partial output was kept", err=True)
+            ctx.exit(130)
+        except BrokenPipeError:
+            # Reader of our stdout went away (e.g. `| head`): stop quietly, as coreutils do.
+            sys.stderr.close()
+            ctx.exit(141)
+
+
+@click.group(cls=GooddetectGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="gooddetect")
+@click.option("--quiet", "-q", is_flag=True, help="Only errors on stderr.")
+@click.option("--verbose", "-v", is_flag=True, help="Debug messages on stderr.")
+def main(quiet: bool, verbose: bool) -> None:
+    """Flag sequencing reads from organisms the model was not trained on, with the likelihood ratio of
+    a foreground and a mutated-background generative model (Ren et al. 2019)."""
+    level = logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(level=level, format="gooddetect: %(message)s", stream=sys.stderr, force=True)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="IN...")
+@click.option("-o", "--output", default="-", show_default=True, help="Output FASTA ('-' = stdout).")
+@click.option("--length", default=250, show_default=True, type=click.IntRange(min=2), help="Window length (bp).")
+@click.option("--stride", default=None, type=click.IntRange(min=1),
+              help="Step between windows. Default: the window length (non-overlapping tiling).")
+@click.option("--min-length", default=50, show_default=True, type=click.IntRange(min=2),
+              help="Reads shorter than this give no window (counted).")
+@click.option("--sample", "sample", type=click.IntRange(min=1), default=None,
+              help="Instead of tiling reads, take N random windows from each input genome (indexed FASTA).")
+@click.option("--both-strands", is_flag=True, help="Also emit the reverse complement of every window "
+              "(with --sample: draw each window from a random strand).")
+@SEED
+def windows(inputs, output, length, stride, min_length, sample, both_strands, seed):
+    """Cut reads (or genomes, with --sample) into windows, written as FASTA with ids `read:start-end(strand)`.
+
+    Coordinates are 1-based inclusive on the read's forward strand. Windows containing an unknown base
+    (N or another IUPAC code) are skipped and counted: this is the paper's data-preparation step."""
+    from .api import write_windows
+
+    write_windows(list(inputs), output, length=length, stride=stride, min_length=min_length,
+                  sample=sample, both_strands=both_strands, seed=seed)
+
+
+MODEL_ENV = {"envvar": "GOODDETECT_MODEL", "show_envvar": True}
+BATCH = click.option("--batch-size", default=1024, show_default=True, type=click.IntRange(min=1),
+                     help="Windows per model call (memory vs speed; results do not depend on it).")
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="IN...")
+@click.option("-o", "--output", required=True, help="Model file to write (safetensors).")
+@click.option("--arch", type=click.Choice(["lstm", "kmer"]), default="lstm", show_default=True,
+              help="Model kind of the foreground/background pair.")
+@click.option("--length", default=250, show_default=True, type=click.IntRange(min=2), help="Window length (bp).")
+@click.option("--stride", default=None, type=click.IntRange(min=1), help="Step between read windows (default: length).")
+@click.option("--min-length", default=50, show_default=True, type=click.IntRange(min=2),
+              help="Shortest read/window used (training windows shorter than --length are padded).")
+@click.option("--windows-per-file", type=click.IntRange(min=1), default=None,
+              help="Treat inputs as genomes: sample this many random windows from each (indexed FASTA).")
+@click.option("--max-windows", type=click.IntRange(min=1), default=None,
+              help="Keep a uniform random subset of at most this many training windows.")
+@click.option("--both-strands", is_flag=True, help="Add the reverse complement of every training window.")
+@click.option("--val-fraction", default=0.05, show_default=True, type=click.FloatRange(0, 0.5, max_open=True),
+              help="Windows held out for validation loss / early stopping.")
+@click.option("--mutation-rate", default=0.1, show_default=True, type=click.FloatRange(0, 1),
+              help="Background: probability of substituting each base (paper 0.1).")
+@click.option("--background-l2", default=1e-4, show_default=True, type=click.FloatRange(min=0),
+              help="Background: L2 weight on non-bias weights, added to the loss (paper 1e-4; lstm only).")
+@click.option("--hidden", default=None, type=click.IntRange(min=1), help="LSTM hidden size (paper 2000).")
+@click.option("--layers", default=None, type=click.IntRange(min=1), help="LSTM layers.")
+@click.option("--dropout", default=None, type=click.FloatRange(0, 1, max_open=True), help="LSTM dropout (paper 0.1).")
+@click.option("--embedding", default=None, type=click.IntRange(min=0),
+              help="Learned input embedding size (0 = one-hot input, as in the paper).")
+@click.option("--lr", default=None, type=click.FloatRange(min=0, min_open=True), help="Adam learning rate (paper 5e-4).")
+@click.option("--train-batch-size", default=None, type=click.IntRange(min=1), help="Windows per step (paper 100).")
+@click.option("--epochs", default=None, type=click.IntRange(min=1), help="Passes over the training windows.")
+@click.option("--steps", default=None, type=click.IntRange(min=1), help="Optimizer steps per model (overrides --epochs).")
+@click.option("--patience", default=None, type=click.IntRange(min=1),
+              help="Stop after this many validations without improvement (best weights are kept).")
+@click.option("--max-order", default=None, type=click.IntRange(min=1), help="kmer: highest Markov order.")
+@click.option("--checkpoint", default=None, help="Checkpoint file (default: OUTPUT.ckpt); written periodically and on "
+              "SIGINT/SIGTERM.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
+@DEVICE
+@THREADS
+@SEED
+def train(inputs, output, arch, threads, **options):
+    """Train the foreground model on the windows of IN... and the background model on mutated copies of them,
+    and write both, with their config, to one model file."""
+    from .api import train as train_api
+
+    train_api(list(inputs), output, kind=arch, threads=threads, **options)
+
+
+@main.command()
+@click.argument("args", nargs=-1, required=True, metavar="[MODEL] READS...")
+@click.option("-m", "--model", "model_option", envvar="GOODDETECT_MODEL", show_envvar=True, default=None,
+              help="Model file, instead of the first argument.")
+@click.option("-o", "--output", default="-", show_default=True, help="Output TSV ('-' = stdout), written atomically.")
+@click.option("--stride", default=None, type=click.IntRange(min=1), help="Step between windows (default: window length).")
+@click.option("--summary", default=None, help="Also write the run's counts as JSON to this file.")
+@click.option("--report", default=None, help="Also write a one-glance TSV: OOD fraction per input file.")
+@click.option("--shard", default=None, callback=lambda ctx, param, value: _parse_shard(value), metavar="I/N",
+              help="Score only reads I, I+N, I+2N, ... (1-based); `gooddetect merge` restores the order.")
+@BATCH
+@DEVICE
+@THREADS
+def score(args, model_option, output, stride, summary, report, shard, batch_size, device, threads):
+    """Score every read of READS... (FASTA/FASTQ, gz, '-' = stdin): one TSV row per read, in input order.
+
+    The model is the first argument, or --model / the GOODDETECT_MODEL environment variable (then every argument
+    is a reads file). Columns are described in the README."""
+    from .api import score as score_api
+    from .detector import looks_like_model_file
+
+    if model_option and not (len(args) > 1 and looks_like_model_file(args[0])):
+        model, reads = model_option, args
+    elif len(args) < 2:
+        raise click.UsageError("give MODEL and at least one READS file (or set GOODDETECT_MODEL)")
+    else:
+        model, reads = args[0], args[1:]
+    score_api(model, list(reads), output, batch_size=batch_size, stride=stride, device=device, threads=threads,
+              summary=summary, report=report, shard=shard)
+
+
+def _parse_shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        index, total = (int(part) for part in value.split("/"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not I/N (e.g. 2/8)") from None
+    if not 1 <= index <= total:
+        raise click.BadParameter(f"{value!r}: need 1 <= I <= N")
+    return index, total
+
+
+@main.command()
+@click.argument("shards", nargs=-1, required=True, metavar="SHARD_TSV...")
+@click.option("-o", "--output", default="-", show_default=True, help="Merged TSV ('-' = stdout), written atomically.")
+def merge(shards, output):
+    """Merge the TSVs of `score --shard 1/N` ... `N/N` (given in that order) back into input order."""
+    from .api import merge_shards
+
+    merge_shards(list(shards), output)
+
+
+def _labeled_sample_options(command):
+    for decorator in reversed([
+        click.option("--in-dist", "in_dist", multiple=True, help="In-distribution reads (repeatable)."),
+        click.option("--ood", multiple=True, help="Out-of-distribution reads (repeatable)."),
+        click.option("--labels", default=None, help="TSV read_id<TAB>label (in|ood) for the READS arguments."),
+        BATCH, DEVICE, THREADS,
+    ]):
+        command = decorator(command)
+    return command
+
+
+@main.command()
+@click.argument("model", metavar="MODEL")
+@click.argument("reads", nargs=-1, metavar="[READS...]")
+@click.option("-o", "--output", default=None, help="Calibrated model file to write (default: update MODEL in place, "
+              "atomically).")
+@click.option("--target-fpr", "rule", flag_value="target_fpr", default=True,
+              help="Flag at most FPR of in-distribution reads (default rule; needs only in-distribution reads).")
+@click.option("--max-f1", "rule", flag_value="max_f1", help="Threshold maximising F1 (OOD positive).")
+@click.option("--youden", "rule", flag_value="youden", help="Threshold maximising TPR - FPR.")
+@click.option("--percentile", "rule", flag_value="percentile",
+              help="alibi-detect's rule: the P-th percentile of the sample's OOD scores.")
+@click.option("--fpr", default=0.05, show_default=True, type=click.FloatRange(0, 1), help="FPR for --target-fpr.")
+@click.option("-p", "--perc", default=95.0, show_default=True, type=click.FloatRange(0, 100),
+              help="P for --percentile.")
+@click.option("--json", "json_out", default=None, help="Also write the calibration report as JSON.")
+@_labeled_sample_options
+def calibrate(model, reads, output, rule, fpr, perc, json_out, in_dist, ood, labels, batch_size, device, threads):
+    """Choose the OOD threshold on a labeled sample and store it in the model file."""
+    from .api import calibrate as calibrate_api, format_calibration
+
+    value = {"target_fpr": fpr, "percentile": perc}.get(rule)
+    report = calibrate_api(model, output, rule=rule, value=value, in_dist=list(in_dist), ood=list(ood),
+                           reads=list(reads), labels=labels, batch_size=batch_size, device=device, threads=threads)
+    click.echo(format_calibration(report, output or model), err=True)
+    _write_json(json_out, report)
+
+
+@main.command()
+@click.argument("model", metavar="MODEL")
+@click.argument("reads", nargs=-1, metavar="[READS...]")
+@click.option("--plots", default=None, help="Write PNG histograms and ROC curves into this directory.")
+@click.option("--json", "json_out", default=None, help="Also write the metrics as JSON.")
+@_labeled_sample_options
+def evaluate(model, reads, plots, json_out, in_dist, ood, labels, batch_size, device, threads):
+    """AUROC, AUPRC and FPR at 80/95% TPR (OOD positive) of the LLR and of the foreground likelihood alone."""
+    from .api import evaluate as evaluate_api, format_metrics_table
+
+    result = evaluate_api(model, in_dist=list(in_dist), ood=list(ood), reads=list(reads), labels=labels,
+                          plots=plots, batch_size=batch_size, device=device, threads=threads)
+    click.echo(format_metrics_table(result), nl=False)
+    _write_json(json_out, result)
+
+
+@main.command()
+@click.argument("model", envvar="GOODDETECT_MODEL", metavar="MODEL")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
+def info(model, as_json):
+    """Show what a model file records: format, versions, configs, training parameters and statistics, threshold."""
+    import json
+
+    from .api import format_info, info as info_api
+
+    document = info_api(model)
+    click.echo(json.dumps(document, indent=2, sort_keys=True) if as_json else format_info(document))
+
+
+def _write_json(path: str | None, data: dict) -> None:
+    if path:
+        import json
+
+        from .runtime import atomic_output
+
+        with atomic_output(path) as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,89 @@
+"""Process-level concerns shared by the commands: threads, devices, progress bars, atomic output files."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator
+
+from .errors import UsageError
+
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def set_threads(n: int | None) -> None:
+    """Cap torch, OpenMP and BLAS thread pools at `n` (None or 0: leave the defaults)."""
+    if not n:
+        return
+    for var in THREAD_ENV_VARS:
+        os.environ[var] = str(n)
+    if "torch" in sys.modules:
+        _cap_torch_threads(n)
+
+
+def _cap_torch_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+    with contextlib.suppress(RuntimeError):  # only settable before the first parallel op
+        torch.set_num_interop_threads(n)
+
+
+def import_torch(threads: int | None = None):
+    """Import torch lazily (keeps `--help` fast) and apply the thread cap."""
+    import torch
+
+    if threads:
+        _cap_torch_threads(threads)
+    return torch
+
+
+def resolve_device(name: str) -> str:
+    """Map `auto|cpu|cuda[:N]` to a torch device string, failing clearly when CUDA is asked for but absent."""
+    torch = import_torch()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {name} asked for, but torch sees no CUDA device")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise UsageError(f"--device must be auto, cpu or cuda[:N], got {name!r}")
+    return name
+
+
+def progress(iterable=None, **kwargs):
+    """A tqdm progress bar on stderr, silent unless stderr is a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(iterable, file=sys.stderr, disable=not sys.stderr.isatty(), dynamic_ncols=True, **kwargs)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike | None, mode: str = "w") -> Iterator[IO]:
+    """Open `path` for writing so that it appears only complete: write a temp file beside it, rename on success.
+    `None` or "-" writes to stdout. On any error (or KeyboardInterrupt) the temp file is removed and a previous
+    file at `path` is left untouched."""
+    if path is None or str(path) == "-":
+        stream = sys.stdout.buffer if "b" in mode else sys.stdout
+        yield stream
+        stream.flush()
+        return
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise UsageError(f"{target}: output directory {target.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

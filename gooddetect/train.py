@@ -1,0 +1,437 @@
+"""Training the foreground/background LSTM pair of Ren et al. 2019.
+
+The foreground model is trained first, on the windows as they are. The background model is trained second, on the
+same windows with every base mutated with probability `mutation_rate` (fresh mutations each time a window is used)
+and with an L2 penalty on its non-bias weights. Both keep the weights of their best validation loss (nats per scored
+base): the foreground is validated on the clean validation windows, the background on the validation windows
+mutated once with a fixed seed, which is the task it is trained for.
+
+Randomness is keyed by counters, not carried in generator states: the window order of an epoch, the mutations and
+the dropout masks of a batch each come from a generator seeded with (seed, purpose, phase, epoch, batch). A run is
+therefore bit-identical for a given seed and device, a resumed run is bit-identical to an uninterrupted one, and a
+checkpoint only needs weights, optimizer state and counters.
+
+Under torchrun (WORLD_SIZE > 1) each step's batches are sharded by rank: rank r of W trains on batches r, r+W, ...
+of the epoch's global batch order, so a step sees W batches; validation is sharded and summed over all ranks.
+Only rank 0 writes checkpoints, shows progress and logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import threading
+import time
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from .errors import UsageError
+from .models.lstm import UNKNOWN, LSTMConfig, LSTMModel, LSTMNet, mask_padding, next_base_nll
+from .mutate import mutate
+from .runtime import atomic_output, progress, resolve_device
+
+log = logging.getLogger("gooddetect")
+
+CHECKPOINT_FORMAT = "gooddetect-train-checkpoint-1"
+PHASE_NAMES = {"fg": "foreground", "bg": "background"}
+# Purposes of the counter-keyed random streams.
+_INIT, _ORDER, _MUTATION, _DROPOUT, _VAL_MUTATION = range(5)
+# TrainConfig fields that may change between an interrupted run and its resumption.
+_RESUMABLE_CHANGES = ("device", "checkpoint_every", "eval_batch_size")
+_BAR_EVERY = 20  # steps between progress-bar loss updates (each costs a device sync)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings (defaults from the paper: Adam, lr 5e-4, batch 100, mutation 0.1, L2 1e-4).
+
+    `steps`, when set, is the number of optimizer steps and overrides `epochs`. Validation runs every `eval_every`
+    steps, at each epoch end and at the last step; training stops early after `patience` validations in a row
+    without improvement (None: never)."""
+
+    lr: float = 5e-4
+    batch_size: int = 100
+    epochs: int | None = 1
+    steps: int | None = None
+    eval_every: int | None = 1000
+    patience: int | None = None
+    mutation_rate: float = 0.1
+    background_l2: float = 1e-4
+    grad_clip: float | None = None
+    seed: int = 0
+    device: str = "cpu"
+    checkpoint_every: int | None = None
+    eval_batch_size: int = 512
+
+    def __post_init__(self) -> None:
+        if self.steps is None and self.epochs is None:
+            raise ValueError("set epochs or steps")
+        for name in ("batch_size", "epochs", "steps", "eval_every", "patience", "checkpoint_every", "eval_batch_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if self.seed < 0 or self.lr <= 0 or self.background_l2 < 0:
+            raise ValueError("seed must be >= 0, lr > 0 and background_l2 >= 0")
+        if not 0.0 <= self.mutation_rate <= 1.0:
+            raise ValueError(f"mutation_rate must be in [0, 1], got {self.mutation_rate}")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """What distinguishes the training of one model of the pair."""
+
+    name: str  # "fg" or "bg"
+    index: int
+    mutation_rate: float
+    l2: float
+
+
+def training_phases(config: TrainConfig) -> list[Phase]:
+    """The phases in training order: the foreground (clean windows, no L2), then the background."""
+    return [Phase("fg", 0, 0.0, 0.0), Phase("bg", 1, config.mutation_rate, config.background_l2)]
+
+
+def training_loss(model: torch.nn.Module, net: LSTMNet, codes: torch.Tensor, l2: float) -> torch.Tensor:
+    """Mean next-base cross-entropy of a batch (through `model`, the net or its DDP wrapper) plus
+    l2 * (sum of squares of the net's weight matrices, i.e. every parameter but the biases)."""
+    nll = next_base_nll(model, codes)
+    loss = nll.sum() / (codes[:, 1:] < UNKNOWN).sum().clamp(min=1)
+    if l2:
+        loss = loss + l2 * sum(p.square().sum() for p in net.parameters() if p.ndim > 1)
+    return loss
+
+
+def is_main_process() -> bool:
+    """True except on the ranks > 0 of a torchrun launch (valid before, during and after training)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT/SIGTERM after writing its checkpoint; `signum` says which signal."""
+
+    def __init__(self, signum: int, checkpoint: Path | None):
+        super().__init__(f"training interrupted by signal {signum}" + (f"; checkpoint {checkpoint}" if checkpoint else ""))
+        self.signum = signum
+        self.checkpoint = checkpoint
+
+
+def train_lstm_pair(
+    train_codes: np.ndarray,
+    train_lengths: np.ndarray,
+    val_codes: np.ndarray,
+    val_lengths: np.ndarray,
+    model_config: LSTMConfig,
+    config: TrainConfig,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    on_step: Callable[[str, int], None] | None = None,
+) -> tuple[LSTMModel, LSTMModel, dict]:
+    """Train the foreground, then the background model; return both (best weights, eval mode, on CPU) and
+    stats {"foreground"|"background": {"val_loss", "steps", "epochs", "windows_seen", "seconds"}}.
+
+    `checkpoint` is written every `config.checkpoint_every` steps and when SIGINT/SIGTERM arrives (then
+    TrainingInterrupted is raised); it is left in place after success, for the caller to delete. `resume=True`
+    continues from it. `on_step(phase, step)` is called after every optimizer step."""
+    train_codes, val_codes = mask_padding(train_codes, train_lengths), mask_padding(val_codes, val_lengths)
+    train_lengths, val_lengths = np.asarray(train_lengths, np.int64), np.asarray(val_lengths, np.int64)
+    if len(val_codes) == 0 or not (val_codes[:, 1:] < UNKNOWN).any():
+        raise UsageError("the validation set has no scorable bases")
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    fingerprint = {
+        "model_config": model_config.to_dict(),
+        "train_config": {k: v for k, v in asdict(config).items() if k not in _RESUMABLE_CHANGES},
+        "train_data": _digest(train_codes, train_lengths),
+        "val_data": _digest(val_codes, val_lengths),
+    }
+    saved = _load_checkpoint(checkpoint, fingerprint) if resume else None
+    with _distributed(resolve_device(config.device)) as ddp, _deterministic(), _StopRequest() as stop:
+        trainer = _Trainer(train_codes, train_lengths, val_codes, val_lengths, model_config, config, ddp, stop,
+                           checkpoint, fingerprint, on_step)
+        finished = dict(saved["finished"]) if saved else {}
+        for phase in training_phases(config):
+            if phase.name not in finished:
+                resumed = saved if saved and saved["phase"] == phase.name else None
+                finished[phase.name] = trainer.train(phase, finished, resumed)
+    models = [LSTMModel.from_state(model_config.to_dict(), _to_numpy(finished[p]["state"])) for p in ("fg", "bg")]
+    stats = {PHASE_NAMES[p]: finished[p]["stats"] for p in ("fg", "bg")}
+    return models[0], models[1], stats
+
+
+@dataclass
+class _Counters:
+    """Where a phase stands; saved in checkpoints."""
+
+    step: int = 0  # optimizer steps taken
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # steps taken in the current epoch
+    windows_seen: int = 0
+    best_val: float = math.inf
+    bad_evals: int = 0  # validations in a row without improvement
+    seconds: float = 0.0
+
+
+@dataclass
+class _Distributed:
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def all_sum(self, values: list[float]) -> list[float]:
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
+        if self.world > 1:
+            dist.all_reduce(tensor)
+        return tensor.tolist()
+
+
+class _Trainer:
+    def __init__(self, train_codes, train_lengths, val_codes, val_lengths, model_config: LSTMConfig,
+                 config: TrainConfig, ddp: _Distributed, stop: _StopRequest, checkpoint: Path | None,
+                 fingerprint: dict, on_step: Callable[[str, int], None] | None):
+        self.train_codes, self.train_lengths = train_codes, train_lengths
+        self.val_codes, self.val_lengths = val_codes, val_lengths
+        self.model_config, self.config, self.ddp, self.stop = model_config, config, ddp, stop
+        self.checkpoint, self.fingerprint, self.on_step = checkpoint, fingerprint, on_step
+        n_batches = math.ceil(len(train_codes) / config.batch_size)
+        self.steps_per_epoch = n_batches // ddp.world  # a few tail batches are dropped when world > 1
+        if self.steps_per_epoch == 0:
+            raise UsageError(f"{len(train_codes)} training windows make no full step of {ddp.world} batches")
+        self.total_steps = config.steps or config.epochs * self.steps_per_epoch
+
+    def train(self, phase: Phase, finished: dict, resumed: dict | None) -> dict:
+        """Train one model; return {"state": best weights (CPU tensors), "stats": ...}."""
+        config, ddp = self.config, self.ddp
+        torch.manual_seed(_seed(config.seed, _INIT, phase.index))
+        net = LSTMNet(self.model_config).to(ddp.device)
+        optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+        counters, best_state = _Counters(), None
+        if resumed:
+            net.load_state_dict(resumed["model"])
+            optimizer.load_state_dict(resumed["optimizer"])
+            counters, best_state = _Counters(**resumed["counters"]), resumed["best_state"]
+        model = DistributedDataParallel(net, broadcast_buffers=False) if ddp.world > 1 else net
+        val_codes = self.val_codes
+        if phase.mutation_rate:
+            val_codes = mutate(val_codes, phase.mutation_rate, _rng(config.seed, _VAL_MUTATION, phase.index))
+        evaluator = LSTMModel(self.model_config, net, ddp.device, config.eval_batch_size)
+
+        def validate() -> None:
+            nonlocal best_state
+            shard = slice(ddp.rank, None, ddp.world)
+            sums, n_scored = evaluator.loglik(val_codes[shard], self.val_lengths[shard])
+            neg_loglik, n = ddp.all_sum([-sums.sum(), float(n_scored.sum())])
+            net.train()
+            val_loss = neg_loglik / n
+            if val_loss < counters.best_val:
+                counters.best_val, counters.bad_evals = val_loss, 0
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+            else:
+                counters.bad_evals += 1
+            if ddp.is_main:
+                log.info("%s step %d (epoch %.2f): validation loss %.4f nats/base (best %.4f)", PHASE_NAMES[phase.name],
+                         counters.step, self._epochs(counters), val_loss, counters.best_val)
+
+        def done() -> bool:
+            early = config.patience is not None and counters.bad_evals >= config.patience
+            return counters.step >= self.total_steps or early
+
+        bar = progress(total=self.total_steps, initial=counters.step, desc=PHASE_NAMES[phase.name], unit="step") \
+            if ddp.is_main else None
+        started, run_start_step = time.perf_counter(), counters.step
+        loss_sum, order, order_epoch = torch.zeros((), device=ddp.device), None, None
+        net.train()
+        while not done():
+            if order_epoch != counters.epoch:
+                order = _rng(config.seed, _ORDER, phase.index, counters.epoch).permutation(len(self.train_codes))
+                order_epoch = counters.epoch
+            global_batch = counters.batch * ddp.world + ddp.rank
+            codes = self._batch(order, global_batch, phase, counters.epoch)
+            torch.manual_seed(_seed(config.seed, _DROPOUT, phase.index, counters.epoch, global_batch))
+            loss = training_loss(model, net, codes, phase.l2)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+            optimizer.step()
+            loss_sum += loss.detach()
+
+            counters.step += 1
+            counters.batch += 1
+            counters.windows_seen += self._windows_in_step(order, counters.batch - 1)
+            epoch_end = counters.batch == self.steps_per_epoch
+            if epoch_end:
+                counters.epoch, counters.batch = counters.epoch + 1, 0
+            if epoch_end or done() or (config.eval_every and counters.step % config.eval_every == 0):
+                validate()
+            if bar is not None:
+                bar.update()
+                if counters.step % _BAR_EVERY == 0:
+                    elapsed = time.perf_counter() - started
+                    seen = (counters.step - run_start_step) * config.batch_size * ddp.world
+                    bar.set_postfix(loss=f"{loss_sum.item() / _BAR_EVERY:.4f}", windows_s=f"{seen / elapsed:.0f}")
+                    loss_sum.zero_()
+            if self.on_step is not None:
+                self.on_step(phase.name, counters.step)
+
+            signum = self._agreed_signal()
+            periodic = config.checkpoint_every and counters.step % config.checkpoint_every == 0
+            if (signum or periodic) and self.checkpoint is not None:
+                counters_now = _Counters(**{**asdict(counters), "seconds": counters.seconds + time.perf_counter() - started})
+                self._save(phase, finished, net, optimizer, counters_now, best_state)
+            if signum:
+                if ddp.world > 1:
+                    dist.barrier()  # no rank exits before rank 0 has written the checkpoint
+                raise TrainingInterrupted(signum, self.checkpoint)
+        if bar is not None:
+            bar.close()
+        counters.seconds += time.perf_counter() - started
+        stats = {"val_loss": counters.best_val, "steps": counters.step, "epochs": self._epochs(counters),
+                 "windows_seen": counters.windows_seen, "seconds": counters.seconds}
+        if ddp.is_main:
+            log.info("%s done: %s", PHASE_NAMES[phase.name], stats)
+        return {"state": best_state, "stats": stats}
+
+    def _batch(self, order: np.ndarray, global_batch: int, phase: Phase, epoch: int) -> torch.Tensor:
+        """The (mutated) codes of one batch of the epoch's order, padded to its longest window, on the device."""
+        rows = order[global_batch * self.config.batch_size : (global_batch + 1) * self.config.batch_size]
+        codes = self.train_codes[rows, : int(self.train_lengths[rows].max())]
+        if phase.mutation_rate:
+            codes = mutate(codes, phase.mutation_rate, _rng(self.config.seed, _MUTATION, phase.index, epoch, global_batch))
+        return torch.from_numpy(codes).to(self.ddp.device).long()
+
+    def _windows_in_step(self, order: np.ndarray, step_in_epoch: int) -> int:
+        first = step_in_epoch * self.ddp.world * self.config.batch_size
+        return len(order[first : first + self.ddp.world * self.config.batch_size])
+
+    def _epochs(self, counters: _Counters) -> float:
+        return counters.epoch + counters.batch / self.steps_per_epoch
+
+    def _agreed_signal(self) -> int:
+        """The stop signal received by any rank (0: none), agreed on by all ranks."""
+        signum = self.stop.signum or 0
+        if self.ddp.world > 1:
+            flag = torch.tensor([signum], device=self.ddp.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            signum = int(flag.item())
+        return signum
+
+    def _save(self, phase: Phase, finished: dict, net: LSTMNet, optimizer, counters: _Counters, best_state) -> None:
+        if not self.ddp.is_main:
+            return
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "fingerprint": self.fingerprint,
+            "phase": phase.name,
+            "finished": finished,
+            "model": net.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "counters": asdict(counters),
+            "best_state": best_state,
+        }
+        with atomic_output(self.checkpoint, "wb") as handle:
+            torch.save(payload, handle)
+        log.debug("checkpoint written to %s at %s step %d", self.checkpoint, phase.name, counters.step)
+
+
+def _load_checkpoint(path: Path | None, fingerprint: dict) -> dict:
+    if path is None:
+        raise UsageError("resume asked for without a checkpoint path")
+    if not path.is_file():
+        raise UsageError(f"{path}: no checkpoint to resume from")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a damaged file
+        raise UsageError(f"{path}: not a readable training checkpoint ({error})") from None
+    if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
+        raise UsageError(f"{path}: not a gooddetect training checkpoint")
+    differing = [key for key in fingerprint if saved["fingerprint"].get(key) != fingerprint[key]]
+    if differing:
+        raise UsageError(f"{path}: checkpoint was written with different {', '.join(differing)}; cannot resume")
+    return saved
+
+
+def _digest(codes: np.ndarray, lengths: np.ndarray) -> list[int]:
+    """A cheap identity of a data set, to refuse resuming on other data."""
+    return [len(codes), zlib.crc32(np.ascontiguousarray(codes).data), zlib.crc32(np.ascontiguousarray(lengths).data)]
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    return np.random.default_rng([seed, *key])
+
+
+def _seed(seed: int, *key: int) -> int:
+    return int(np.random.SeedSequence([seed, *key]).generate_state(1, np.uint64)[0])
+
+
+def _to_numpy(state: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    return {name: tensor.numpy() for name, tensor in state.items()}
+
+
+class _distributed:
+    """Join the torchrun process group when WORLD_SIZE > 1 (nccl on CUDA, gloo on CPU); yields a _Distributed."""
+
+    def __init__(self, device: str):
+        self.device = torch.device(device)
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.owns_group = False
+
+    def __enter__(self) -> _Distributed:
+        if self.world == 1:
+            return _Distributed(self.device)
+        if self.device.type == "cuda":
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(self.device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+            self.owns_group = True
+        return _Distributed(self.device, dist.get_rank(), dist.get_world_size())
+
+    def __exit__(self, *exc) -> None:
+        if self.owns_group:
+            dist.destroy_process_group()
+
+
+class _deterministic:
+    """cuDNN in deterministic mode while training (CPU kernels are deterministic already)."""
+
+    def __enter__(self) -> None:
+        self.saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+
+    def __exit__(self, *exc) -> None:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = self.saved
+
+
+@dataclass
+class _StopRequest:
+    """Turns SIGINT/SIGTERM into a flag that training polls after each step; a second signal interrupts at once."""
+
+    signum: int | None = None
+    previous: dict = field(default_factory=dict)
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)

@@ -1,0 +1,143 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gooddetect.errors import ModelFileError
+from gooddetect.models.lstm import UNKNOWN, LSTMConfig, LSTMModel, LSTMNet
+
+
+def random_model(seed: int = 0, **config) -> LSTMModel:
+    torch.manual_seed(seed)
+    return LSTMModel(LSTMConfig(**{"hidden": 8, **config}))
+
+
+def random_windows(rng: np.random.Generator, n: int, width: int, unknown_rate: float = 0.1):
+    lengths = rng.integers(0, width + 1, n)
+    codes = rng.integers(0, 4, (n, width)).astype(np.uint8)
+    codes[rng.random((n, width)) < unknown_rate] = UNKNOWN
+    codes[np.arange(width) >= lengths[:, None]] = UNKNOWN
+    return codes, lengths
+
+
+def test_loglik_of_a_constant_model_is_the_log_softmax_of_the_output_bias():
+    model = LSTMModel(LSTMConfig(hidden=4, dropout=0.0))
+    bias = torch.tensor([0.5, -1.0, 2.0, 0.0])
+    with torch.no_grad():
+        for parameter in model.module.lstm.parameters():
+            parameter.zero_()  # all gates 0.5, cell input 0: the hidden state stays 0
+        model.module.head.weight.normal_()
+        model.module.head.bias.copy_(bias)
+    logp = torch.log_softmax(bias, 0).double().numpy()
+    codes = np.array([[0, 1, 2, 3, 3, 4], [2, 4, 1, 0, 4, 4], [3, 3, 4, 4, 4, 4]], dtype=np.uint8)
+    lengths = np.array([6, 4, 1])
+    sums, n_scored = model.loglik(codes, lengths)
+    # Row 0: positions 1..4 scored (5 is unknown); row 1: 2, 3 (1 is unknown); row 2: nothing.
+    np.testing.assert_array_equal(n_scored, [4, 2, 0])
+    expected = [logp[[1, 2, 3, 3]].sum(), logp[[1, 0]].sum(), 0.0]
+    np.testing.assert_allclose(sums, expected, rtol=1e-6)
+    assert sums.dtype == np.float64 and n_scored.dtype == np.int64
+
+    tokens = model.token_logprobs(codes, lengths)
+    assert tokens.shape == codes.shape and tokens.dtype == np.float32
+    np.testing.assert_array_equal(np.isnan(tokens[0]), [True, False, False, False, False, True])
+    np.testing.assert_allclose(np.nansum(tokens, axis=1), expected, rtol=1e-6)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), batch_size=st.integers(1, 9), extra_padding=st.integers(0, 5))
+def test_loglik_does_not_depend_on_batching_or_padding(seed, batch_size, extra_padding):
+    rng = np.random.default_rng(seed)
+    codes, lengths = random_windows(rng, 12, 20)
+    model = random_model()
+    reference = model.loglik(codes, lengths)
+
+    model.batch_size = batch_size
+    padded = np.concatenate([codes, np.full((len(codes), extra_padding), UNKNOWN, np.uint8)], axis=1)
+    permutation = rng.permutation(len(codes))
+    sums, n_scored = model.loglik(padded[permutation], lengths[permutation])
+    np.testing.assert_allclose(sums, reference[0][permutation], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(n_scored, reference[1][permutation])
+
+    one_by_one = [model.loglik(codes[i : i + 1, : lengths[i]], lengths[i : i + 1])[0][0] for i in range(len(codes))]
+    np.testing.assert_allclose(one_by_one, reference[0], rtol=1e-5, atol=1e-6)
+
+
+def test_bases_after_the_length_are_ignored():
+    rng = np.random.default_rng(1)
+    codes, lengths = random_windows(rng, 6, 15)
+    garbage = np.where(np.arange(15) >= lengths[:, None], rng.integers(0, 4, codes.shape), codes).astype(np.uint8)
+    model = random_model()
+    np.testing.assert_array_equal(model.loglik(garbage, lengths)[0], model.loglik(codes, lengths)[0])
+
+
+def test_an_unknown_base_changes_only_later_positions_and_is_not_scored():
+    model = random_model()
+    codes = np.random.default_rng(2).integers(0, 4, (1, 30)).astype(np.uint8)
+    masked = codes.copy()
+    masked[0, 10] = UNKNOWN
+    lengths = np.array([30])
+    clean, with_unknown = model.token_logprobs(codes, lengths)[0], model.token_logprobs(masked, lengths)[0]
+    np.testing.assert_array_equal(clean[:10], with_unknown[:10])
+    assert np.isnan(with_unknown[10])
+    assert not np.allclose(clean[11:], with_unknown[11:])
+    assert model.loglik(masked, lengths)[1][0] == 28
+
+
+@pytest.mark.parametrize("config", [{}, {"embedding": 3, "layers": 2}])
+def test_state_round_trip_gives_identical_logliks(config):
+    model = random_model(seed=3, **config)
+    codes, lengths = random_windows(np.random.default_rng(3), 10, 25)
+    arrays = model.state_arrays()
+    assert all(array.dtype == np.float32 for array in arrays.values())
+    assert set(arrays) == set(model.module.state_dict())
+    copy = LSTMModel.from_state(model.config_dict(), arrays)
+    assert copy.kind == "lstm" and copy.config == model.config
+    for original, restored in zip(model.loglik(codes, lengths), copy.loglik(codes, lengths)):
+        np.testing.assert_array_equal(original, restored)
+
+
+def test_from_state_rejects_mismatched_arrays():
+    model = random_model()
+    arrays = model.state_arrays()
+    with pytest.raises(ModelFileError, match="shape"):
+        LSTMModel.from_state({**model.config_dict(), "hidden": 9}, arrays)
+    with pytest.raises(ModelFileError, match="missing"):
+        LSTMModel.from_state(model.config_dict(), {k: v for k, v in arrays.items() if k != "head.bias"})
+    with pytest.raises(ModelFileError, match="unknown"):
+        LSTMModel.from_state({**model.config_dict(), "tie": True}, arrays)
+
+
+def test_unknown_embedding_row_is_zero():
+    net = LSTMNet(LSTMConfig(hidden=4, embedding=5))
+    assert torch.all(net.embed.weight[UNKNOWN] == 0)
+    assert net.embed.padding_idx == UNKNOWN
+
+
+def test_untrained_model_is_near_uniform_and_dropout_is_off_when_scoring():
+    model = random_model(hidden=16, dropout=0.5)
+    model.module.train()  # loglik must switch to eval mode
+    codes, lengths = random_windows(np.random.default_rng(4), 20, 40, unknown_rate=0.0)
+    first, n_scored = model.loglik(codes, lengths)
+    second, _ = model.loglik(codes, lengths)
+    np.testing.assert_array_equal(first, second)
+    assert abs(-first.sum() / n_scored.sum() - math.log(4)) < 0.2
+
+
+def test_device_attribute_moves_the_module():
+    model = random_model()
+    assert model.to("cpu") is model and model.device == torch.device("cpu")
+    model.device = "meta"
+    assert next(model.module.parameters()).device.type == "meta"
+
+
+def test_config_dict_round_trip_and_validation():
+    config = LSTMConfig(hidden=32, layers=2, dropout=0.2, embedding=8)
+    assert LSTMConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError):
+        LSTMConfig(hidden=0)
+    with pytest.raises(ValueError):
+        LSTMConfig(dropout=1.0)

@@ -1,0 +1,199 @@
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gooddetect.errors import UsageError
+from gooddetect.models.lstm import LSTMConfig, LSTMNet
+from gooddetect.train import (
+    TrainConfig,
+    TrainingInterrupted,
+    is_main_process,
+    train_lstm_pair,
+    training_loss,
+    training_phases,
+)
+
+MOTIF = np.array([0, 1, 2, 3, 3, 2, 1, 0], dtype=np.uint8)
+TINY = LSTMConfig(hidden=16)
+
+
+def motif_windows(n: int, width: int = 40, seed: int = 0, motif: np.ndarray = MOTIF):
+    """Windows cut at random phases from an endlessly repeated motif: almost fully predictable."""
+    offsets = np.random.default_rng(seed).integers(0, len(motif), n)
+    return motif[(offsets[:, None] + np.arange(width)) % len(motif)], np.full(n, width)
+
+
+TRAIN = motif_windows(200)
+VAL = motif_windows(40, seed=1)
+
+
+def fast_config(**changes) -> TrainConfig:
+    return TrainConfig(**{"lr": 1e-2, "batch_size": 20, "steps": 30, "eval_every": 10, **changes})
+
+
+def train(config: TrainConfig, model_config: LSTMConfig = TINY, **kwargs):
+    return train_lstm_pair(*TRAIN, *VAL, model_config, config, **kwargs)
+
+
+def assert_same_weights(first, second):
+    for a, b in zip(first, second):
+        arrays_a, arrays_b = a.state_arrays(), b.state_arrays()
+        assert arrays_a.keys() == arrays_b.keys()
+        for name in arrays_a:
+            np.testing.assert_array_equal(arrays_a[name], arrays_b[name], err_msg=name)
+
+
+def test_training_reduces_validation_loss_and_reports_stats():
+    foreground, background, stats = train(fast_config(steps=40))
+    assert stats["foreground"]["val_loss"] < 0.5 < math.log(4)
+    sums, n_scored = foreground.loglik(*VAL)
+    assert -sums.sum() / n_scored.sum() == pytest.approx(stats["foreground"]["val_loss"])
+    for phase in ("foreground", "background"):
+        assert stats[phase]["steps"] == 40 and stats[phase]["windows_seen"] == 800
+        assert stats[phase]["epochs"] == 4.0 and stats[phase]["seconds"] > 0
+    assert not foreground.module.training and foreground.device == torch.device("cpu")
+    assert not background.module.training
+
+
+def test_only_the_background_is_mutated_and_penalised():
+    config = TrainConfig(mutation_rate=0.3, background_l2=0.01)
+    foreground, background = training_phases(config)
+    assert (foreground.name, foreground.mutation_rate, foreground.l2) == ("fg", 0.0, 0.0)
+    assert (background.name, background.mutation_rate, background.l2) == ("bg", 0.3, 0.01)
+
+
+def test_training_loss_adds_l2_of_the_non_bias_weights():
+    torch.manual_seed(0)
+    net = LSTMNet(LSTMConfig(hidden=16, embedding=3, dropout=0.0))
+    codes = torch.from_numpy(TRAIN[0][:5]).long()
+    plain = training_loss(net, net, codes, 0.0)
+    weights = sum(float(p.detach().square().sum()) for name, p in net.named_parameters() if "bias" not in name)
+    assert {name for name, _ in net.named_parameters() if "bias" not in name} == {
+        "embed.weight", "lstm.weight_ih_l0", "lstm.weight_hh_l0", "head.weight"}
+    assert float(training_loss(net, net, codes, 0.5)) == pytest.approx(float(plain) + 0.5 * weights, rel=1e-6)
+
+
+def test_background_learns_the_mutated_distribution_and_l2_shrinks_its_weights():
+    _, background, stats = train(fast_config(mutation_rate=0.75))  # 0.75: every base uniformly random
+    assert stats["foreground"]["val_loss"] < 0.8
+    assert stats["background"]["val_loss"] > math.log(4) - 0.05
+
+    foreground, background, _ = train(fast_config(mutation_rate=0.0, background_l2=0.05))
+
+    def weight_norm(model):
+        return sum(float((a**2).sum()) for name, a in model.state_arrays().items() if "bias" not in name)
+
+    assert weight_norm(background) < 0.5 * weight_norm(foreground)
+
+
+def test_same_seed_gives_identical_weights_and_another_seed_does_not():
+    first = train(fast_config(steps=12, seed=5))
+    second = train(fast_config(steps=12, seed=5))
+    assert_same_weights(first[:2], second[:2])
+    other = train(fast_config(steps=12, seed=6))
+    assert not np.array_equal(first[0].state_arrays()["head.weight"], other[0].state_arrays()["head.weight"])
+
+
+def test_early_stopping_keeps_the_best_weights():
+    val = motif_windows(40, seed=1, motif=MOTIF[::-1].copy() ^ 1)  # another motif: fitting TRAIN makes it worse
+    foreground, _, stats = train_lstm_pair(*TRAIN, *val, TINY, fast_config(steps=200, eval_every=1, patience=3))
+    assert stats["foreground"]["steps"] < 200
+    sums, n_scored = foreground.loglik(*val)
+    assert -sums.sum() / n_scored.sum() == pytest.approx(stats["foreground"]["val_loss"])
+
+
+@pytest.mark.parametrize("interrupt_at", [("fg", 9), ("bg", 17)])
+def test_resuming_after_a_signal_matches_an_uninterrupted_run(tmp_path, interrupt_at):
+    config = fast_config(steps=25, eval_every=4, patience=10, checkpoint_every=6)
+    uninterrupted = train(config, checkpoint=tmp_path / "a.ckpt")
+
+    def send_sigterm(phase, step):
+        if (phase, step) == interrupt_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    checkpoint = tmp_path / "b.ckpt"
+    handler_before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted) as interruption:
+        train(config, checkpoint=checkpoint, on_step=send_sigterm)
+    assert interruption.value.signum == signal.SIGTERM and isinstance(interruption.value, KeyboardInterrupt)
+    assert signal.getsignal(signal.SIGTERM) is handler_before
+    saved = torch.load(checkpoint, weights_only=True)
+    assert saved["phase"] == interrupt_at[0] and saved["counters"]["step"] == interrupt_at[1]
+
+    resumed = train(config, checkpoint=checkpoint, resume=True)
+    assert_same_weights(uninterrupted[:2], resumed[:2])
+    for phase in ("foreground", "background"):
+        for key in ("val_loss", "steps", "epochs", "windows_seen"):
+            assert resumed[2][phase][key] == uninterrupted[2][phase][key]
+
+
+def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
+    checkpoint = tmp_path / "run.ckpt"
+    train(fast_config(steps=6, checkpoint_every=3), checkpoint=checkpoint)
+    with pytest.raises(UsageError, match="train_config"):
+        train(fast_config(steps=6, checkpoint_every=3, lr=0.5), checkpoint=checkpoint, resume=True)
+    with pytest.raises(UsageError, match="model_config"):
+        train(fast_config(steps=6), LSTMConfig(hidden=8), checkpoint=checkpoint, resume=True)
+    with pytest.raises(UsageError, match="no checkpoint"):
+        train(fast_config(steps=6), checkpoint=tmp_path / "missing.ckpt", resume=True)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError):
+        TrainConfig(epochs=None, steps=None)
+    with pytest.raises(ValueError):
+        TrainConfig(mutation_rate=1.5)
+    assert is_main_process()
+
+
+DDP_SCRIPT = """
+import os, sys
+import numpy as np
+import torch
+torch.set_num_threads(1)
+from gooddetect.models.lstm import LSTMConfig
+from gooddetect.train import TrainConfig, is_main_process, train_lstm_pair
+
+rng = np.random.default_rng(0)
+codes = rng.integers(0, 4, (200, 30)).astype(np.uint8)
+lengths = np.full(200, 30)
+config = TrainConfig(lr=1e-2, batch_size=20, steps=4, eval_every=2, checkpoint_every=2)
+out = sys.argv[1]
+foreground, background, stats = train_lstm_pair(codes[:160], lengths[:160], codes[160:], lengths[160:],
+                                                 LSTMConfig(hidden=16), config, checkpoint=f"{out}/run.ckpt")
+arrays = {f"fg.{k}": v for k, v in foreground.state_arrays().items()}
+arrays.update({f"bg.{k}": v for k, v in background.state_arrays().items()})
+rank = os.environ["RANK"]
+np.savez(f"{out}/rank{rank}.npz", main=is_main_process(), windows=stats["foreground"]["windows_seen"], **arrays)
+"""
+
+
+def test_torchrun_two_processes_end_with_identical_weights(tmp_path):
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
+    if not Path(torchrun).exists():
+        pytest.skip("torchrun not found")
+    script = tmp_path / "ddp_train.py"
+    script.write_text(textwrap.dedent(DDP_SCRIPT))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [torchrun, "--standalone", "--nproc-per-node", "2", str(script), str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = np.load(tmp_path / "rank0.npz"), np.load(tmp_path / "rank1.npz")
+    assert bool(rank0["main"]) and not bool(rank1["main"])
+    assert int(rank0["windows"]) == 4 * 2 * 20  # 4 steps of one batch per rank
+    weights = [name for name in rank0.files if name.startswith(("fg.", "bg."))]
+    assert len(weights) == 2 * 6
+    for name in weights:
+        np.testing.assert_array_equal(rank0[name], rank1[name], err_msg=name)
+    assert torch.load(tmp_path / "run.ckpt", weights_only=True)["phase"] == "bg"

@@ -1,0 +1,410 @@
+"""Encoding, read windowing, random genome windows and training-set collection."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from Bio import bgzf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import SHARED, write_file
+from gooddetect.errors import InputError, UsageError
+from gooddetect.seqio import Record, read_records
+from gooddetect.windows import (UNKNOWN, Window, WindowCounts, collect_windows, decode, encode, gc_fraction,
+                                pad_batch, read_windows, reverse_complement, sample_genome_windows, window_spans)
+
+LABEL = re.compile(r"(?P<read>.+):(?P<start>\d+)-(?P<end>\d+)\((?P<strand>[+-])\)", re.S)
+READ_IDS = st.text(st.characters(exclude_categories=["Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn"])
+                   | st.sampled_from(":-()+"), min_size=1, max_size=20)
+
+
+def random_bases(rng: np.random.Generator, n: int) -> str:
+    return "".join(rng.choice(list("ACGTacgt"), n))
+
+
+def fasta_text(records: dict[str, str], width: int = 60) -> str:
+    return "".join(f">{name}\n" + "".join(seq[i:i + width] + "\n" for i in range(0, len(seq), width))
+                   for name, seq in records.items())
+
+
+def revcomp_text(seq: str) -> str:
+    return decode(reverse_complement(encode(seq)))
+
+
+def window_key(w: Window) -> tuple:
+    return w.read, w.start, w.end, w.strand, w.codes.tobytes()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Encoding
+
+
+def test_encoding_contract():
+    np.testing.assert_array_equal(encode("ACGTacgtNnRY-."), [0, 1, 2, 3, 0, 1, 2, 3, 4, 4, 4, 4, 4, 4])
+    assert encode("ACGT").dtype == np.uint8
+    assert decode(np.array([0, 1, 2, 3, 4], dtype=np.uint8)) == "ACGTN"
+
+
+@given(st.text(alphabet="ACGTacgt"))
+def test_encode_decode_round_trip(seq):
+    assert decode(encode(seq)) == seq.upper()
+
+
+@given(st.text())
+def test_encode_any_text_maps_each_character_to_one_code(seq):
+    codes = encode(seq)
+    assert codes.size == len(seq) and (codes <= UNKNOWN).all()
+
+
+@given(st.lists(st.integers(0, UNKNOWN)))
+def test_decode_encode_round_trip(values):
+    codes = np.array(values, dtype=np.uint8)
+    np.testing.assert_array_equal(encode(decode(codes)), codes)
+
+
+@given(st.lists(st.integers(0, UNKNOWN), min_size=1), st.integers(1, 3))
+def test_reverse_complement_is_an_involution(values, rows):
+    codes = np.tile(np.array(values, dtype=np.uint8), (rows, 1))
+    np.testing.assert_array_equal(reverse_complement(reverse_complement(codes)), codes)
+
+
+def test_reverse_complement_by_hand():
+    assert revcomp_text("AACGTN") == "NACGTT"
+    batch = np.stack([encode("AACG"), encode("TTTN")])
+    assert [decode(row) for row in reverse_complement(batch)] == ["CGTT", "NAAA"]
+
+
+def test_pad_batch():
+    codes, lengths = pad_batch([encode("ACG"), encode("T")])
+    np.testing.assert_array_equal(codes, [[0, 1, 2], [3, 4, 4]])
+    np.testing.assert_array_equal(lengths, [3, 1])
+    assert codes.dtype == np.uint8 and lengths.dtype == np.int64
+    assert pad_batch([encode("A")], width=4)[0].shape == (1, 4)
+    assert pad_batch([])[0].shape == (0, 0)
+
+
+def test_gc_fraction():
+    codes, _ = pad_batch([encode("GGCA"), encode("ATN"), encode("NN")])
+    np.testing.assert_allclose(gc_fraction(codes), [0.75, 0.0, np.nan])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Windowing reads
+
+
+def coverage(spans: list[tuple[int, int]], read_length: int) -> np.ndarray:
+    covered = np.zeros(read_length, dtype=np.int64)
+    for start, end in spans:
+        covered[start:end] += 1
+    return covered
+
+
+@st.composite
+def lengths(draw, longer_than_min: bool = True):
+    length = draw(st.integers(2, 300))
+    min_length = draw(st.integers(1, length))
+    read_length = draw(st.integers(min_length, 2000) if longer_than_min else st.integers(0, min_length - 1))
+    return length, min_length, read_length
+
+
+@given(lengths())
+def test_default_stride_tiles_the_read(sizes):
+    length, min_length, read_length = sizes
+    spans = window_spans(read_length, length, min_length=min_length)
+    starts = [s for s, _ in spans]
+    ends = [e for _, e in spans]
+    assert spans and starts[0] == 0 and ends[-1] == read_length
+    assert starts == sorted(starts) and ends == sorted(ends)
+    assert all(min_length <= e - s <= length for s, e in spans)
+    covered = coverage(spans, read_length)
+    assert (covered >= 1).all()
+    if length >= 2 * min_length:  # always possible then: every base in exactly one window
+        assert (covered == 1).all()
+    assert all(e - s == length for s, e in spans[:-2])  # only the last one or two windows are not full
+
+
+@given(lengths(), st.data())
+def test_sliding_stride_covers_every_base(sizes, data):
+    length, min_length, read_length = sizes
+    stride = data.draw(st.integers(1, max(1, length - 1)))
+    spans = window_spans(read_length, length, stride, min_length)
+    assert spans[0][0] == 0 and spans[-1][1] == read_length
+    assert (coverage(spans, read_length) >= 1).all()
+    if read_length > length:
+        assert all(e - s == length for s, e in spans)
+        assert [s for s, _ in spans[:-1]] == list(range(0, stride * (len(spans) - 1), stride))
+    else:
+        assert spans == [(0, read_length)]
+
+
+@given(lengths(longer_than_min=False))
+def test_reads_shorter_than_min_length_give_no_window(sizes):
+    length, min_length, read_length = sizes
+    assert window_spans(read_length, length, min_length=min_length) == []
+
+
+def test_window_spans_by_hand():
+    assert window_spans(600, 250, min_length=50) == [(0, 250), (250, 500), (500, 600)]
+    assert window_spans(510, 250, min_length=50) == [(0, 250), (250, 380), (380, 510)]
+    assert window_spans(500, 250, min_length=50) == [(0, 250), (250, 500)]
+    assert window_spans(130, 60, min_length=50) == [(0, 60), (60, 120), (70, 130)]  # halves would be < 50
+    assert window_spans(300, 250, 100, 50) == [(0, 250), (50, 300)]
+
+
+def test_min_length_above_window_length_is_a_usage_error():
+    with pytest.raises(UsageError):
+        window_spans(500, 50, min_length=100)
+
+
+@given(READ_IDS, st.integers(0, 10**9), st.integers(1, 10**4), st.sampled_from("+-"))
+def test_window_label_round_trips(read, start, size, strand):
+    window = Window(read, start, start + size, strand, np.zeros(0, dtype=np.uint8))
+    match = LABEL.fullmatch(window.label)
+    assert match is not None
+    assert (match["read"], int(match["start"]) - 1, int(match["end"]), match["strand"]) == \
+        (read, start, start + size, strand)
+
+
+def test_window_label_is_one_based_inclusive():
+    assert Window("chr1:x", 0, 250, "-", encode("A")).label == "chr1:x:1-250(-)"
+
+
+def make_reads() -> tuple[list[Record], dict[str, str]]:
+    rng = np.random.default_rng(3)
+    seqs = {"short": random_bases(rng, 30), "one": random_bases(rng, 90), "three": random_bases(rng, 250)}
+    with_n = random_bases(rng, 220)
+    seqs["with_n"] = with_n[:150] + "N" + with_n[151:]  # length 100, min 40: spans 0-100, 100-160, 160-220
+    return [Record(name, seq, i) for i, (name, seq) in enumerate(seqs.items(), 1)], seqs
+
+
+def test_read_windows_counts_and_content():
+    records, seqs = make_reads()
+    counts = WindowCounts()
+    windows = list(read_windows(records, counts, length=100, min_length=40))
+    assert [(w.read, w.start, w.end) for w in windows] == [
+        ("one", 0, 90), ("three", 0, 100), ("three", 100, 200), ("three", 200, 250),
+        ("with_n", 0, 100), ("with_n", 160, 220)]
+    assert all(w.strand == "+" and decode(w.codes) == seqs[w.read][w.start:w.end].upper() for w in windows)
+    assert counts.as_dict() == {"reads": 4, "windows": 6, "reads_too_short": 1, "windows_with_unknown": 1,
+                                "duplicate_ids": 0}
+
+
+def test_read_windows_both_strands_doubles_windows_and_skips():
+    records, seqs = make_reads()
+    counts = WindowCounts()
+    windows = list(read_windows(records, counts, length=100, min_length=40, both_strands=True))
+    assert (counts.windows, counts.windows_with_unknown, counts.reads_too_short) == (12, 2, 1)
+    plus, minus = windows[0::2], windows[1::2]
+    assert [w.strand for w in plus] == ["+"] * 6 and [w.strand for w in minus] == ["-"] * 6
+    for p, m in zip(plus, minus):
+        assert (p.read, p.start, p.end) == (m.read, m.start, m.end)
+        assert decode(m.codes) == revcomp_text(seqs[m.read][m.start:m.end])
+
+
+def test_read_windows_can_keep_unknown_bases():
+    records, _ = make_reads()
+    counts = WindowCounts()
+    windows = list(read_windows(records, counts, length=100, min_length=40, skip_unknown=False))
+    assert counts.windows == 7 and counts.windows_with_unknown == 0
+    assert (windows[5].codes == UNKNOWN).sum() == 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Random windows from genomes
+
+WINDOW = 100
+
+
+@pytest.fixture(scope="module")
+def genome() -> dict[str, str]:
+    rng = np.random.default_rng(11)
+    chr1 = random_bases(rng, 3000)
+    return {"chr1": chr1[:1000] + "N" * 600 + chr1[1600:], "chr2": random_bases(rng, 1234),
+            "tiny": random_bases(rng, WINDOW - 1)}  # too short to hold a window: never drawn
+
+
+def genome_file(directory: Path, genome: dict[str, str], kind: str, name: str) -> Path:
+    text = fasta_text({"chr1 description here": genome["chr1"], **{k: genome[k] for k in ("chr2", "tiny")}})
+    if kind == "bgzip":
+        writer = bgzf.BgzfWriter(str(directory / name), "wb")
+        writer.write(text.encode())
+        writer.close()
+        return directory / name
+    return write_file(directory, name, text, gz=kind == "gzip")
+
+
+def sample(path, n=40, seed=5, both_strands=True, counts=None) -> list[Window]:
+    counts = WindowCounts() if counts is None else counts
+    return list(sample_genome_windows(str(path), n, np.random.default_rng(seed), counts, WINDOW, both_strands))
+
+
+def assert_windows_in_genome(windows: list[Window], genome: dict[str, str]) -> None:
+    for w in windows:
+        source = genome[w.read][w.start:w.end].upper()
+        assert w.end - w.start == WINDOW == w.codes.size
+        assert decode(w.codes) == (source if w.strand == "+" else revcomp_text(source))
+        assert (w.codes < UNKNOWN).all()
+
+
+def test_genome_windows_come_from_the_genome_without_unknowns(tmp_path, genome):
+    counts = WindowCounts()
+    windows = sample(genome_file(tmp_path, genome, "plain", "g.fa"), n=200, counts=counts)
+    assert len(windows) == counts.windows == 200
+    assert_windows_in_genome(windows, genome)
+    assert {w.read for w in windows} == {"chr1", "chr2"}
+    assert {w.strand for w in windows} == {"+", "-"}
+    assert counts.windows_with_unknown > 0  # the N block was hit and redrawn
+
+
+def test_genome_windows_forward_strand_only(tmp_path, genome):
+    windows = sample(genome_file(tmp_path, genome, "plain", "g.fa"), both_strands=False)
+    assert {w.strand for w in windows} == {"+"}
+    assert_windows_in_genome(windows, genome)
+
+
+def test_genome_windows_deterministic_per_seed(tmp_path, genome):
+    path = genome_file(tmp_path, genome, "plain", "g.fa")
+    first = [window_key(w) for w in sample(path, seed=1)]
+    assert first == [window_key(w) for w in sample(path, seed=1)]
+    assert first != [window_key(w) for w in sample(path, seed=2)]
+
+
+@pytest.mark.parametrize("kind, name", [("plain", "named.gz"), ("gzip", "g.fa.gz"), ("gzip", "named.fa"),
+                                        ("bgzip", "g.fa.gz"), ("bgzip", "g.fa.bgz"), ("bgzip", "named.fa")])
+def test_genome_windows_same_for_every_compression(tmp_path, genome, kind, name):
+    expected = [window_key(w) for w in sample(genome_file(tmp_path, genome, "plain", "reference.fa"))]
+    (tmp_path / "other").mkdir()
+    assert [window_key(w) for w in sample(genome_file(tmp_path / "other", genome, kind, name))] == expected
+
+
+def test_genome_index_failing_in_place_falls_back_to_a_private_copy(tmp_path, genome, monkeypatch):
+    import pyfaidx
+
+    expected = [window_key(w) for w in sample(genome_file(tmp_path, genome, "plain", "reference.fa"))]
+    source = genome_file(tmp_path, genome, "plain", "g.fa")
+    real_fasta = pyfaidx.Fasta
+
+    def fasta_unwritable_beside_source(filename, *args, **kwargs):
+        if Path(filename) == source:
+            raise OSError(f"{filename}.fai may not be writable")
+        return real_fasta(filename, *args, **kwargs)
+
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(pyfaidx, "Fasta", fasta_unwritable_beside_source)
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    assert [window_key(w) for w in sample(source)] == expected
+    assert not list(private_tmp.iterdir())  # the private copy is removed afterwards
+    assert not (tmp_path / "g.fa.fai").exists()
+
+
+def test_genome_in_read_only_directory(tmp_path, genome):
+    expected = [window_key(w) for w in sample(genome_file(tmp_path, genome, "plain", "reference.fa"))]
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    path = genome_file(locked, genome, "plain", "g.fa")
+    locked.chmod(0o555)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user (root) who can write to a read-only directory")
+        assert [window_key(w) for w in sample(path)] == expected
+    finally:
+        locked.chmod(0o755)
+
+
+def test_stale_index_is_rebuilt(tmp_path, genome):
+    path = genome_file(tmp_path, genome, "plain", "g.fa")
+    sample(path)
+    assert (tmp_path / "g.fa.fai").exists()
+    changed = {"chrX": genome["chr2"], "chr1": genome["chr1"][::-1]}
+    path.write_text(fasta_text(changed, width=70))
+    later = os.stat(tmp_path / "g.fa.fai").st_mtime + 10
+    os.utime(path, (later, later))
+    windows = sample(path)
+    assert {w.read for w in windows} == {"chrX", "chr1"}
+    assert_windows_in_genome(windows, changed)
+
+
+@pytest.mark.parametrize("content, pattern", [
+    (">a\n" + "ACGT" * 10 + "\n", r"no record is at least 100 bp"),
+    (">a\n" + "N" * 300 + "\n", r"could not find"),
+    (">a\n" + "A" * 60 + "\n" + "A" * 30 + "\n" + "A" * 60 + "\n", r"cannot index"),  # ragged line lengths
+    (">a\n" + "A" * 200 + "\n>a\n" + "C" * 200 + "\n", r"cannot index"),  # duplicate names
+])
+def test_unusable_genomes(tmp_path, content, pattern):
+    path = write_file(tmp_path, "bad.fa", content)
+    with pytest.raises(InputError, match=pattern) as info:
+        sample(path, n=3)
+    assert str(info.value).startswith(f"{path}: ")
+
+
+@pytest.mark.parametrize("path", ["-", "."])
+def test_genome_sampling_needs_a_regular_file(path):
+    with pytest.raises(InputError, match="regular file"):
+        sample(path)
+
+
+def test_shared_hsv1_genome_windows():
+    path = SHARED / "genomes" / "Virus_HSV1_strain17.fna.gz"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    genome = {r.name: r.seq for r in read_records(str(path))}
+    windows = sample(path, n=30)
+    assert len(windows) == 30
+    assert_windows_in_genome(windows, genome)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training sets
+
+
+@pytest.fixture
+def reads_file(tmp_path) -> Path:
+    rng = np.random.default_rng(8)
+    return write_file(tmp_path, "reads.fq", "".join(f"@r{i}\n{s}\n+\n{'I' * len(s)}\n" for i, s in
+                                                    enumerate(random_bases(rng, 250) for _ in range(30))))
+
+
+def test_collect_windows_all(reads_file):
+    counts = WindowCounts()
+    codes, lengths = collect_windows([str(reads_file)], counts, length=100, min_length=40)
+    expected = [w.codes for w in read_windows(read_records(str(reads_file)), WindowCounts(), 100, None, 40)]
+    assert codes.shape == (90, 100) and codes.dtype == np.uint8
+    np.testing.assert_array_equal(lengths, [w.size for w in expected])
+    np.testing.assert_array_equal(codes, pad_batch(expected, width=100)[0])
+    assert counts.files == [str(reads_file)] and counts.windows == 90
+
+
+def test_collect_windows_reservoir_is_exact_and_deterministic(reads_file):
+    def collect(seed):
+        return collect_windows([str(reads_file)], WindowCounts(), length=100, min_length=40, max_windows=7,
+                               seed=seed)
+
+    codes, lengths = collect(3)
+    assert codes.shape == (7, 100) and lengths.shape == (7,)
+    np.testing.assert_array_equal(codes, collect(3)[0])
+    assert not np.array_equal(codes, collect(4)[0])
+    all_rows = {row.tobytes() for row in collect_windows([str(reads_file)], WindowCounts(), length=100,
+                                                         min_length=40)[0]}
+    assert {row.tobytes() for row in codes} <= all_rows
+
+
+def test_collect_windows_from_genomes(tmp_path, genome):
+    paths = [str(genome_file(tmp_path, genome, "plain", "a.fa")), str(genome_file(tmp_path, genome, "gzip", "b.fa.gz"))]
+    counts = WindowCounts()
+    codes, lengths = collect_windows(paths, counts, length=WINDOW, windows_per_file=25, seed=2)
+    assert codes.shape == (50, WINDOW) and (lengths == WINDOW).all() and (codes < UNKNOWN).all()
+    assert counts.windows == 50
+
+
+def test_collect_windows_with_nothing_usable(tmp_path):
+    path = write_file(tmp_path, "short.fa", ">a\nACGT\n>b\nNNNNNNNNNNNNNNNNNNNN\n")
+    with pytest.raises(InputError, match=r"no usable window.*1 too short, 1 windows with unknown"):
+        collect_windows([str(path)], WindowCounts(), length=20, min_length=10)
