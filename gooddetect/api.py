@@ -375,7 +375,7 @@ def train(inputs: list[str], output: str, *, kind: str = "lstm", length: int = 2
                                      both_strands=both_strands, seed=seed)
     train_codes, train_lengths, val_codes, val_lengths = split_validation(codes, lengths, val_fraction, seed)
     hyper = {k: v for k, v in hyper.items() if v is not None}
-    training = {"inputs": counts.files, "windows_sha256": _windows_digest(codes, lengths),
+    training = {"inputs": [os.path.basename(f) for f in counts.files], "windows_sha256": _windows_digest(codes, lengths),
                 "n_train_windows": int(len(train_codes)), "n_val_windows": int(len(val_codes)),
                 "window_counts": counts.as_dict(), "windows_per_file": windows_per_file, "max_windows": max_windows,
                 "both_strands": both_strands, "val_fraction": val_fraction, "mutation_rate": mutation_rate,

@@ -46,6 +46,10 @@ class GooddetectGroup(click.Group):
             # Reader of our stdout went away (e.g. `| head`): stop quietly, as coreutils do.
             sys.stderr.close()
             ctx.exit(141)
+        except OSError as exc:  # disk full, permissions, ... on files opened outside the reader
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"gooddetect: error: {where}{exc.strerror or exc}", err=True)
+            ctx.exit(1)
 
 
 @click.group(cls=GooddetectGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -26,6 +26,15 @@ MOTIF = np.array([0, 1, 2, 3, 3, 2, 1, 0], dtype=np.uint8)
 TINY = LSTMConfig(hidden=16)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest, and undisturbed by other processes, on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def motif_windows(n: int, width: int = 40, seed: int = 0, motif: np.ndarray = MOTIF):
     """Windows cut at random phases from an endlessly repeated motif: almost fully predictable."""
     offsets = np.random.default_rng(seed).integers(0, len(motif), n)
@@ -75,11 +84,13 @@ def test_training_loss_adds_l2_of_the_non_bias_weights():
     torch.manual_seed(0)
     net = LSTMNet(LSTMConfig(hidden=16, embedding=3, dropout=0.0))
     codes = torch.from_numpy(TRAIN[0][:5]).long()
-    plain = training_loss(net, net, codes, 0.0)
-    weights = sum(float(p.detach().square().sum()) for name, p in net.named_parameters() if "bias" not in name)
+    with torch.no_grad():
+        plain = training_loss(net, net, codes, 0.0)
+        penalised = training_loss(net, net, codes, 0.5)
+    weights = sum(float(p.square().sum()) for name, p in net.named_parameters() if "bias" not in name)
     assert {name for name, _ in net.named_parameters() if "bias" not in name} == {
         "embed.weight", "lstm.weight_ih_l0", "lstm.weight_hh_l0", "head.weight"}
-    assert float(training_loss(net, net, codes, 0.5)) == pytest.approx(float(plain) + 0.5 * weights, rel=1e-6)
+    assert float(penalised) == pytest.approx(float(plain) + 0.5 * weights, rel=1e-6)
 
 
 def test_background_learns_the_mutated_distribution_and_l2_shrinks_its_weights():
