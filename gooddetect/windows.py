@@ -59,6 +59,8 @@ def window_spans(read_length: int, length: int = WINDOW_LENGTH, stride: int | No
     """
     if min_length > length:
         raise UsageError(f"minimum read length ({min_length}) must not exceed the window length ({length})")
+    if stride is not None and stride > length:
+        raise UsageError(f"--stride ({stride}) larger than the window length ({length}) would leave bases unscored")
     stride = stride or length
     if read_length < min_length:
         return []
