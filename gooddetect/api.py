@@ -237,7 +237,9 @@ def choose_threshold(rule: str, value: float | None, scores: np.ndarray, is_ood:
     if not is_ood.any() or is_ood.all():
         raise UsageError(f"--{rule.replace('_', '-')} needs both in-distribution and OOD reads")
     if rule == "max_f1":
-        return metrics.threshold_max_f1(scores, is_ood)
+        threshold = metrics.threshold_max_f1(scores, is_ood)
+        # -inf means "flag every read"; keep a finite value with that effect on this sample.
+        return threshold if np.isfinite(threshold) else float(np.min(scores)) - 1e-6
     if rule == "youden":
         return metrics.threshold_youden(scores, is_ood)
     raise UsageError(f"unknown threshold rule {rule!r}")
@@ -260,9 +262,19 @@ def calibrate(model: str, output: str | None = None, *, rule: str = "target_fpr"
     report["in_dist_flagged"] = float((in_scores > threshold).mean()) if in_scores.size else None
     if is_ood.any() and (~is_ood).any():
         report["metrics"] = metrics.summarize(scored["score"], is_ood, threshold)
+    report = _finite_or_none(report)
     detector.meta["threshold"] = report
     detector.save(output or model)
     return report
+
+
+def _finite_or_none(value):
+    """The same data with non-finite floats (±inf, NaN) replaced by None, so it is valid JSON."""
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def evaluate(model: str, *, in_dist: list[str] = (), ood: list[str] = (), reads: list[str] = (),

@@ -90,7 +90,8 @@ class Detector:
         from safetensors.numpy import save
 
         document, tensors = self._serialisable()
-        blob = save(tensors, metadata={"gooddetect": document, "sha256": _checksum(document, tensors)})
+        blob = _canonical_header(save(tensors, metadata={"gooddetect": document,
+                                                         "sha256": _checksum(document, tensors)}))
         with atomic_output(path, "wb") as handle:
             handle.write(blob)
 
@@ -157,6 +158,16 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray
             f"{path}: model format version {document['format_version']} is newer than this gooddetect "
             f"({__version__}) reads (up to {FORMAT_VERSION}); upgrade gooddetect")
     return document, tensors
+
+
+def _canonical_header(blob: bytes) -> bytes:
+    """The safetensors file with its JSON header keys sorted (safetensors orders metadata arbitrarily), padded with
+    spaces to the same length, so that equal models give byte-identical files."""
+    size = int.from_bytes(blob[:8], "little")
+    header = json.dumps(json.loads(blob[8:8 + size]), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(header) > size:
+        raise AssertionError("canonical safetensors header is longer than the original")
+    return blob[:8] + header.ljust(size, b" ") + blob[8 + size:]
 
 
 def looks_like_model_file(path: str) -> bool:

@@ -70,7 +70,11 @@ def atomic_output(path: str | os.PathLike | None, mode: str = "w") -> Iterator[I
         yield stream
         stream.flush()
         return
-    target = Path(path)
+    if os.path.exists(path) and not os.path.isfile(path):  # /dev/stdout, a FIFO, /dev/fd/N from >(...)
+        with open(path, mode) as handle:
+            yield handle
+        return
+    target = Path(os.path.realpath(path))
     if not target.parent.is_dir():
         raise UsageError(f"{target}: output directory {target.parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

@@ -18,6 +18,7 @@ Only rank 0 writes checkpoints, shows progress and logs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -27,7 +28,7 @@ import time
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -56,7 +57,8 @@ class TrainConfig:
 
     `steps`, when set, is the number of optimizer steps and overrides `epochs`. Validation runs every `eval_every`
     steps, at each epoch end and at the last step; training stops early after `patience` validations in a row
-    without improvement (None: never)."""
+    without improvement (None: never). `bf16` runs the training forward pass under bfloat16 autocast (about twice
+    as fast on CPUs with AMX/AVX512-BF16 and on GPUs); validation and scoring stay float32."""
 
     lr: float = 5e-4
     batch_size: int = 100
@@ -71,6 +73,7 @@ class TrainConfig:
     device: str = "cpu"
     checkpoint_every: int | None = None
     eval_batch_size: int = 512
+    bf16: bool = False
 
     def __post_init__(self) -> None:
         if self.steps is None and self.epochs is None:
@@ -119,7 +122,8 @@ class TrainingInterrupted(KeyboardInterrupt):
     """Training stopped by SIGINT/SIGTERM after writing its checkpoint; `signum` says which signal."""
 
     def __init__(self, signum: int, checkpoint: Path | None):
-        super().__init__(f"training interrupted by signal {signum}" + (f"; checkpoint {checkpoint}" if checkpoint else ""))
+        where = f"; checkpoint {checkpoint}" if checkpoint else ""
+        super().__init__(f"training interrupted by signal {signum}{where}")
         self.signum = signum
         self.checkpoint = checkpoint
 
@@ -141,8 +145,10 @@ def train_lstm_pair(
     `checkpoint` is written every `config.checkpoint_every` steps and when SIGINT/SIGTERM arrives (then
     TrainingInterrupted is raised); it is left in place after success, for the caller to delete. `resume=True`
     continues from it. `on_step(phase, step)` is called after every optimizer step."""
-    train_codes, val_codes = mask_padding(train_codes, train_lengths), mask_padding(val_codes, val_lengths)
     train_lengths, val_lengths = np.asarray(train_lengths, np.int64), np.asarray(val_lengths, np.int64)
+    trainable = train_lengths >= 2  # a window needs two bases to score one
+    train_codes, train_lengths = mask_padding(train_codes, train_lengths)[trainable], train_lengths[trainable]
+    val_codes = mask_padding(val_codes, val_lengths)
     if len(val_codes) == 0 or not (val_codes[:, 1:] < UNKNOWN).any():
         raise UsageError("the validation set has no scorable bases")
     checkpoint = Path(checkpoint) if checkpoint is not None else None
@@ -259,7 +265,8 @@ class _Trainer:
             global_batch = counters.batch * ddp.world + ddp.rank
             codes = self._batch(order, global_batch, phase, counters.epoch)
             torch.manual_seed(_seed(config.seed, _DROPOUT, phase.index, counters.epoch, global_batch))
-            loss = training_loss(model, net, codes, phase.l2)
+            with torch.autocast(ddp.device.type, dtype=torch.bfloat16, enabled=config.bf16):
+                loss = training_loss(model, net, codes, phase.l2)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip:
@@ -288,8 +295,8 @@ class _Trainer:
             signum = self._agreed_signal()
             periodic = config.checkpoint_every and counters.step % config.checkpoint_every == 0
             if (signum or periodic) and self.checkpoint is not None:
-                counters_now = _Counters(**{**asdict(counters), "seconds": counters.seconds + time.perf_counter() - started})
-                self._save(phase, finished, net, optimizer, counters_now, best_state)
+                now = _Counters(**{**asdict(counters), "seconds": counters.seconds + time.perf_counter() - started})
+                self._save(phase, finished, net, optimizer, now, best_state)
             if signum:
                 if ddp.world > 1:
                     dist.barrier()  # no rank exits before rank 0 has written the checkpoint
@@ -308,7 +315,8 @@ class _Trainer:
         rows = order[global_batch * self.config.batch_size : (global_batch + 1) * self.config.batch_size]
         codes = self.train_codes[rows, : int(self.train_lengths[rows].max())]
         if phase.mutation_rate:
-            codes = mutate(codes, phase.mutation_rate, _rng(self.config.seed, _MUTATION, phase.index, epoch, global_batch))
+            rng = _rng(self.config.seed, _MUTATION, phase.index, epoch, global_batch)
+            codes = mutate(codes, phase.mutation_rate, rng)
         return torch.from_numpy(codes).to(self.ddp.device).long()
 
     def _windows_in_step(self, order: np.ndarray, step_in_epoch: int) -> int:
@@ -379,39 +387,36 @@ def _to_numpy(state: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     return {name: tensor.numpy() for name, tensor in state.items()}
 
 
-class _distributed:
-    """Join the torchrun process group when WORLD_SIZE > 1 (nccl on CUDA, gloo on CPU); yields a _Distributed."""
-
-    def __init__(self, device: str):
-        self.device = torch.device(device)
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.owns_group = False
-
-    def __enter__(self) -> _Distributed:
-        if self.world == 1:
-            return _Distributed(self.device)
-        if self.device.type == "cuda":
-            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(self.device)
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-            self.owns_group = True
-        return _Distributed(self.device, dist.get_rank(), dist.get_world_size())
-
-    def __exit__(self, *exc) -> None:
-        if self.owns_group:
+@contextlib.contextmanager
+def _distributed(device: str) -> Iterator[_Distributed]:
+    """Join the torchrun process group when WORLD_SIZE > 1 (nccl on CUDA, gloo on CPU), leaving it afterwards if
+    this call created it."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        yield _Distributed(torch.device(device))
+        return
+    place = torch.device(device)
+    if place.type == "cuda":
+        place = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(place)
+    owns_group = not dist.is_initialized()
+    if owns_group:
+        dist.init_process_group("nccl" if place.type == "cuda" else "gloo")
+    try:
+        yield _Distributed(place, dist.get_rank(), dist.get_world_size())
+    finally:
+        if owns_group:
             dist.destroy_process_group()
 
 
-class _deterministic:
+@contextlib.contextmanager
+def _deterministic() -> Iterator[None]:
     """cuDNN in deterministic mode while training (CPU kernels are deterministic already)."""
-
-    def __enter__(self) -> None:
-        self.saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-
-    def __exit__(self, *exc) -> None:
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = self.saved
+    saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
 
 
 @dataclass

@@ -61,8 +61,9 @@ def assert_same_weights(first, second):
             np.testing.assert_array_equal(arrays_a[name], arrays_b[name], err_msg=name)
 
 
-def test_training_reduces_validation_loss_and_reports_stats():
-    foreground, background, stats = train(fast_config(steps=40))
+@pytest.mark.parametrize("bf16", [False, True])
+def test_training_reduces_validation_loss_and_reports_stats(bf16):
+    foreground, background, stats = train(fast_config(steps=40, bf16=bf16))
     assert stats["foreground"]["val_loss"] < 0.5 < math.log(4)
     sums, n_scored = foreground.loglik(*VAL)
     assert -sums.sum() / n_scored.sum() == pytest.approx(stats["foreground"]["val_loss"])
@@ -87,7 +88,7 @@ def test_training_loss_adds_l2_of_the_non_bias_weights():
     with torch.no_grad():
         plain = training_loss(net, net, codes, 0.0)
         penalised = training_loss(net, net, codes, 0.5)
-    weights = sum(float(p.square().sum()) for name, p in net.named_parameters() if "bias" not in name)
+    weights = sum(float(p.detach().square().sum()) for name, p in net.named_parameters() if "bias" not in name)
     assert {name for name, _ in net.named_parameters() if "bias" not in name} == {
         "embed.weight", "lstm.weight_ih_l0", "lstm.weight_hh_l0", "head.weight"}
     assert float(penalised) == pytest.approx(float(plain) + 0.5 * weights, rel=1e-6)
@@ -188,6 +189,7 @@ np.savez(f"{out}/rank{rank}.npz", main=is_main_process(), windows=stats["foregro
 """
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_end_with_identical_weights(tmp_path):
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
     if not Path(torchrun).exists():

@@ -59,20 +59,19 @@ class LSTMNet(nn.Module):
             one_hot = torch.cat([torch.eye(N_BASES), torch.zeros(1, N_BASES)])  # row 4 (unknown) is all zero
             self.register_buffer("one_hot", one_hot, persistent=False)
             input_size = N_BASES
+        # Time-major: the fused CPU (oneDNN) and cuDNN kernels produce time-major output, so batch_first would cost
+        # a transposing copy of every hidden state.
         self.lstm = nn.LSTM(
-            input_size,
-            config.hidden,
-            num_layers=config.layers,
-            dropout=config.dropout if config.layers > 1 else 0.0,
-            batch_first=True,
+            input_size, config.hidden, num_layers=config.layers, dropout=config.dropout if config.layers > 1 else 0.0
         )
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, N_BASES)
 
     def forward(self, context: torch.Tensor) -> torch.Tensor:
-        inputs = self.embed(context) if self.embed is not None else self.one_hot[context]
+        time_major = context.T
+        inputs = self.embed(time_major) if self.embed is not None else self.one_hot[time_major]
         hidden, _ = self.lstm(inputs)
-        return self.head(self.dropout(hidden))
+        return self.head(self.dropout(hidden)).transpose(0, 1)
 
 
 def next_base_nll(net: nn.Module, codes: torch.Tensor) -> torch.Tensor:
@@ -139,7 +138,8 @@ class LSTMModel:
             )
         for name, tensor in expected.items():
             if tuple(arrays[name].shape) != tuple(tensor.shape):
-                raise ModelFileError(f"LSTM array {name} has shape {arrays[name].shape}, expected {tuple(tensor.shape)}")
+                shape = tuple(arrays[name].shape)
+                raise ModelFileError(f"LSTM array {name} has shape {shape}, expected {tuple(tensor.shape)}")
         net.load_state_dict({name: torch.from_numpy(np.array(arrays[name], dtype=np.float32)) for name in expected})
         return cls(model_config, net)
 

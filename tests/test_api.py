@@ -1,0 +1,190 @@
+"""The Python API in-process, on the example data and the session's tiny LSTM model: scoring, the calibration rules
+against hand computations, in-place calibration and its failures, labels, evaluation."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from gooddetect import api, metrics
+from gooddetect.detector import Detector
+from gooddetect.errors import InputError, UsageError
+from test_cli_e2e import READS, READS_LABELS, VAL_IN, VAL_OOD, fastx_ids, read_tsv, temp_leftovers, tiny_model_path
+
+NUMERIC = ("loglik_fg", "loglik_bg", "llr", "score", "loglik_fg_sum", "loglik_bg_sum")
+
+
+@pytest.fixture(scope="session")
+def model(tmp_path_factory):
+    return tiny_model_path(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def detector(model):
+    return api.load_detector(str(model), device="cpu", threads=1)
+
+
+@pytest.fixture(scope="module")
+def val_scores(detector):
+    """Exact per-read scores of val_in and val_ood, and the labels (True = OOD)."""
+    in_dist = api.score_arrays(detector, [str(VAL_IN)])
+    ood = api.score_arrays(detector, [str(VAL_OOD)])
+    return np.concatenate([in_dist["score"], ood["score"]]), np.repeat([False, True], [500, 500])
+
+
+@pytest.fixture
+def model_copy(model, tmp_path):
+    copy = tmp_path / "copy.gdm"
+    shutil.copyfile(model, copy)
+    return copy
+
+
+def test_score_uncalibrated(model, tmp_path):
+    out, summary, report = tmp_path / "s.tsv", tmp_path / "s.json", tmp_path / "r.tsv"
+    result = api.score(str(model), [str(VAL_IN), str(VAL_OOD)], str(out), device="cpu", threads=1,
+                       summary=str(summary), report=str(report))
+    rows = read_tsv(out.read_text())
+    assert [r["read_id"] for r in rows] == fastx_ids(VAL_IN) + fastx_ids(VAL_OOD)
+    assert {r["is_ood"] for r in rows} == {"NA"}
+    assert result["threshold"] is None and result["ood"] is None and result["ood_fraction"] is None
+    assert (result["reads"], result["scored_reads"], result["windows"]) == (1000, 1000, 1000)
+    assert result["inputs"] == [str(VAL_IN), str(VAL_OOD)] and result["shard"] is None
+    assert json.loads(summary.read_text()) == result
+    assert report.read_text().splitlines()[1:] == [f"{VAL_IN}\t500\t500\tNA\tNA\t0\tNA",
+                                                   f"{VAL_OOD}\t500\t500\tNA\tNA\t0\tNA"]
+    assert "uncalibrated" in api.describe_counts(result)
+
+
+def test_score_arrays_agree_with_the_tsv(model, detector, val_scores, tmp_path):
+    out = tmp_path / "s.tsv"
+    api.score(str(model), [str(VAL_IN), str(VAL_OOD)], str(out), device="cpu", threads=1)
+    tsv_scores = np.array([float(r["score"]) for r in read_tsv(out.read_text())])
+    np.testing.assert_allclose(tsv_scores, val_scores[0], atol=5e-7)
+
+
+def test_lstm_rows_do_not_depend_on_batch_size(model, tmp_path):
+    rows = {}
+    for batch_size in (1024, 7):
+        out = tmp_path / f"b{batch_size}.tsv"
+        api.score(str(model), [str(READS)], str(out), batch_size=batch_size, device="cpu", threads=1)
+        rows[batch_size] = read_tsv(out.read_text())
+    assert [r["read_id"] for r in rows[7]] == [r["read_id"] for r in rows[1024]]
+    for a, b in zip(rows[1024], rows[7]):
+        for column in NUMERIC:
+            assert float(a[column]) == pytest.approx(float(b[column]), rel=1e-5, abs=2e-6), column
+
+
+def test_output_to_a_descriptor_path(model, tmp_path):
+    """`-o /dev/fd/N` (what `-o >(gzip > out.gz)` passes) is written through, not replaced by a renamed temp file."""
+    target = tmp_path / "through-fd.tsv"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        api.score(str(model), [str(VAL_OOD)], f"/dev/fd/{fd}", device="cpu", threads=1)
+    finally:
+        os.close(fd)
+    assert [r["read_id"] for r in read_tsv(target.read_text())] == fastx_ids(VAL_OOD)
+
+
+@pytest.mark.parametrize("rule, value", [("youden", None), ("max_f1", None), ("percentile", 90.0),
+                                         ("target_fpr", 0.05)])
+def test_calibration_rules_match_hand_computations(model, val_scores, tmp_path, rule, value):
+    out = tmp_path / "cal.gdm"
+    report = api.calibrate(str(model), str(out), rule=rule, value=value, in_dist=[str(VAL_IN)],
+                           ood=[str(VAL_OOD)], device="cpu", threads=1)
+    scores, is_ood = val_scores
+    threshold = report["value"]
+    candidates = np.append(np.unique(scores), -np.inf)
+
+    def rates(t):
+        flagged = scores > t
+        return np.sum(flagged & is_ood) / 500, np.sum(flagged & ~is_ood) / 500  # tpr, fpr
+
+    if rule == "youden":
+        best = max(tpr - fpr for tpr, fpr in map(rates, candidates))
+        assert rates(threshold)[0] - rates(threshold)[1] == pytest.approx(best, abs=1e-12)
+    elif rule == "max_f1":
+        best = max(2 * tpr / (tpr + fpr + 1) for tpr, fpr in map(rates, candidates))
+        tpr, fpr = rates(threshold)
+        assert 2 * tpr / (tpr + fpr + 1) == pytest.approx(best, abs=1e-12)
+        assert report["metrics"]["f1"] == pytest.approx(best, abs=1e-12)
+    elif rule == "percentile":
+        assert threshold == pytest.approx(np.percentile(scores, 90.0), abs=1e-12)
+    else:
+        in_sorted = np.sort(scores[~is_ood])[::-1]
+        assert threshold == in_sorted[25]  # floor(0.05 * 500) = 25 in-distribution reads may score above
+        assert report["in_dist_flagged"] == np.mean(scores[~is_ood] > threshold) <= 0.05
+    assert threshold in scores or rule == "percentile"
+    assert report["metrics"]["auroc"] == pytest.approx(metrics.auroc(scores, is_ood), abs=1e-12)
+    assert (report["n_in"], report["n_ood"], report["rule"], report["rule_value"]) == (500, 500, rule, value)
+    assert Detector.load(out).threshold == threshold
+    assert api.info(str(out))["threshold"] == report
+
+
+def test_calibrate_in_place_with_in_distribution_only(model_copy, val_scores):
+    report = api.calibrate(str(model_copy), rule="target_fpr", value=0.1, in_dist=[str(VAL_IN)], device="cpu",
+                           threads=1)
+    assert (report["n_in"], report["n_ood"]) == (500, 0) and "metrics" not in report
+    assert report["in_dist_flagged"] <= 0.1
+    assert report["value"] == np.sort(val_scores[0][:500])[::-1][50]
+    assert Detector.load(model_copy).meta["threshold"] == report
+    assert temp_leftovers(model_copy.parent) == []
+    text = api.format_calibration(report, str(model_copy))
+    assert f"threshold {report['value']:.6f}" in text and "AUROC" not in text
+
+
+def test_calibrate_with_labels(model, tmp_path, caplog):
+    # Label only the first 300 reads: the others are left out, with a warning.
+    lines = READS_LABELS.read_text().splitlines()
+    partial = tmp_path / "labels.tsv"
+    partial.write_text("\n".join(lines[:301]) + "\n")
+    truth = [line.split("\t")[1] for line in lines[1:301]]
+    with caplog.at_level(logging.WARNING, logger="gooddetect"):
+        report = api.calibrate(str(model), str(tmp_path / "cal.gdm"), rule="youden", value=None, reads=[str(READS)],
+                               labels=str(partial), device="cpu", threads=1)
+    assert (report["n_in"], report["n_ood"]) == (truth.count("in"), truth.count("ood"))
+    assert "700 scored reads have no label" in caplog.text
+
+
+def test_calibration_failures_leave_the_model_intact(model_copy, tmp_path):
+    before = model_copy.read_bytes()
+    with pytest.raises(UsageError, match="needs both"):
+        api.calibrate(str(model_copy), rule="max_f1", value=None, in_dist=[str(VAL_IN)], device="cpu", threads=1)
+    with pytest.raises(UsageError, match="needs in-distribution"):
+        api.calibrate(str(model_copy), rule="target_fpr", value=0.05, ood=[str(VAL_OOD)], device="cpu", threads=1)
+    with pytest.raises(UsageError, match="labeled sample"):
+        api.calibrate(str(model_copy), device="cpu", threads=1)
+    with pytest.raises(InputError, match="no such file"):
+        api.calibrate(str(model_copy), in_dist=[str(tmp_path / "missing.fa")], device="cpu", threads=1)
+    assert model_copy.read_bytes() == before
+    assert temp_leftovers(tmp_path) == []
+
+
+def test_read_labels(tmp_path):
+    (tmp_path / "plain.tsv").write_text("a\tin\nb\tood\n\n")
+    assert api.read_labels(str(tmp_path / "plain.tsv")) == {"a": False, "b": True}
+    (tmp_path / "header.tsv.gz").write_bytes(gzip.compress(b"read_id\tgenome\tlabel\na\tE.coli\tood\n"))
+    assert api.read_labels(str(tmp_path / "header.tsv.gz")) == {"a": True}
+    assert sum(api.read_labels(str(READS_LABELS)).values()) == 500
+    (tmp_path / "bad.tsv").write_text("a\tin\nb\tOOD\n")
+    with pytest.raises(InputError, match="line 2"):
+        api.read_labels(str(tmp_path / "bad.tsv"))
+    with pytest.raises(InputError, match="cannot read labels"):
+        api.read_labels(str(tmp_path / "missing.tsv"))
+
+
+def test_evaluate(model, val_scores):
+    result = api.evaluate(str(model), in_dist=[str(VAL_IN)], ood=[str(VAL_OOD)], device="cpu", threads=1)
+    scores, is_ood = val_scores
+    assert result["llr"] == metrics.summarize(scores, is_ood)  # uncalibrated: no threshold metrics
+    assert result["likelihood"]["n_in"] == 500 and "plots" not in result
+    assert 0.0 <= result["likelihood"]["auroc"] <= 1.0
+    table = api.format_metrics_table(result).splitlines()
+    assert len(table) == 3 and table[1].startswith("likelihood") and table[2].startswith("LLR")
+    with pytest.raises(UsageError, match="both"):
+        api.evaluate(str(model), in_dist=[str(VAL_IN)], device="cpu", threads=1)

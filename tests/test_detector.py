@@ -1,0 +1,237 @@
+"""The Detector: LLR arithmetic on a hand-checkable fake pair, the model file round trip, `info`, atomic saving."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+
+import gooddetect
+from gooddetect import api, runtime
+from gooddetect.detector import FORMAT_NAME, FORMAT_VERSION, Detector, check_window_length, read_model_file
+from gooddetect.errors import UsageError
+from gooddetect.windows import encode, pad_batch
+
+FG_PROBS = (0.1, 0.2, 0.3, 0.4)
+BG_PROBS = (0.25, 0.25, 0.25, 0.25)
+
+
+class BaseFrequencyModel:
+    """A position-independent model: log p(base t | context) = log probs[base t]. Follows the model contract
+    (first base and unknown bases are not scored); the sum is Σ_b count_b · log p_b, exact whatever the batch."""
+
+    kind = "fake"
+
+    def __init__(self, probs):
+        self.logp = np.log(np.asarray(probs, dtype=np.float64))
+
+    def config_dict(self) -> dict:
+        return {"probs": np.exp(self.logp).tolist()}
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {"logp": self.logp.copy()}
+
+    @classmethod
+    def from_state(cls, config, arrays):
+        return cls(np.exp(arrays["logp"]))
+
+    def loglik(self, codes, lengths):
+        codes, lengths = np.asarray(codes), np.asarray(lengths)
+        scored = (np.arange(codes.shape[1])[None, :] < lengths[:, None]) & (codes < 4)
+        scored[:, :1] = False
+        counts = np.stack([(scored & (codes == b)).sum(axis=1) for b in range(4)], axis=1)
+        return counts @ self.logp, scored.sum(axis=1).astype(np.int64)
+
+
+def fake_detector(window_length: int = 10, min_length: int = 4, threshold: float | None = None) -> Detector:
+    meta = {"window_length": window_length, "min_length": min_length,
+            "threshold": None if threshold is None else {"value": threshold, "rule": "test"}}
+    return Detector(BaseFrequencyModel(FG_PROBS), BaseFrequencyModel(BG_PROBS), meta)
+
+
+def lstm_detector(seed: int = 0, threshold: dict | None = None) -> Detector:
+    import torch
+
+    from gooddetect.models.lstm import LSTMConfig, LSTMModel
+
+    torch.manual_seed(seed)
+    meta = {"window_length": 250, "min_length": 50, "threshold": threshold,
+            "training": {"seed": seed, "note": "unit test"}}
+    return Detector(LSTMModel(LSTMConfig(hidden=8)), LSTMModel(LSTMConfig(hidden=8)), meta)
+
+
+def batch(*seqs: str) -> tuple[np.ndarray, np.ndarray]:
+    return pad_batch([encode(s) for s in seqs])
+
+
+def test_loglik_and_llr_match_a_hand_computation():
+    codes, lengths = batch("ACGTTA", "GNNC", "T")
+    fg, bg, n = fake_detector().loglik(codes, lengths)
+    lf, lb = [math.log(p) for p in FG_PROBS], math.log(0.25)
+    # "ACGTTA": the first base is not scored; C, G, T, T, A are.
+    assert n.tolist() == [5, 1, 0]
+    assert fg[0] == pytest.approx(lf[1] + lf[2] + 2 * lf[3] + lf[0], abs=1e-12)
+    assert bg[0] == pytest.approx(5 * lb, abs=1e-12)
+    # "GNNC": the unknown bases are neither scored nor counted; only the final C is.
+    assert fg[1] == pytest.approx(lf[1], abs=1e-12) and bg[1] == pytest.approx(lb, abs=1e-12)
+    assert fg[2] == 0.0 and bg[2] == 0.0
+
+    llr = fake_detector().llr(codes, lengths)
+    assert llr[0] == pytest.approx((lf[1] + lf[2] + 2 * lf[3] + lf[0] - 5 * lb) / 5, abs=1e-12)
+    assert llr[1] == pytest.approx(math.log(0.2 / 0.25), abs=1e-12)
+    assert math.isnan(llr[2])  # nothing scored: no ratio
+
+
+def test_properties_come_from_meta():
+    detector = fake_detector(window_length=12, min_length=5)
+    assert (detector.kind, detector.window_length, detector.min_length) == ("fake", 12, 5)
+    assert detector.threshold is None
+    assert Detector(detector.foreground, detector.background, {"window_length": 1}).threshold is None
+    assert fake_detector(threshold=0.125).threshold == 0.125
+    assert isinstance(fake_detector(threshold=1).threshold, float)
+    assert detector.to("cpu") is detector  # models without a device: a no-op
+
+
+def test_check_window_length():
+    detector = fake_detector(window_length=12)
+    assert check_window_length(detector, None) == 12
+    assert check_window_length(detector, 12) == 12
+    with pytest.raises(UsageError, match="12 bp"):
+        check_window_length(detector, 250)
+
+
+def test_lstm_save_load_round_trip(tmp_path):
+    threshold = {"value": -0.0123, "rule": "target_fpr", "rule_value": 0.05}
+    detector = lstm_detector(threshold=threshold)
+    path = tmp_path / "m.gdm"
+    detector.save(path)
+    loaded = Detector.load(path)
+
+    assert loaded.kind == "lstm"
+    for role in ("foreground", "background"):
+        before, after = getattr(detector, role), getattr(loaded, role)
+        assert after.config_dict() == before.config_dict()
+        a, b = before.state_arrays(), after.state_arrays()
+        assert a.keys() == b.keys()
+        for name in a:
+            assert a[name].dtype == b[name].dtype and np.array_equal(a[name], b[name]), name
+    rng = np.random.default_rng(1)
+    codes = rng.integers(0, 5, size=(6, 40)).astype(np.uint8)
+    lengths = np.array([40, 39, 25, 2, 1, 0])
+    np.testing.assert_array_equal(loaded.llr(codes, lengths), detector.llr(codes, lengths))
+    assert loaded.threshold == -0.0123
+    assert loaded.meta["threshold"] == threshold
+    assert loaded.meta["training"] == {"seed": 0, "note": "unit test"}
+    assert (loaded.window_length, loaded.min_length) == (250, 50)
+    assert loaded.meta["file_gooddetect_version"] == gooddetect.__version__
+
+    # Saving what was loaded writes the same document and tensors again.
+    again = tmp_path / "again.gdm"
+    loaded.meta.pop("file_gooddetect_version")
+    loaded.save(again)
+    (doc_a, tensors_a), (doc_b, tensors_b) = read_model_file(path), read_model_file(again)
+    assert doc_a == doc_b
+    assert tensors_a.keys() == tensors_b.keys()
+    assert all(np.array_equal(tensors_a[k], tensors_b[k]) for k in tensors_a)
+
+
+def test_save_is_deterministic(tmp_path):
+    """The same detector always gives the same bytes (reproducible training needs byte-identical files)."""
+    detector = lstm_detector(seed=3)
+    blobs = set()
+    for i in range(8):  # safetensors stores its metadata map in a per-call random order: try several times
+        detector.save(tmp_path / f"{i}.gdm")
+        blobs.add((tmp_path / f"{i}.gdm").read_bytes())
+    assert len(blobs) == 1
+
+
+def test_info_document(tmp_path):
+    detector = lstm_detector(threshold={"value": 0.5, "rule": "youden", "rule_value": None})
+    path = tmp_path / "m.gdm"
+    detector.save(path)
+    document = api.info(str(path))
+
+    assert document["format"] == FORMAT_NAME == "gooddetect-model"
+    assert document["format_version"] == FORMAT_VERSION
+    assert document["gooddetect_version"] == gooddetect.__version__
+    assert document["kind"] == "lstm"
+    assert document["models"] == {"foreground": detector.foreground.config_dict(),
+                                  "background": detector.background.config_dict()}
+    assert document["models"]["foreground"]["hidden"] == 8
+    assert (document["window_length"], document["min_length"]) == (250, 50)
+    assert document["training"] == {"seed": 0, "note": "unit test"}
+    assert document["threshold"] == {"value": 0.5, "rule": "youden", "rule_value": None}
+    n_params = sum(a.size for a in detector.foreground.state_arrays().values())
+    assert document["parameters"] == {"foreground": n_params, "background": n_params}
+    # 4 * (input 4 + hidden 8 + 2 biases) * 8 LSTM weights and biases, plus the 8 -> 4 head.
+    assert n_params == 4 * 8 * (4 + 8 + 2) + 8 * 4 + 4
+    assert document["file_bytes"] == os.path.getsize(path)
+
+    text = api.format_info(document)
+    assert "threshold.value" in text and "0.5" in text
+    assert "models.foreground.hidden" in text
+
+
+def test_uncalibrated_info_has_null_threshold(tmp_path):
+    path = tmp_path / "m.gdm"
+    lstm_detector().save(path)
+    assert api.info(str(path))["threshold"] is None
+    assert Detector.load(path).threshold is None
+    assert "none" in [line.split()[-1] for line in api.format_info(api.info(str(path))).splitlines()
+                      if line.startswith("threshold")]
+
+
+def test_fake_pair_round_trips_through_save(tmp_path):
+    """Saving needs no registered kind: the fake pair's document is readable with `info` (not loadable)."""
+    path = tmp_path / "fake.gdm"
+    fake_detector(threshold=1.5).save(path)
+    document = api.info(str(path))
+    assert document["kind"] == "fake"
+    assert document["models"]["foreground"]["probs"] == pytest.approx(list(FG_PROBS))
+    assert document["parameters"] == {"foreground": 4, "background": 4}
+    assert document["threshold"]["value"] == 1.5
+
+
+def _leftovers(directory) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_failing_save_mid_write_keeps_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "m.gdm"
+    lstm_detector(seed=0).save(path)
+    before = path.read_bytes()
+
+    def broken_fsync(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runtime.os, "fsync", broken_fsync)
+    with pytest.raises(OSError, match="No space left"):
+        lstm_detector(seed=1).save(path)
+    monkeypatch.undo()
+
+    assert path.read_bytes() == before
+    assert _leftovers(tmp_path) == []
+    assert Detector.load(path).meta["training"]["seed"] == 0
+
+
+def test_failing_model_keeps_previous_file(tmp_path):
+    path = tmp_path / "m.gdm"
+    lstm_detector().save(path)
+    before = path.read_bytes()
+
+    class Unserialisable(BaseFrequencyModel):
+        def state_arrays(self):
+            return {"logp": np.array(["not", "numbers"], dtype=object)}
+
+    broken = Detector(Unserialisable(FG_PROBS), Unserialisable(BG_PROBS), {"window_length": 10, "min_length": 4})
+    with pytest.raises(Exception):
+        broken.save(path)
+    assert path.read_bytes() == before
+    assert _leftovers(tmp_path) == []
+
+
+def test_save_into_missing_directory_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        fake_detector().save(tmp_path / "no" / "such" / "m.gdm")
