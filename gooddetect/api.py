@@ -33,6 +33,13 @@ def counted_records(paths: Iterable[str], duplicates: DuplicateCounter) -> Itera
             yield record
 
 
+def check_readable(paths: Iterable[str]) -> None:
+    """Fail before any output is written when an input path cannot be opened (stdin `-` is always accepted)."""
+    for path in paths:
+        if path != "-":
+            next(iter(read_records(path)), None)  # opens, sniffs and parses the first record only
+
+
 def write_windows(inputs: list[str], output: str, *, length: int = 250, stride: int | None = None,
                   min_length: int = 50, sample: int | None = None, both_strands: bool = False,
                   seed: int = 0) -> WindowCounts:
@@ -75,6 +82,7 @@ def score(model: str, reads: list[str], output: str | None = "-", *, batch_size:
 
     `shard=(i, n)` scores only reads i, i+n, i+2n, ... (1-based, counted across all inputs), so n shards can run
     in parallel and `merge_shards` restores the input order. `report` writes a per-input table of OOD fractions."""
+    check_readable(reads)
     detector = load_detector(model, device=device, threads=threads)
     threshold = detector.threshold
     duplicates = DuplicateCounter()

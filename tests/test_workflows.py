@@ -241,8 +241,8 @@ def test_workflow_records_versions_and_logs(workflow_run):
 def test_workflow_files_ship_inside_the_package():
     where = subprocess.run([sys.executable, "-c", "import gooddetect, os; print(os.path.dirname(gooddetect.__file__))"],
                            capture_output=True, text=True, check=True).stdout.strip()
-    for name in ("Snakefile", "config.yaml", "samples.tsv", "nextflow/modules/gooddetect/score/main.nf",
-                 "nextflow/modules/gooddetect/score/meta.yml"):
+    for name in ("Snakefile", "config.yaml", "samples.tsv", "scripts/summarize.py",
+                 "nextflow/modules/gooddetect/score/main.nf", "nextflow/modules/gooddetect/score/meta.yml"):
         assert (Path(where) / "workflows" / name).is_file(), name
 
 
