@@ -365,7 +365,7 @@ def format_calibration(report: dict, model: str) -> str:
 
 LSTM_OPTIONS = ("hidden", "layers", "dropout", "embedding")
 OPTIMISER_OPTIONS = {"lr": "lr", "train_batch_size": "batch_size", "epochs": "epochs", "steps": "steps",
-                     "patience": "patience"}
+                     "patience": "patience", "bf16": "bf16"}
 
 
 def split_validation(codes: np.ndarray, lengths: np.ndarray, fraction: float, seed: int):

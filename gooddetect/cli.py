@@ -39,9 +39,11 @@ class GooddetectGroup(click.Group):
         except _Terminated:
             click.echo("gooddetect: terminated (SIGTERM); no partial output was kept", err=True)
             ctx.exit(143)
-        except KeyboardInterrupt:
-            click.echo("gooddetect: interrupted; no partial output was kept", err=True)
-            ctx.exit(130)
+        except KeyboardInterrupt as exc:
+            checkpoint = getattr(exc, "checkpoint", None)
+            resume = f"; checkpoint {checkpoint} (continue with --resume)" if checkpoint else ""
+            click.echo(f"gooddetect: interrupted; no partial output was kept{resume}", err=True)
+            ctx.exit(128 + getattr(exc, "signum", signal.SIGINT))
         except BrokenPipeError:
             # Reader of our stdout went away (e.g. `| head`): stop quietly, as coreutils do.
             sys.stderr.close()
@@ -127,6 +129,9 @@ BATCH = click.option("--batch-size", default=1024, show_default=True, type=click
 @click.option("--checkpoint", default=None, help="Checkpoint file (default: OUTPUT.ckpt); written periodically and on "
               "SIGINT/SIGTERM.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
+@click.option("--bf16", is_flag=True, default=None,
+              help="lstm: bfloat16 autocast for the training forward pass (about 2x faster on CPUs with AMX/AVX512-BF16 "
+                   "and on GPUs); validation and scoring stay float32.")
 @DEVICE
 @THREADS
 @SEED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 import tempfile
@@ -67,8 +68,13 @@ def atomic_output(path: str | os.PathLike | None, mode: str = "w") -> Iterator[I
     file at `path` is left untouched."""
     if path is None or str(path) == "-":
         stream = sys.stdout.buffer if "b" in mode else sys.stdout
-        yield stream
-        stream.flush()
+        try:
+            yield stream
+            stream.flush()
+        except OSError as exc:
+            if _is_unnamed_write_failure(exc):
+                raise OSError(exc.errno, exc.strerror, "<stdout>") from exc
+            raise
         return
     if os.path.exists(path) and not os.path.isfile(path):  # /dev/stdout, a FIFO, /dev/fd/N from >(...)
         with open(path, mode) as handle:
@@ -77,7 +83,10 @@ def atomic_output(path: str | os.PathLike | None, mode: str = "w") -> Iterator[I
     target = Path(os.path.realpath(path))
     if not target.parent.is_dir():
         raise UsageError(f"{target}: output directory {target.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:  # e.g. a read-only directory: name the output, not the temp file
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
@@ -87,7 +96,15 @@ def atomic_output(path: str | os.PathLike | None, mode: str = "w") -> Iterator[I
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and _is_unnamed_write_failure(exc):
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
+
+
+def _is_unnamed_write_failure(exc: OSError) -> bool:
+    """Disk full, quota or file too large, reported without a file name: re-raised naming the output. Other
+    errors inside the `with` block are left alone (they may come from reading an input)."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) and not exc.filename

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import gzip
 import pickle
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+TRAIN_READS = HERE.parents[2] / "data" / "train_in.fa.gz"
 BASES = np.frombuffer(b"ACGT", dtype=np.uint8)
 LENGTH_SERIES = (1, 49, 50, 249, 250, 251)
 
@@ -111,6 +113,21 @@ def write_code_torch_save(path: Path, marker: Path) -> Path:
 
     torch.save({"state_dict": {"w": torch.zeros(2)}, "hook": CreatesFile(marker)}, path)
     return path
+
+
+def tiny_model(directory: Path) -> Path:
+    """A tiny LSTM model (hidden 16, 10 steps, ~5 s), trained once into `directory` and reused afterwards."""
+    model = directory / "tiny.gdm"
+    if not model.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        script = Path(sys.executable).with_name("gooddetect")
+        command = [str(script)] if script.is_file() else [sys.executable, "-m", "gooddetect.cli"]
+        result = subprocess.run([*command, "--quiet", "train", str(TRAIN_READS), "-o", str(model), "--hidden", "16",
+                                 "--steps", "10", "--threads", "1", "--max-windows", "500"],
+                                capture_output=True, text=True, timeout=300)
+        if result.returncode:
+            raise RuntimeError(f"training the tiny test model failed:\n{result.stderr}")
+    return model
 
 
 if __name__ == "__main__":
