@@ -17,7 +17,7 @@ import numpy as np
 from . import __version__, metrics
 from .detector import Detector, read_model_file
 from .errors import InputError, UsageError
-from .runtime import atomic_output, progress, resolve_device, set_threads
+from .runtime import atomic_output, check_output_paths, progress, resolve_device, set_threads
 from .score import ScoreCounts, score_records, write_header, write_rows
 from .seqio import DuplicateCounter, Record, display_name, read_records
 from .windows import WindowCounts, collect_windows, decode, gc_fraction, read_windows, sample_genome_windows
@@ -36,7 +36,7 @@ def counted_records(paths: Iterable[str], duplicates: DuplicateCounter) -> Itera
 def check_readable(paths: Iterable[str]) -> None:
     """Fail before any output is written when an input path cannot be opened (stdin `-` is always accepted)."""
     for path in paths:
-        if path != "-":
+        if path != "-" and (os.path.isfile(path) or not os.path.exists(path)):  # never consume a pipe twice
             next(iter(read_records(path)), None)  # opens, sniffs and parses the first record only
 
 
@@ -82,6 +82,7 @@ def score(model: str, reads: list[str], output: str | None = "-", *, batch_size:
 
     `shard=(i, n)` scores only reads i, i+n, i+2n, ... (1-based, counted across all inputs), so n shards can run
     in parallel and `merge_shards` restores the input order. `report` writes a per-input table of OOD fractions."""
+    check_output_paths(output, summary, report)
     check_readable(reads)
     detector = load_detector(model, device=device, threads=threads)
     threshold = detector.threshold
@@ -387,6 +388,7 @@ def train(inputs: list[str], output: str, *, kind: str = "lstm", length: int = 2
 
     `hyper` holds the kind's own settings (lstm: hidden, layers, dropout, embedding, lr, train_batch_size, epochs,
     steps, patience; kmer: max_order); None means the default."""
+    check_output_paths(output)
     set_threads(threads)
     started = time.perf_counter()
     counts = WindowCounts()

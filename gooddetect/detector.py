@@ -123,6 +123,8 @@ class Detector:
             arrays = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
             try:
                 models.append(model_class(kind).from_state(document["models"][role], arrays))
+            except ModelFileError as exc:
+                raise ModelFileError(f"{path}: {role} model: {exc}") from None
             except (KeyError, ValueError, TypeError, RuntimeError) as exc:
                 raise ModelFileError(f"{path}: {role} model does not match its config ({exc})") from None
         meta = {k: v for k, v in document.items()
@@ -151,13 +153,32 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray
         document = json.loads(metadata["gooddetect"])
     except json.JSONDecodeError:
         raise ModelFileError(f"{path}: unreadable metadata") from None
-    if document.get("format") != FORMAT_NAME:
+    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
         raise ModelFileError(f"{path}: not a gooddetect model file")
-    if int(document.get("format_version", 0)) > FORMAT_VERSION:
+    version = document.get("format_version")
+    if not isinstance(version, int):
+        raise ModelFileError(f"{path}: invalid model format version {version!r}")
+    if version > FORMAT_VERSION:
         raise ModelFileError(
-            f"{path}: model format version {document['format_version']} is newer than this gooddetect "
+            f"{path}: model format version {version} is newer than this gooddetect "
             f"({__version__}) reads (up to {FORMAT_VERSION}); upgrade gooddetect")
+    _check_document(document, path)
     return document, tensors
+
+
+def _check_document(document: dict, path) -> None:
+    """Refuse metadata whose required entries are missing or of the wrong type (a file edited by hand, or
+    written by a broken tool, but with a valid checksum), so that loading and scoring never fail half-way."""
+    expected = {"gooddetect_version": str, "kind": str, "models": dict, "window_length": int, "min_length": int}
+    for key, kind in expected.items():
+        if not isinstance(document.get(key), kind):
+            raise ModelFileError(f"{path}: metadata entry {key!r} is missing or not of type {kind.__name__}")
+    if not all(isinstance(document["models"].get(role), dict) for role in ROLES):
+        raise ModelFileError(f"{path}: metadata lacks the foreground and background model configs")
+    threshold = document.get("threshold")
+    calibrated_value = threshold.get("value") if isinstance(threshold, dict) else None
+    if threshold is not None and not isinstance(calibrated_value, (int, float)):
+        raise ModelFileError(f"{path}: metadata entry 'threshold' has no numeric value")
 
 
 def _canonical_header(blob: bytes) -> bytes:

@@ -61,6 +61,16 @@ def progress(iterable=None, **kwargs):
     return tqdm(iterable, file=sys.stderr, disable=not sys.stderr.isatty(), dynamic_ncols=True, **kwargs)
 
 
+def check_output_paths(*paths: str | os.PathLike | None) -> None:
+    """Fail early (before any long work) when an output could not be written: its directory is missing."""
+    for path in paths:
+        if path is None or str(path) == "-" or os.path.exists(path):
+            continue
+        parent = Path(os.path.realpath(path)).parent
+        if not parent.is_dir():
+            raise UsageError(f"{path}: output directory {parent} does not exist")
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike | None, mode: str = "w") -> Iterator[IO]:
     """Open `path` for writing so that it appears only complete: write a temp file beside it, rename on success.

@@ -1,0 +1,700 @@
+"""Throughput of gooddetect on this machine, in one run: GEMM peak, LSTM scoring and training, parsing, memory.
+
+Measures, with `--threads` CPU threads (and on a CUDA device when one is present):
+- the fp32 (and bf16) GEMM peak of a large torch.matmul: the reference for the LSTM rows;
+- per LSTM hidden size: scoring reads/s of the models alone (Detector.loglik, two randomly initialised models,
+  250 bp windows) with achieved GFLOP/s and fraction of the GEMM peak, and end to end (FASTQ.gz → api.score → TSV);
+- training windows/s of the pair (train_lstm_pair, fp32 and bf16 autocast; validation excluded);
+- parsing + windowing alone (what `score` does before the model), next to `seqkit stats` / `seqkit sliding`;
+- the k-mer model's scoring rate, when gooddetect.models.kmer imports;
+- peak RSS of `gooddetect score` as a subprocess at 10k and 1M reads (hidden 32, 150 bp reads).
+
+Each measurement sizes itself to about `--budget` seconds from a pilot run (the pilot is also the warm-up).
+The numbers mean something only on an idle machine: the load average is recorded at the start and the end.
+Not collected by pytest. Run from the repository root, e.g.
+    python tests/benchmarks/bench_throughput.py --quick --out /tmp/tp          # smoke run, ~1 min
+    python tests/benchmarks/bench_throughput.py --threads 2 --out bench_tp     # full run
+Writes OUT/throughput.md and OUT/throughput.json (and OUT/throughput_profile.txt with --profile).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import gzip
+import io
+import json
+import os
+import pstats
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from gooddetect.runtime import set_threads
+
+WINDOW = 250  # bp, the scoring window (and read length of the scoring files)
+MIN_LENGTH = 50
+RSS_READ_LENGTH = 150
+RSS_HIDDEN = 32
+TRAIN_BATCH = 100  # windows per step (the paper's batch size)
+KMER_TRAIN_WINDOWS = 20_000
+GEMM_N = 2048
+SCORE_BATCH = 1024  # windows per model call in api.score (its default batch_size)
+REPO = Path(__file__).resolve().parents[2]
+
+TARGET_LSTM_PEAK = 0.60  # fraction of the fp32 GEMM peak, at hidden >= 512
+TARGET_LSTM_PEAK_MIN_HIDDEN = 512
+TARGET_E2E = 2000.0  # reads/s end to end, default LSTMConfig
+TARGET_PARSE_FACTOR = 20.0  # parsing + windowing rate / end-to-end rate of the default model
+TARGET_RSS_GROWTH = 0.20  # peak RSS at the largest vs the smallest --rss-reads
+
+
+# -- machine -------------------------------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def cpu_flags() -> list[str]:
+    """The SIMD/matrix extensions that decide fp32/bf16 speed (AVX-512, AVX512-BF16, AMX)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = line.split(":", 1)[1].split()
+                return sorted(f for f in flags if f in ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16",
+                                                         "amx_bf16", "amx_tile"))
+    return []
+
+
+def git_revision() -> str | None:
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("-dirty" if dirty else "")
+
+
+def machine_info(torch, threads: int) -> dict:
+    import gooddetect
+
+    info = {
+        "cpu_model": cpu_model(),
+        "cpu_flags": cpu_flags(),
+        "cpus_visible": len(os.sched_getaffinity(0)),
+        "threads": threads,
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "gooddetect": gooddetect.__version__,
+        "git": git_revision(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "seqkit": seqkit_version(),
+        "load_average_start": list(os.getloadavg()),
+    }
+    return info
+
+
+def check_load(threads: int, when: str) -> list[float]:
+    load = list(os.getloadavg())
+    if load[0] > threads:
+        print(f"WARNING: 1-minute load average {load[0]:.2f} exceeds --threads {threads} {when}: other processes "
+              f"compete for the CPU, the rates below are lower bounds", file=sys.stderr)
+    return load
+
+
+# -- inputs --------------------------------------------------------------------------------------------------------
+
+
+def random_codes(n: int, length: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.integers(0, 4, size=(n, length), dtype=np.uint8)
+
+
+def write_fastq(path: Path, n: int, length: int, seed: int, level: int = 6) -> Path:
+    """n random reads of `length` bp as gzip FASTQ (ids r1, r2, ...; constant quality)."""
+    rng = np.random.default_rng(seed)
+    bases = np.frombuffer(b"ACGT", dtype=np.uint8)
+    quality = b"I" * length
+    with gzip.open(path, "wb", compresslevel=level) as handle:
+        for start in range(0, n, 50_000):
+            chunk = bases[random_codes(min(50_000, n - start), length, rng)]
+            handle.write(b"".join(b"@r%d\n%s\n+\n%s\n" % (start + i + 1, row.tobytes(), quality)
+                                  for i, row in enumerate(chunk)))
+    return path
+
+
+def uncompressed_size(path: Path) -> int:
+    size = 0
+    with gzip.open(path, "rb") as handle:
+        while block := handle.read(1 << 22):
+            size += len(block)
+    return size
+
+
+# -- measuring -----------------------------------------------------------------------------------------------------
+
+
+def sized_run(run: Callable[[int], float], budget: float, unit: int, max_n: int = 10**6) -> dict:
+    """run(n) does n items and returns its seconds. Pilot runs (growing from 16 items; the first one warms up) give
+    the rate; when whole batches of `unit` items fit in the budget, one more pilot of exactly `unit` items warms up
+    that batch shape and the measurement is a whole number of batches, as in real scoring; otherwise (very slow
+    models) the measurement is a smaller batch of about `budget` seconds."""
+    n = 16
+    seconds = run(n)
+    while seconds < budget / 20 and n < unit:
+        n = min(unit, n * 4)
+        seconds = run(n)
+    rate = n / seconds
+    if rate * 2 * budget >= unit:
+        if n != unit:
+            rate = unit / run(unit)
+        n = unit * max(1, round(rate * budget / unit))
+    else:
+        n = max(n, round(rate * budget))
+    n = min(n, max_n)
+    seconds = run(n)
+    return {"n": n, "seconds": round(seconds, 4), "per_s": n / seconds}
+
+
+def best_of(fn: Callable[[], None], repeats: int) -> float:
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def gemm_peak(torch, device: str, dtype, repeats: int, n: int = GEMM_N) -> float:
+    """GFLOP/s of the best of `repeats` n×n @ n×n matmuls (2n³ FLOP each)."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+
+    def once() -> None:
+        torch.matmul(a, b)
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+
+    return 2 * n**3 / best_of(once, repeats) / 1e9
+
+
+def lstm_flop_per_window(hidden: int, layers: int = 1, length: int = WINDOW, input_size: int = 4) -> int:
+    """FLOP of one model on one window: at each of the length-1 predicted positions, each layer does the gate
+    products W_ih·x + W_hh·h, 4H×(in+H) multiply-adds = 8H(in+H) FLOP (in = 4 one-hot bases for the first layer,
+    H above), and the head 4×H multiply-adds = 8H FLOP. Element-wise gate maths and the softmax are left out."""
+    per_position = sum(8 * hidden * ((input_size if layer == 0 else hidden) + hidden) for layer in range(layers))
+    return (length - 1) * (per_position + 8 * hidden)
+
+
+# -- scoring ---------------------------------------------------------------------------------------------------------
+
+
+def random_detector(hidden: int, seed: int = 0):
+    import torch
+
+    from gooddetect.detector import Detector
+    from gooddetect.models.lstm import LSTMConfig, LSTMModel
+
+    torch.manual_seed(seed)
+    config = LSTMConfig(hidden=hidden)
+    models = [LSTMModel(config), LSTMModel(config)]
+    return Detector(models[0], models[1], {"window_length": WINDOW, "min_length": MIN_LENGTH})
+
+
+def model_rate(detector, budget: float, autocast: tuple[str, object] | None = None, max_n: int = 20_000) -> dict:
+    """Windows/s through both models of `detector` (Detector.loglik on random 250 bp windows)."""
+    import torch
+
+    rng = np.random.default_rng(1)
+
+    def run(n: int) -> float:
+        codes = random_codes(n, WINDOW, rng)
+        lengths = np.full(n, WINDOW, dtype=np.int64)
+        context = torch.autocast(autocast[0], dtype=autocast[1]) if autocast else contextlib.nullcontext()
+        started = time.perf_counter()
+        with context:
+            detector.loglik(codes, lengths)
+        return time.perf_counter() - started
+
+    return sized_run(run, budget, getattr(detector.foreground, "batch_size", SCORE_BATCH), max_n)
+
+
+def end_to_end_rate(model_file: Path, workdir: Path, budget: float, threads: int | None, device: str = "cpu",
+                    max_n: int = 200_000) -> dict:
+    """Reads/s of api.score (model loading, parsing, windowing, both models, TSV) on N random 250 bp reads."""
+    from gooddetect import api
+
+    def run(n: int) -> float:
+        reads = write_fastq(workdir / f"e2e_{n}.fq.gz", n, WINDOW, seed=n)
+        started = time.perf_counter()
+        api.score(str(model_file), [str(reads)], str(workdir / "e2e.tsv"), device=device, threads=threads)
+        seconds = time.perf_counter() - started
+        reads.unlink()
+        return seconds
+
+    return sized_run(run, budget, SCORE_BATCH, max_n)
+
+
+def scoring_rows(sizes: list[int], budget: float, peaks: dict[str, float], threads: int, workdir: Path) -> list[dict]:
+    """Per hidden size: both models alone in fp32 (the product's path) and, as a what-if, under CPU bf16 autocast;
+    then end to end in fp32."""
+    import torch
+
+    rows = []
+    for hidden in sizes:
+        detector = random_detector(hidden)
+        flop = 2 * lstm_flop_per_window(hidden)  # both models
+        model, model_bf16 = model_rate(detector, budget), model_rate(detector, budget, ("cpu", torch.bfloat16))
+        for rate, peak in ((model, peaks["fp32"]), (model_bf16, peaks["bf16"])):
+            rate["gflops"] = rate["per_s"] * flop / 1e9
+            rate["fraction_of_peak"] = rate["gflops"] / peak
+            rate["batch"] = min(rate["n"], detector.foreground.batch_size)
+        model_file = workdir / f"random_h{hidden}.gdm"
+        detector.save(model_file)
+        e2e = end_to_end_rate(model_file, workdir, budget, threads)
+        rows.append({"hidden": hidden, "flop_per_read": flop, "model": model, "model_bf16_autocast": model_bf16,
+                     "end_to_end": e2e})
+        print(f"  scoring hidden {hidden}: models {model['per_s']:.1f} reads/s ({model['gflops']:.1f} GFLOP/s, "
+              f"{100 * model['fraction_of_peak']:.0f}% of peak; bf16 autocast {model_bf16['per_s']:.1f}), "
+              f"end to end {e2e['per_s']:.1f} reads/s", file=sys.stderr)
+    return rows
+
+
+def cuda_rows(sizes: list[int], budget: float, workdir: Path, device: str = "cuda") -> dict:
+    """On the CUDA device: both models alone in fp32 and under bf16 / fp16 autocast, and end to end (fp32).
+    (`device` is a parameter only so that the code path can be smoke-tested with "cpu" on a machine without GPU.)"""
+    import torch
+
+    kind = torch.device(device).type
+
+    precisions = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    peaks = {name: gemm_peak(torch, device, dtype, 10, n=8192 if kind == "cuda" else GEMM_N)
+             for name, dtype in precisions.items()}
+    rows = []
+    for hidden in sizes:
+        detector = random_detector(hidden).to(device)
+        for name, dtype in precisions.items():
+            rate = model_rate(detector, budget, None if name == "fp32" else (kind, dtype), max_n=200_000)
+            rate["gflops"] = rate["per_s"] * 2 * lstm_flop_per_window(hidden) / 1e9
+            rate["fraction_of_peak"] = rate["gflops"] / peaks[name]
+            rows.append({"hidden": hidden, "precision": name, **rate})
+        model_file = workdir / f"random_h{hidden}.gdm"
+        detector.save(model_file)
+        e2e = end_to_end_rate(model_file, workdir, budget, threads=None, device=device)
+        rows.append({"hidden": hidden, "precision": "fp32 end to end", **e2e})
+        print(f"  cuda hidden {hidden}: " + ", ".join(f"{r['precision']} {r['per_s']:.0f} reads/s"
+                                                     for r in rows[-4:]), file=sys.stderr)
+    return {"device": torch.cuda.get_device_name(0) if kind == "cuda" else device, "gemm_gflops": peaks, "rows": rows,
+            "allow_tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}}
+
+
+# -- training --------------------------------------------------------------------------------------------------------
+
+
+def training_row(hidden: int, steps: int, bf16: bool) -> dict:
+    """Windows/s of train_lstm_pair over `steps` steps per model, timed from the end of step 1 (warm-up) to the
+    end of the last step; validation runs only at the last step, on 2 windows."""
+    import torch
+
+    from gooddetect.models.lstm import LSTMConfig
+    from gooddetect.train import TrainConfig, train_lstm_pair
+
+    rng = np.random.default_rng(2)
+    n_train = steps * TRAIN_BATCH
+    train = random_codes(n_train, WINDOW, rng)
+    val = random_codes(2, WINDOW, rng)
+    marks: dict[str, dict[int, float]] = {"fg": {}, "bg": {}}
+
+    def on_step(phase: str, step: int) -> None:
+        marks[phase][step] = time.perf_counter()
+
+    config = TrainConfig(steps=steps, batch_size=TRAIN_BATCH, eval_every=None, bf16=bf16, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. autocast notes on CPU
+        train_lstm_pair(train, np.full(n_train, WINDOW), val, np.full(2, WINDOW), LSTMConfig(hidden=hidden), config,
+                        on_step=on_step)
+    per_model = {phase: (steps - 1) * TRAIN_BATCH / (m[steps] - m[1]) for phase, m in marks.items()}
+    pair = 1 / sum(1 / rate for rate in per_model.values())  # windows through both models per second
+    return {"steps": steps, "measured_steps": steps - 1, "per_model": per_model, "pair_per_s": pair}
+
+
+def training_rows(sizes: list[int], scoring: list[dict], budget: float, max_steps: int) -> list[dict]:
+    """Steps per size from the scoring rate: a training step (forward + backward) costs about 3 forward passes."""
+    rate_of = {row["hidden"]: row["model"]["per_s"] for row in scoring}
+    rows = []
+    for hidden in sizes:
+        per_model_forward = 2 * rate_of.get(hidden, 1000.0)
+        step_seconds = 3 * TRAIN_BATCH / per_model_forward
+        steps = int(np.clip(round(budget / 2 / step_seconds), 3, max_steps))
+        row = {"hidden": hidden, "fp32": training_row(hidden, steps, bf16=False),
+               "bf16": training_row(hidden, steps, bf16=True)}
+        rows.append(row)
+        print(f"  training hidden {hidden}: fp32 {row['fp32']['pair_per_s']:.1f}, bf16 {row['bf16']['pair_per_s']:.1f}"
+              f" windows/s (pair, {steps} steps per model)", file=sys.stderr)
+    return rows
+
+
+# -- parsing ---------------------------------------------------------------------------------------------------------
+
+
+def parse_only(path: Path) -> int:
+    from gooddetect.seqio import read_records
+
+    return sum(1 for _ in read_records(str(path)))
+
+
+def parse_and_window(path: Path, batch_size: int = 1024) -> int:
+    """What score_records does before the model: parse, encode, cut windows, drop unknown-heavy ones, pad batches."""
+    from gooddetect.seqio import read_records
+    from gooddetect.windows import UNKNOWN, encode, pad_batch, window_spans
+
+    reads, batch = 0, []
+    for record in read_records(str(path)):
+        reads += 1
+        codes = encode(record.seq)
+        batch.extend(codes[s:e] for s, e in window_spans(codes.size, WINDOW, None, MIN_LENGTH)
+                     if int((codes[s:e] < UNKNOWN).sum()) >= MIN_LENGTH)
+        if len(batch) >= batch_size:
+            pad_batch(batch)
+            batch = []
+    if batch:
+        pad_batch(batch)
+    return reads
+
+
+def seqkit_version() -> str | None:
+    if not shutil.which("seqkit"):
+        return None
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        return subprocess.run(["seqkit", "version"], capture_output=True, text=True, check=True).stdout.strip()
+    return None
+
+
+def parsing_rows(workdir: Path, n_reads: int, threads: int) -> dict:
+    path = write_fastq(workdir / "parse.fq.gz", n_reads, WINDOW, seed=3)
+    compressed, raw = path.stat().st_size, uncompressed_size(path)
+    tools: dict[str, Callable[[], None]] = {
+        "read_records": lambda: parse_only(path),
+        "read_records + windows": lambda: parse_and_window(path),
+    }
+    if shutil.which("seqkit"):
+        for name, args in (("seqkit stats", ["stats"]), ("seqkit sliding -W 250 -s 250", ["sliding", "-W", "250",
+                                                                                            "-s", "250"])):
+            command = ["seqkit", *args, "-j", str(threads), str(path)]
+            tools[name] = lambda command=command: subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
+    rows = []
+    for name, fn in tools.items():
+        seconds = best_of(fn, 1)
+        rows.append({"tool": name, "reads": n_reads, "seconds": round(seconds, 4), "reads_per_s": n_reads / seconds,
+                     "mb_per_s_compressed": compressed / seconds / 1e6, "mb_per_s_uncompressed": raw / seconds / 1e6})
+        print(f"  parsing {name}: {n_reads / seconds:.0f} reads/s", file=sys.stderr)
+    return {"file_reads": n_reads, "compressed_bytes": compressed, "uncompressed_bytes": raw, "rows": rows}
+
+
+# -- k-mer model ---------------------------------------------------------------------------------------------------
+
+
+def kmer_row(budget: float, threads: int, workdir: Path) -> dict | None:
+    try:
+        from gooddetect.models.kmer import KmerConfig, KmerModel
+    except ImportError as exc:
+        print(f"  k-mer model skipped: {exc}", file=sys.stderr)
+        return None
+    from gooddetect.detector import Detector
+
+    rng = np.random.default_rng(4)
+    train = random_codes(KMER_TRAIN_WINDOWS, WINDOW, rng)
+    lengths = np.full(KMER_TRAIN_WINDOWS, WINDOW, dtype=np.int64)
+    config = KmerConfig()
+    started = time.perf_counter()
+    foreground = KmerModel.fit(train, lengths, config=config, mutation_rate=0.0, rng=rng)
+    background = KmerModel.fit(train, lengths, config=config, mutation_rate=0.1, rng=rng)
+    fit_seconds = time.perf_counter() - started
+    detector = Detector(foreground, background, {"window_length": WINDOW, "min_length": MIN_LENGTH})
+    model = model_rate(detector, budget, max_n=200_000)
+    model_file = workdir / "random_kmer.gdm"
+    detector.save(model_file)
+    e2e = end_to_end_rate(model_file, workdir, budget, threads)
+    print(f"  k-mer: models {model['per_s']:.0f} reads/s, end to end {e2e['per_s']:.0f} reads/s", file=sys.stderr)
+    return {"config": foreground.config_dict(), "fit_windows": KMER_TRAIN_WINDOWS, "fit_seconds_pair": fit_seconds,
+            "model": model, "end_to_end": e2e}
+
+
+# -- memory ----------------------------------------------------------------------------------------------------------
+
+
+def cli_command() -> list[str]:
+    script = Path(sys.executable).with_name("gooddetect")
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-c", "from gooddetect.cli import main; main()"]
+
+
+# Runs its arguments as a child and prints the child's peak RSS (KiB). The wrapper is a small fresh process: Linux
+# carries a process's peak RSS across fork + exec, so a child forked straight from this benchmark (torch loaded,
+# hundreds of MB) would report the benchmark's own peak.
+RSS_WRAPPER = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")
+
+
+def rss_rows(read_counts: list[int], threads: int, workdir: Path) -> list[dict]:
+    """Peak RSS of `gooddetect score` as a subprocess (getrusage(RUSAGE_CHILDREN).ru_maxrss, via RSS_WRAPPER)."""
+    detector = random_detector(RSS_HIDDEN)
+    model_file = workdir / "rss_model.gdm"
+    detector.save(model_file)
+    rows = []
+    for n in read_counts:
+        reads = write_fastq(workdir / f"rss_{n}.fq.gz", n, RSS_READ_LENGTH, seed=5, level=1)
+        command = [*cli_command(), "-q", "score", "--device", "cpu", "-t", str(threads), str(model_file), str(reads),
+                   "-o", str(workdir / "rss.tsv")]
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", RSS_WRAPPER, *command], stdout=subprocess.PIPE, text=True,
+                              check=True)
+        seconds = time.perf_counter() - started
+        peak_kib = int(done.stdout.split()[-1])
+        reads.unlink()
+        rows.append({"reads": n, "read_length": RSS_READ_LENGTH, "hidden": RSS_HIDDEN, "peak_rss_mb": peak_kib / 1024,
+                     "seconds": round(seconds, 3), "reads_per_s": n / seconds})
+        print(f"  RSS at {n} reads: {peak_kib / 1024:.0f} MB ({n / seconds:.0f} reads/s)", file=sys.stderr)
+    return rows
+
+
+# -- profile ---------------------------------------------------------------------------------------------------------
+
+
+def profile_scoring(model_file: Path, workdir: Path, n: int, threads: int) -> str:
+    """cProfile of api.score at the default hidden size: where end-to-end time goes (top 30 by own time)."""
+    from gooddetect import api
+
+    reads = write_fastq(workdir / "profile.fq.gz", n, WINDOW, seed=6)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    api.score(str(model_file), [str(reads)], str(workdir / "profile.tsv"), device="cpu", threads=threads)
+    profiler.disable()
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    stats.sort_stats("tottime").print_stats(30)
+    return f"cProfile of api.score, {n} reads of {WINDOW} bp, default LSTM, {threads} threads\n{text.getvalue()}"
+
+
+# -- report ----------------------------------------------------------------------------------------------------------
+
+
+def targets(result: dict) -> list[dict]:
+    """Each target with the measurement it is judged on and pass/fail (None: not measured)."""
+    from gooddetect.models.lstm import LSTMConfig
+
+    default_hidden = LSTMConfig().hidden
+    rows = []
+    big = [r for r in result["scoring"] if r["hidden"] >= TARGET_LSTM_PEAK_MIN_HIDDEN]
+    for r in big:
+        frac = r["model"]["fraction_of_peak"]
+        rows.append({"target": f"LSTM scoring ≥ {TARGET_LSTM_PEAK:.0%} of fp32 GEMM peak (hidden {r['hidden']})",
+                     "measured": f"{frac:.1%}", "pass": frac >= TARGET_LSTM_PEAK})
+    if not big:
+        rows.append({"target": f"LSTM scoring ≥ {TARGET_LSTM_PEAK:.0%} of fp32 GEMM peak (hidden ≥ "
+                               f"{TARGET_LSTM_PEAK_MIN_HIDDEN})", "measured": "not measured", "pass": None})
+    default = next((r for r in result["scoring"] if r["hidden"] == default_hidden), None)
+    e2e = default["end_to_end"]["per_s"] if default else None
+    rows.append({"target": f"end to end ≥ {TARGET_E2E:,.0f} reads/s, default model (hidden {default_hidden})",
+                 "measured": f"{e2e:,.0f} reads/s" if e2e else "not measured",
+                 "pass": None if e2e is None else e2e >= TARGET_E2E})
+    parse = next((r for r in result["parsing"]["rows"] if r["tool"] == "read_records + windows"), None)
+    if parse and e2e:
+        factor = parse["reads_per_s"] / e2e
+        rows.append({"target": f"parsing + windowing ≥ {TARGET_PARSE_FACTOR:.0f}× default model end to end",
+                     "measured": f"{factor:.1f}×", "pass": factor >= TARGET_PARSE_FACTOR})
+    rss = result["rss"]
+    if len(rss) >= 2:
+        growth = rss[-1]["peak_rss_mb"] / rss[0]["peak_rss_mb"] - 1
+        rows.append({"target": f"peak RSS flat: {rss[-1]['reads']:,} vs {rss[0]['reads']:,} reads within "
+                               f"+{TARGET_RSS_GROWTH:.0%}", "measured": f"{growth:+.1%}",
+                     "pass": growth <= TARGET_RSS_GROWTH})
+    return rows
+
+
+def markdown(result: dict) -> str:
+    m = result["machine"]
+    lines = [
+        "# gooddetect throughput",
+        "",
+        f"CPU: {m['cpu_model']} ({m['cpus_visible']} visible; {', '.join(m['cpu_flags']) or 'no AVX flags'}); "
+        f"threads {m['threads']}; torch {m['torch']}; gooddetect {m['gooddetect']} ({m['git']}); "
+        f"CUDA: {m['cuda'] or 'none'}.",
+        f"Load average (1/5/15 min): start {'/'.join(f'{x:.2f}' for x in m['load_average_start'])}, "
+        f"end {'/'.join(f'{x:.2f}' for x in m['load_average_end'])}"
+        + (" — **machine not idle: the rates are lower bounds**" if max(m["load_average_start"][0],
+                                                                       m["load_average_end"][0]) > m["threads"]
+           else "") + ".",
+        f"Run took {result['seconds']:.0f} s{' (--quick)' if result['quick'] else ''}.",
+        "",
+        f"GEMM peak ({GEMM_N}×{GEMM_N} @ {GEMM_N}×{GEMM_N} torch.matmul, best of repeats): "
+        f"fp32 {result['gemm_gflops']['fp32']:.1f} GFLOP/s, bf16 {result['gemm_gflops']['bf16']:.1f} GFLOP/s.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | pass |",
+        "|---|---|---|",
+    ]
+    for t in result["targets"]:
+        verdict = "n/a" if t["pass"] is None else "PASS" if t["pass"] else "FAIL"
+        lines.append(f"| {t['target']} | {t['measured']} | {verdict} |")
+    train_of = {r["hidden"]: r for r in result["training"]}
+    lines += [
+        "",
+        "## LSTM, per hidden size",
+        "",
+        "Models alone: Detector.loglik (both models) on random 250 bp windows. GFLOP/s = reads/s × 2 models × "
+        f"{WINDOW - 1} positions × (8H(H+4) + 8H) FLOP. End to end: api.score on a FASTQ.gz of random 250 bp reads "
+        "(load, parse, window, both models, TSV). "
+        "bf16 autocast (models alone, a what-if: scoring runs fp32) uses the CPU's bf16 GEMM (AMX where present). "
+        "Training: train_lstm_pair, windows/s through the pair "
+        f"(per-model rate / 2), batch {TRAIN_BATCH}, validation excluded, step 1 (warm-up) excluded.",
+        "",
+        "| hidden | models reads/s | GFLOP/s | % fp32 peak | models bf16 autocast reads/s (% bf16 peak) "
+        "| end-to-end reads/s | train fp32 windows/s | train bf16 windows/s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["scoring"]:
+        t = train_of.get(r["hidden"])
+        fp32 = f"{t['fp32']['pair_per_s']:.1f}" if t else "—"
+        bf16 = f"{t['bf16']['pair_per_s']:.1f}" if t else "—"
+        bf16_score = r["model_bf16_autocast"]
+        lines.append(f"| {r['hidden']} | {r['model']['per_s']:,.1f} | {r['model']['gflops']:.1f} | "
+                     f"{100 * r['model']['fraction_of_peak']:.0f}% | {bf16_score['per_s']:,.1f} "
+                     f"({100 * bf16_score['fraction_of_peak']:.0f}%) | {r['end_to_end']['per_s']:,.1f} | {fp32} | "
+                     f"{bf16} |")
+    p = result["parsing"]
+    lines += [
+        "",
+        f"## Parsing + windowing ({p['file_reads']:,} random 250 bp reads, FASTQ.gz "
+        f"{p['compressed_bytes'] / 1e6:.1f} MB, {p['uncompressed_bytes'] / 1e6:.1f} MB uncompressed)",
+        "",
+        "| tool | reads/s | MB/s compressed | MB/s uncompressed |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in p["rows"]:
+        lines.append(f"| {r['tool']} | {r['reads_per_s']:,.0f} | {r['mb_per_s_compressed']:.1f} | "
+                     f"{r['mb_per_s_uncompressed']:.1f} |")
+    k = result["kmer"]
+    lines += ["", "## k-mer model", ""]
+    if k:
+        lines += [f"Default KmerConfig {json.dumps(k['config'])}, fit on {k['fit_windows']:,} random windows "
+                  f"(random data: not representative of the model's size or memory; fine for speed); pair fitted in "
+                  f"{k['fit_seconds_pair']:.1f} s.", "",
+                  "| models reads/s | end-to-end reads/s |", "|---:|---:|",
+                  f"| {k['model']['per_s']:,.0f} | {k['end_to_end']['per_s']:,.0f} |"]
+    else:
+        lines.append("Not measured (gooddetect.models.kmer does not import).")
+    c = result["cuda"]
+    if c:
+        lines += ["", f"## CUDA ({c['device']})", "",
+                  "GEMM peak GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in c["gemm_gflops"].items()), "",
+                  "| hidden | precision | reads/s | GFLOP/s | % GEMM peak of that precision |",
+                  "|---:|---|---:|---:|---:|"]
+        lines += [f"| {r['hidden']} | {r['precision']} | {r['per_s']:,.0f} | "
+                  + (f"{r['gflops']:.0f} | {100 * r['fraction_of_peak']:.0f}% |" if "gflops" in r else "— | — |")
+                  for r in c["rows"]]
+    lines += ["", f"## Memory: peak RSS of `gooddetect score` (hidden {RSS_HIDDEN}, {RSS_READ_LENGTH} bp reads)", ""]
+    if result["rss"]:
+        lines += ["| reads | peak RSS MB | seconds | reads/s |", "|---:|---:|---:|---:|"]
+        lines += [f"| {r['reads']:,} | {r['peak_rss_mb']:.0f} | {r['seconds']:.1f} | {r['reads_per_s']:,.0f} |"
+                  for r in result["rss"]]
+    else:
+        lines.append("Not measured (--rss-reads empty).")
+    return "\n".join(lines) + "\n"
+
+
+def parse_ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="Directory for throughput.md and throughput.json.")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sizes", default="128,256,512,1000,2000", help="LSTM hidden sizes for the scoring rows.")
+    parser.add_argument("--train-sizes", default=None,
+                        help="Hidden sizes for the training rows (default: the --sizes up to 1000; at 2000 one CPU "
+                             "training step takes tens of seconds).")
+    parser.add_argument("--budget", type=float, default=None, help="Seconds per measurement (default 5; quick 0.5).")
+    parser.add_argument("--max-train-steps", type=int, default=20)
+    parser.add_argument("--parse-reads", type=int, default=None, help="Reads in the parsing file (default 200k).")
+    parser.add_argument("--rss-reads", default=None, help="Read counts for the RSS runs (default 10000,1000000).")
+    parser.add_argument("--profile", action="store_true", help="Also cProfile api.score at the default hidden size.")
+    parser.add_argument("--quick", action="store_true", help="Smoke run: small sizes, few reads (~1 min).")
+    args = parser.parse_args()
+
+    set_threads(args.threads)  # before torch starts its thread pools
+    from gooddetect.runtime import import_torch
+
+    torch = import_torch(args.threads)
+    sizes = parse_ints(args.sizes if not args.quick or args.sizes != parser.get_default("sizes") else "64,256")
+    train_sizes = parse_ints(args.train_sizes) if args.train_sizes else [h for h in sizes if h <= 1000]
+    budget = args.budget or (0.5 if args.quick else 5.0)
+    parse_reads = args.parse_reads or (5_000 if args.quick else 200_000)
+    rss_reads = parse_ints(args.rss_reads if args.rss_reads is not None else
+                           ("2000,20000" if args.quick else "10000,1000000"))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    started = time.perf_counter()
+    check_load(args.threads, "at the start")
+    result: dict = {"quick": args.quick, "budget_s": budget, "machine": machine_info(torch, args.threads),
+                    "flop_formula": "per read: 2 models x (L-1) positions x (8H(H+4) + 8H) FLOP, L = 250 (one layer, "
+                                    "one-hot input; gate products and head only)"}
+    with tempfile.TemporaryDirectory(prefix="gd_throughput_") as tmp:
+        workdir = Path(tmp)
+        print("GEMM peak", file=sys.stderr)
+        result["gemm_gflops"] = {"fp32": gemm_peak(torch, "cpu", torch.float32, 3 if args.quick else 10),
+                                 "bf16": gemm_peak(torch, "cpu", torch.bfloat16, 3 if args.quick else 10)}
+        print("scoring", file=sys.stderr)
+        result["scoring"] = scoring_rows(sizes, budget, result["gemm_gflops"], args.threads, workdir)
+        print("training", file=sys.stderr)
+        result["training"] = training_rows(train_sizes, result["scoring"], budget,
+                                           3 if args.quick else args.max_train_steps)
+        print("parsing", file=sys.stderr)
+        result["parsing"] = parsing_rows(workdir, parse_reads, args.threads)
+        print("k-mer model", file=sys.stderr)
+        result["kmer"] = kmer_row(budget, args.threads, workdir)
+        result["cuda"] = None
+        if torch.cuda.is_available():
+            print("CUDA", file=sys.stderr)
+            result["cuda"] = cuda_rows(sizes, budget, workdir)
+        print("memory", file=sys.stderr)
+        result["rss"] = rss_rows(rss_reads, args.threads, workdir)
+        if args.profile:
+            from gooddetect.models.lstm import LSTMConfig
+
+            model_file = workdir / "profile_model.gdm"
+            random_detector(LSTMConfig().hidden).save(model_file)
+            (out / "throughput_profile.txt").write_text(profile_scoring(model_file, workdir, 2000 if not args.quick
+                                                                        else 200, args.threads))
+    result["machine"]["load_average_end"] = check_load(args.threads, "at the end")
+    result["seconds"] = time.perf_counter() - started
+    result["targets"] = targets(result)
+    (out / "throughput.json").write_text(json.dumps(result, indent=2) + "\n")
+    text = markdown(result)
+    (out / "throughput.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

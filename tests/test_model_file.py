@@ -1,0 +1,247 @@
+"""Damaged, foreign and hostile model files: each is refused with one `gooddetect: error:` line naming the file,
+and nothing in a model file is ever executed (pickles carrying code are refused without being unpickled)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import save
+
+from gooddetect.detector import Detector, _checksum
+from gooddetect.errors import ModelFileError
+
+BAD = Path(__file__).resolve().parent / "data" / "bad"
+sys.path.insert(0, str(BAD))
+import make_bad  # noqa: E402
+
+READS = BAD / "lengths.fa"
+# one thread: torch's default two crawl on a busy 2-core machine; no GOODDETECT_MODEL from the caller's shell
+CLI_ENV = {k: v for k, v in os.environ.items() if k != "GOODDETECT_MODEL"} | {"OMP_NUM_THREADS": "1"}
+
+
+def gooddetect(*args, **kwargs) -> subprocess.CompletedProcess:
+    script = Path(sys.executable).with_name("gooddetect")
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "gooddetect.cli"]
+    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, errors="replace",
+                          stdin=subprocess.DEVNULL, timeout=300, env=CLI_ENV, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return make_bad.tiny_model(tmp_path_factory.getbasetemp() / "tiny_model")
+
+
+def assert_refused(result, path: Path, *fragments: str) -> None:
+    """Exit 1 with exactly one `gooddetect: error:` line that names `path`, no traceback, nothing on stdout."""
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"gooddetect: error: {path}"), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    assert result.stdout == ""
+
+
+def score_and_info_refuse(model: Path, tmp_path: Path, *fragments: str) -> None:
+    out = tmp_path / "out.tsv"
+    assert_refused(gooddetect("score", model, READS, "-o", out), model, *fragments)
+    assert not out.exists() and not list(tmp_path.glob(".*.tmp"))
+    assert_refused(gooddetect("info", model), model, *fragments)
+
+
+def header_end(blob: bytes) -> int:
+    """Offset of the first tensor byte: 8-byte little-endian header length, then the JSON header."""
+    return 8 + int.from_bytes(blob[:8], "little")
+
+
+# -- a good model -------------------------------------------------------------------------------------------------
+
+def test_info_and_info_json(tiny_model):
+    as_json = gooddetect("info", tiny_model, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    document = json.loads(as_json.stdout)
+    assert (document["format"], document["format_version"], document["kind"]) == ("gooddetect-model", 1, "lstm")
+    assert (document["window_length"], document["min_length"], document["threshold"]) == (250, 50, None)
+    assert document["models"]["foreground"]["hidden"] == 16 == document["models"]["background"]["hidden"]
+    assert document["parameters"]["foreground"] == document["parameters"]["background"] > 0
+    assert document["file_bytes"] == tiny_model.stat().st_size
+    text = gooddetect("info", tiny_model)
+    assert text.returncode == 0, text.stderr
+    fields = dict(line.split(None, 1) for line in text.stdout.splitlines())
+    assert fields["window_length"] == "250" and fields["kind"] == "lstm" and fields["threshold"] == "none"
+
+
+def test_scoring_uses_the_window_length_stored_in_the_model(tiny_model, tmp_path):
+    """`score` has no --length: the model file's own window length is used. Re-saving the tiny model with
+    window_length 100 (the LSTM weights do not depend on it) changes how reads are cut, and `info` shows it."""
+    detector = Detector.load(tiny_model)
+    detector.meta["window_length"] = 100
+    short = tmp_path / "w100.gdm"
+    detector.save(short)
+    info = json.loads(gooddetect("info", short, "--json").stdout)
+    assert info["window_length"] == 100
+    rows = {}
+    for model in (tiny_model, short):
+        result = gooddetect("score", model, READS, "-o", tmp_path / "out.tsv", "--threads", 1)
+        assert result.returncode == 0, result.stderr
+        lines = (tmp_path / "out.tsv").read_text().splitlines()
+        rows[model] = [line.split("\t")[2] for line in lines[1:]]  # n_windows of reads 1, 49, 50, 249, 250, 251 bp
+    assert rows[tiny_model] == ["0", "0", "1", "1", "1", "2"]
+    assert rows[short] == ["0", "0", "1", "3", "3", "3"]  # 249 bp: 100 + 100 + 49; 250: 100+100+50; 251: 100+100+51
+    assert gooddetect("score", tiny_model, READS, "--length", 100).returncode == 2  # no such option
+
+
+# -- damaged files --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("keep", ["0", "7", "header-1", "header", "last-1"])
+def test_truncated_model_is_refused(keep, tiny_model, tmp_path):
+    blob = tiny_model.read_bytes()
+    sizes = {"header-1": header_end(blob) - 1, "header": header_end(blob), "last-1": len(blob) - 1}
+    damaged = tmp_path / "truncated.gdm"
+    damaged.write_bytes(blob[:sizes.get(keep) or int(keep)])
+    assert_refused(gooddetect("info", damaged), damaged)
+
+
+def test_truncated_model_is_refused_by_score(tiny_model, tmp_path):
+    blob = tiny_model.read_bytes()
+    damaged = tmp_path / "truncated.gdm"
+    damaged.write_bytes(blob[: len(blob) * 2 // 3])
+    score_and_info_refuse(damaged, tmp_path, "truncated")
+
+
+def _flip_positions(blob: bytes) -> dict[str, int]:
+    header = blob[8:header_end(blob)]
+    return {
+        "header-length": 0,
+        "json-brace": 8,
+        "format-version": 8 + header.index(b"format_version") + len(b"format_version") + 4,
+        "window-length": 8 + header.index(b"window_length") + len(b"window_length") + 4,
+        "checksum-digest": 8 + header.index(b'"sha256"') + 12,
+        "header-padding": header_end(blob) - 1,
+        "first-tensor-byte": header_end(blob),
+        "middle-tensor-byte": (header_end(blob) + len(blob)) // 2,
+        "last-byte": len(blob) - 1,
+    }
+
+
+@pytest.mark.parametrize("where", ["header-length", "json-brace", "format-version", "checksum-digest",
+                                   "header-padding", "first-tensor-byte", "last-byte"])
+def test_flipped_byte_is_detected(where, tiny_model, tmp_path):
+    blob = bytearray(tiny_model.read_bytes())
+    blob[_flip_positions(bytes(blob))[where]] ^= 0x01
+    damaged = tmp_path / "flipped.gdm"
+    damaged.write_bytes(bytes(blob))
+    assert_refused(gooddetect("info", damaged), damaged)
+
+
+@pytest.mark.parametrize("where", ["window-length", "middle-tensor-byte"])
+def test_flipped_byte_is_detected_by_score(where, tiny_model, tmp_path):
+    blob = bytearray(tiny_model.read_bytes())
+    blob[_flip_positions(bytes(blob))[where]] ^= 0x01
+    damaged = tmp_path / "flipped.gdm"
+    damaged.write_bytes(bytes(blob))
+    score_and_info_refuse(damaged, tmp_path, "checksum mismatch")
+
+
+def test_every_flipped_byte_is_detected_in_process(tiny_model, tmp_path):
+    """A sweep over the whole file (every 37th byte, two different bits): always ModelFileError, never a load."""
+    blob = tiny_model.read_bytes()
+    damaged = tmp_path / "flipped.gdm"
+    for position in range(0, len(blob), 37):
+        for bit in (0x01, 0x80):
+            copy = bytearray(blob)
+            copy[position] ^= bit
+            damaged.write_bytes(bytes(copy))
+            with pytest.raises(ModelFileError, match="flipped.gdm"):
+                Detector.load(damaged)
+
+
+# -- files that are not what they claim ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["pickle", "torch-save"])
+def test_pickle_with_code_is_refused_without_running_it(kind, tmp_path):
+    marker = tmp_path / "code-was-run"
+    model = tmp_path / f"{kind}.gdm"
+    (make_bad.write_code_pickle if kind == "pickle" else make_bad.write_code_torch_save)(model, marker)
+    out = tmp_path / "out.tsv"
+    for args in (("score", model, READS, "-o", out), ("score", "-m", model, READS, "-o", out), ("info", model),
+                 ("info", "--json", model)):
+        result = gooddetect(*args)
+        assert_refused(result, model, "not a gooddetect model file")
+        assert not marker.exists(), f"{args} ran code from the model file"
+    assert not out.exists()
+    # control: the payload is live, i.e. unpickling it the unsafe way does create the marker file
+    subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(BAD)!r}); import make_bad; "
+                    f"make_bad.load_unsafely({str(model)!r})"], check=True, timeout=120)
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("kind", ["empty", "directory", "missing", "text"])
+def test_not_a_model_file(kind, tmp_path):
+    model = tmp_path / "model.gdm"
+    if kind == "empty":
+        model.write_bytes(b"")
+    elif kind == "directory":
+        model.mkdir()
+    elif kind == "text":
+        model.write_text(">r1\nACGT\n")
+    assert_refused(gooddetect("info", model), model)
+
+
+# -- well-formed files with unusable metadata (valid checksum) -------------------------------------------------------
+
+def _resave(tiny_model: Path, path: Path, edit) -> Path:
+    """Re-write the tiny model with its metadata document changed by `edit(dict) -> dict | str`, and a correct
+    checksum, using the detector's own serialisation."""
+    document, tensors = Detector.load(tiny_model)._serialisable()
+    edited = edit(json.loads(document))
+    text = edited if isinstance(edited, str) else json.dumps(edited, sort_keys=True)
+    path.write_bytes(save(tensors, metadata={"gooddetect": text, "sha256": _checksum(text, tensors)}))
+    return path
+
+
+def test_newer_format_version_is_refused(tiny_model, tmp_path):
+    model = _resave(tiny_model, tmp_path / "v99.gdm", lambda d: {**d, "format_version": 99})
+    score_and_info_refuse(model, tmp_path, "format version 99", "upgrade gooddetect")
+
+
+METADATA_EDITS = {
+    "version-not-a-number": (lambda d: {**d, "format_version": "abc"}, "format version"),
+    "not-an-object": (lambda d: "[]", "not a gooddetect model file"),
+    "no-kind": (lambda d: {k: v for k, v in d.items() if k != "kind"}, "kind"),
+    "unknown-kind": (lambda d: {**d, "kind": "transformer"}, "transformer"),
+    "no-window-length": (lambda d: {k: v for k, v in d.items() if k != "window_length"}, "window_length"),
+    "no-version": (lambda d: {k: v for k, v in d.items() if k != "gooddetect_version"}, "gooddetect_version"),
+    "config-mismatch": (lambda d: {**d, "models": {**d["models"], "foreground": {
+        **d["models"]["foreground"], "hidden": 32}}}, "foreground model"),
+    "bad-threshold": (lambda d: {**d, "threshold": {"value": "high"}}, "threshold"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(METADATA_EDITS))
+def test_unusable_metadata_is_refused(case, tiny_model, tmp_path):
+    edit, fragment = METADATA_EDITS[case]
+    model = _resave(tiny_model, tmp_path / f"{case}.gdm", edit)
+    with pytest.raises(ModelFileError, match=fragment) as error:
+        Detector.load(model)
+    assert str(model) in str(error.value)
+
+
+def test_unusable_metadata_is_refused_by_the_cli(tiny_model, tmp_path):
+    model = _resave(tiny_model, tmp_path / "no-kind.gdm", METADATA_EDITS["no-kind"][0])
+    score_and_info_refuse(model, tmp_path, "kind")
+
+
+def test_weights_survive_a_round_trip(tiny_model, tmp_path):
+    """Control for the tests above: re-saving unchanged gives a model with identical weights."""
+    model = _resave(tiny_model, tmp_path / "same.gdm", lambda d: d)
+    original, copy = Detector.load(tiny_model), Detector.load(model)
+    for role in ("foreground", "background"):
+        a, b = getattr(original, role).state_arrays(), getattr(copy, role).state_arrays()
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
