@@ -143,6 +143,7 @@ class DuplicateCounter:
         """Number of reads whose id was already seen earlier."""
         import numpy as np
 
-        hashes = np.frombuffer(self._hashes, dtype=np.int64) if len(self._hashes) else np.empty(0, np.int64)
-        return int(hashes.size - np.unique(hashes).size)
-
+        if len(self._hashes) < 2:
+            return 0
+        hashes = np.sort(np.frombuffer(self._hashes, dtype=np.int64))
+        return int((hashes[1:] == hashes[:-1]).sum())

@@ -48,6 +48,7 @@ TRAIN_BATCH = 100  # windows per step (the paper's batch size)
 KMER_TRAIN_WINDOWS = 20_000
 GEMM_N = 2048
 SCORE_BATCH = 1024  # windows per model call in api.score (its default batch_size)
+MIN_BATCH = 128  # fewest items in a measurement, even when that takes longer than the budget
 REPO = Path(__file__).resolve().parents[2]
 
 TARGET_LSTM_PEAK = 0.60  # fraction of the fp32 GEMM peak, at hidden >= 512
@@ -154,7 +155,8 @@ def sized_run(run: Callable[[int], float], budget: float, unit: int, max_n: int 
     """run(n) does n items and returns its seconds. Pilot runs (growing from 16 items; the first one warms up) give
     the rate; when whole batches of `unit` items fit in the budget, one more pilot of exactly `unit` items warms up
     that batch shape and the measurement is a whole number of batches, as in real scoring; otherwise (very slow
-    models) the measurement is a smaller batch of about `budget` seconds."""
+    models) the measurement is a smaller batch of about `budget` seconds, but at least MIN_BATCH items (a GEMM
+    over fewer rows is far below the large-batch rate, which is not what scoring a file sees)."""
     n = 16
     seconds = run(n)
     while seconds < budget / 20 and n < unit:
@@ -166,7 +168,7 @@ def sized_run(run: Callable[[int], float], budget: float, unit: int, max_n: int 
             rate = unit / run(unit)
         n = unit * max(1, round(rate * budget / unit))
     else:
-        n = max(n, round(rate * budget))
+        n = max(n, min(unit, MIN_BATCH), round(rate * budget))
     n = min(n, max_n)
     seconds = run(n)
     return {"n": n, "seconds": round(seconds, 4), "per_s": n / seconds}
