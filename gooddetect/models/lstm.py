@@ -24,7 +24,7 @@ UNKNOWN = 4
 class LSTMConfig:
     """Hyperparameters of the network (the paper uses hidden=2000, one layer, one-hot input)."""
 
-    hidden: int = 256
+    hidden: int = 128
     layers: int = 1
     dropout: float = 0.1
     embedding: int = 0  # 0: one-hot input; > 0: a learned embedding of this size (the unknown row stays zero)
