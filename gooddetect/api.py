@@ -70,6 +70,9 @@ def load_detector(model: str, *, device: str = "cpu", threads: int | None = None
     """Load a model file and place it on `device` (`auto` picks CUDA when present)."""
     set_threads(threads)
     detector = Detector.load(model)
+    for part in (detector.foreground, detector.background):
+        if hasattr(part, "threads") and threads:
+            part.threads = threads
     if detector.kind == "lstm" or device != "auto":
         detector.to(resolve_device(device))
     return detector
@@ -364,6 +367,7 @@ def format_calibration(report: dict, model: str) -> str:
 
 # -- training -----------------------------------------------------------------------------------------------------
 
+DEFAULT_MUTATION_RATE = {"lstm": 0.1, "kmer": 0.3}  # lstm: the paper's; kmer: chosen on validation
 LSTM_OPTIONS = ("hidden", "layers", "dropout", "embedding")
 OPTIMISER_OPTIONS = {"lr": "lr", "train_batch_size": "batch_size", "epochs": "epochs", "steps": "steps",
                      "patience": "patience", "bf16": "bf16"}
@@ -381,7 +385,7 @@ def split_validation(codes: np.ndarray, lengths: np.ndarray, fraction: float, se
 
 def train(inputs: list[str], output: str, *, kind: str = "lstm", length: int = 250, stride: int | None = None,
           min_length: int = 50, windows_per_file: int | None = None, max_windows: int | None = None,
-          both_strands: bool = False, val_fraction: float = 0.05, mutation_rate: float = 0.1,
+          both_strands: bool = False, val_fraction: float = 0.05, mutation_rate: float | None = None,
           background_l2: float = 1e-4, seed: int = 0, device: str = "auto", threads: int | None = None,
           checkpoint: str | None = None, resume: bool = False, **hyper) -> Detector:
     """`gooddetect train`: windows of `inputs` → foreground + mutated-background pair → model file `output`.
@@ -390,6 +394,8 @@ def train(inputs: list[str], output: str, *, kind: str = "lstm", length: int = 2
     steps, patience; kmer: max_order); None means the default."""
     check_output_paths(output)
     set_threads(threads)
+    if mutation_rate is None:
+        mutation_rate = DEFAULT_MUTATION_RATE[kind]
     started = time.perf_counter()
     counts = WindowCounts()
     codes, lengths = collect_windows(inputs, counts, length=length, stride=stride, min_length=min_length,
@@ -455,7 +461,10 @@ def _train_kmer(train_codes, train_lengths, val_codes, val_lengths, hyper: dict,
     config = KmerConfig(**hyper)
     rng = np.random.default_rng([seed, 2])
     foreground = KmerModel.fit(train_codes, train_lengths, config=config, mutation_rate=0.0, rng=rng)
-    background = KmerModel.fit(train_codes, train_lengths, config=config, mutation_rate=mutation_rate, rng=rng)
+    # A low-order background (exact tables only) keeps the foreground's long k-mer matches (validated: see README).
+    background = KmerModel.fit(train_codes, train_lengths, config=config.background(), mutation_rate=mutation_rate,
+                               rng=rng)
+    training["background_config"] = "KmerConfig.background() of the foreground config"
     stats = {}
     for role, model in (("foreground", foreground), ("background", background)):
         total, n = model.loglik(val_codes, val_lengths)

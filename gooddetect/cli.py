@@ -110,8 +110,9 @@ BATCH = click.option("--batch-size", default=1024, show_default=True, type=click
 @click.option("--both-strands", is_flag=True, help="Add the reverse complement of every training window.")
 @click.option("--val-fraction", default=0.05, show_default=True, type=click.FloatRange(0, 0.5, max_open=True),
               help="Windows held out for validation loss / early stopping.")
-@click.option("--mutation-rate", default=0.1, show_default=True, type=click.FloatRange(0, 1),
-              help="Background: probability of substituting each base (paper 0.1).")
+@click.option("--mutation-rate", default=None, type=click.FloatRange(0, 1),
+              help="Background: probability of substituting each base (default: 0.1 for lstm, as in the paper; "
+                   "0.3 for kmer, chosen on validation).")
 @click.option("--background-l2", default=1e-4, show_default=True, type=click.FloatRange(min=0),
               help="Background: L2 weight on non-bias weights, added to the loss (paper 1e-4; lstm only).")
 @click.option("--hidden", default=None, type=click.IntRange(min=1), help="LSTM hidden size (paper 2000).")
