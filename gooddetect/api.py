@@ -17,7 +17,7 @@ import numpy as np
 from . import __version__, metrics
 from .detector import Detector, read_model_file
 from .errors import InputError, UsageError
-from .runtime import atomic_output, check_output_paths, progress, resolve_device, set_threads
+from .runtime import atomic_output, check_output_paths, is_main_process, progress, resolve_device, set_threads
 from .score import ScoreCounts, score_records, write_header, write_rows
 from .seqio import DuplicateCounter, Record, display_name, read_records
 from .windows import WindowCounts, collect_windows, decode, gc_fraction, read_windows, sample_genome_windows
@@ -396,6 +396,7 @@ def train(inputs: list[str], output: str, *, kind: str = "lstm", length: int = 2
     set_threads(threads)
     if mutation_rate is None:
         mutation_rate = DEFAULT_MUTATION_RATE[kind]
+    checkpoint = checkpoint or f"{output}.ckpt"
     started = time.perf_counter()
     counts = WindowCounts()
     codes, lengths = collect_windows(inputs, counts, length=length, stride=stride, min_length=min_length,
@@ -413,7 +414,7 @@ def train(inputs: list[str], output: str, *, kind: str = "lstm", length: int = 2
         foreground, background, stats = _train_lstm(
             train_codes, train_lengths, val_codes, val_lengths, hyper, mutation_rate=mutation_rate,
             background_l2=background_l2, seed=seed, device=device,
-            checkpoint=checkpoint or f"{output}.ckpt", resume=resume, training=training)
+            checkpoint=checkpoint, resume=resume, training=training)
     elif kind == "kmer":
         foreground, background, stats = _train_kmer(train_codes, train_lengths, val_codes, val_lengths, hyper,
                                                     mutation_rate=mutation_rate, seed=seed, training=training)
@@ -422,10 +423,10 @@ def train(inputs: list[str], output: str, *, kind: str = "lstm", length: int = 2
     training["validation"] = stats
     detector = Detector(foreground, background, {"window_length": length, "min_length": min_length,
                                                  "training": training, "threshold": None})
-    if _is_main_process():
+    if is_main_process():
         detector.save(output)
-        if kind == "lstm" and os.path.exists(checkpoint or f"{output}.ckpt"):
-            os.unlink(checkpoint or f"{output}.ckpt")
+        if kind == "lstm" and os.path.exists(checkpoint):
+            os.unlink(checkpoint)
         log.info("train: %d windows (%d for validation) from %d input(s); skipped %d reads shorter than %d bp and "
                  "%d windows with unknown bases; validation loss foreground %.4f, background %.4f nats/base; "
                  "%.1f s; model written to %s", len(codes), len(val_codes), len(counts.files), counts.reads_too_short,
@@ -470,10 +471,6 @@ def _train_kmer(train_codes, train_lengths, val_codes, val_lengths, hyper: dict,
         total, n = model.loglik(val_codes, val_lengths)
         stats[role] = {"val_loss": float(-total.sum() / max(n.sum(), 1))}
     return foreground, background, stats
-
-
-def _is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _windows_digest(codes: np.ndarray, lengths: np.ndarray) -> str:

@@ -33,6 +33,11 @@ def _cap_torch_threads(n: int) -> None:
         torch.set_num_interop_threads(n)
 
 
+def is_main_process() -> bool:
+    """True except on the ranks > 0 of a torchrun launch (valid before, during and after training)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def import_torch(threads: int | None = None):
     """Import torch lazily (keeps `--help` fast) and apply the thread cap."""
     import torch

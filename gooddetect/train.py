@@ -38,7 +38,7 @@ from torch.nn.parallel import DistributedDataParallel
 from .errors import UsageError
 from .models.lstm import UNKNOWN, LSTMConfig, LSTMModel, LSTMNet, mask_padding, next_base_nll
 from .mutate import mutate
-from .runtime import atomic_output, progress, resolve_device
+from .runtime import atomic_output, is_main_process, progress, resolve_device
 
 log = logging.getLogger("gooddetect")
 
@@ -111,11 +111,6 @@ def training_loss(model: torch.nn.Module, net: LSTMNet, codes: torch.Tensor, l2:
     if l2:
         loss = loss + l2 * sum(p.square().sum() for p in net.parameters() if p.ndim > 1)
     return loss
-
-
-def is_main_process() -> bool:
-    """True except on the ranks > 0 of a torchrun launch (valid before, during and after training)."""
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 class TrainingInterrupted(KeyboardInterrupt):

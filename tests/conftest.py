@@ -40,3 +40,14 @@ def run_cli():
         return subprocess.run([*command, *map(str, args)], capture_output=True, timeout=120, **stdin)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest, and undisturbed by other processes, on one thread (torch imported only here)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -10,13 +10,7 @@ from gooddetect.errors import ModelFileError
 from gooddetect.models.lstm import UNKNOWN, LSTMConfig, LSTMModel, LSTMNet
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest, and undisturbed by other processes, on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_model(seed: int = 0, **config) -> LSTMModel:

@@ -26,13 +26,7 @@ MOTIF = np.array([0, 1, 2, 3, 3, 2, 1, 0], dtype=np.uint8)
 TINY = LSTMConfig(hidden=16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest, and undisturbed by other processes, on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def motif_windows(n: int, width: int = 40, seed: int = 0, motif: np.ndarray = MOTIF):
