@@ -18,7 +18,7 @@ from . import __version__, metrics
 from .detector import Detector, read_model_file
 from .errors import InputError, UsageError
 from .runtime import atomic_output, check_output_paths, is_main_process, progress, resolve_device, set_threads
-from .score import ScoreCounts, score_records, write_header, write_rows
+from .score import DEFAULT_BATCH_SIZE, ScoreCounts, score_records, write_header, write_rows
 from .seqio import DuplicateCounter, Record, display_name, read_records
 from .windows import WindowCounts, collect_windows, decode, gc_fraction, read_windows, sample_genome_windows
 
@@ -66,28 +66,34 @@ def write_windows(inputs: list[str], output: str, *, length: int = 250, stride: 
 # -- scoring ------------------------------------------------------------------------------------------------------
 
 
-def load_detector(model: str, *, device: str = "cpu", threads: int | None = None) -> Detector:
-    """Load a model file and place it on `device` (`auto` picks CUDA when present)."""
+def load_detector(model: str, *, device: str = "cpu", threads: int | None = None, bf16: bool = False) -> Detector:
+    """Load a model file and place it on `device` (`auto` picks CUDA when present); `bf16` scores an LSTM model
+    under bfloat16 autocast."""
     set_threads(threads)
     detector = Detector.load(model)
+    if bf16 and detector.kind != "lstm":
+        raise UsageError(f"--bf16 applies to lstm models; {model} is a {detector.kind} model")
     for part in (detector.foreground, detector.background):
         if hasattr(part, "threads") and threads:
             part.threads = threads
+        if bf16:
+            part.bf16 = True
     if detector.kind == "lstm" or device != "auto":
         detector.to(resolve_device(device))
     return detector
 
 
-def score(model: str, reads: list[str], output: str | None = "-", *, batch_size: int = 1024,
+def score(model: str, reads: list[str], output: str | None = "-", *, batch_size: int = DEFAULT_BATCH_SIZE,
           stride: int | None = None, device: str = "auto", threads: int | None = None,
-          summary: str | None = None, report: str | None = None, shard: tuple[int, int] | None = None) -> dict:
+          summary: str | None = None, report: str | None = None, shard: tuple[int, int] | None = None,
+          bf16: bool = False) -> dict:
     """`gooddetect score`: write one TSV row per read of `reads` (in input order) to `output`, atomically.
 
     `shard=(i, n)` scores only reads i, i+n, i+2n, ... (1-based, counted across all inputs), so n shards can run
     in parallel and `merge_shards` restores the input order. `report` writes a per-input table of OOD fractions."""
     check_output_paths(output, summary, report)
     check_readable(reads)
-    detector = load_detector(model, device=device, threads=threads)
+    detector = load_detector(model, device=device, threads=threads, bf16=bf16)
     threshold = detector.threshold
     duplicates = DuplicateCounter()
     per_input: dict[str, ScoreCounts] = {}
@@ -170,7 +176,8 @@ def describe_counts(report: dict) -> str:
             f"{report['duplicate_ids']} duplicate ids")
 
 
-def score_arrays(detector: Detector, paths: list[str], *, batch_size: int = 1024) -> dict[str, np.ndarray]:
+def score_arrays(detector: Detector, paths: list[str], *,
+                 batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, np.ndarray]:
     """Per-read arrays (read_id, score = −LLR, loglik_fg) of the scored reads of `paths`, for calibration and
     evaluation; reads without a score are left out and counted in `n_unscored`."""
     counts = ScoreCounts()
@@ -194,7 +201,7 @@ THRESHOLD_RULES = ("target_fpr", "max_f1", "youden", "percentile")
 
 
 def labeled_scores(detector: Detector, *, in_dist: list[str] = (), ood: list[str] = (), reads: list[str] = (),
-                   labels: str | None = None, batch_size: int = 1024) -> tuple[dict, np.ndarray]:
+                   labels: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[dict, np.ndarray]:
     """Scores of a labeled sample and its labels (True = OOD): from separate in/OOD files, or from `reads` with a
     `labels` TSV (read_id, label in {in, ood}; a header line is allowed)."""
     parts, truth = [], []
@@ -259,7 +266,7 @@ def choose_threshold(rule: str, value: float | None, scores: np.ndarray, is_ood:
 
 def calibrate(model: str, output: str | None = None, *, rule: str = "target_fpr", value: float | None = 0.05,
               in_dist: list[str] = (), ood: list[str] = (), reads: list[str] = (), labels: str | None = None,
-              batch_size: int = 1024, device: str = "auto", threads: int | None = None) -> dict:
+              batch_size: int = DEFAULT_BATCH_SIZE, device: str = "auto", threads: int | None = None) -> dict:
     """`gooddetect calibrate`: choose a threshold on a labeled sample and store it, with the rule and the
     calibration metrics, in the model file (written atomically to `output`, default: in place)."""
     detector = load_detector(model, device=device, threads=threads)
@@ -290,8 +297,8 @@ def _finite_or_none(value):
 
 
 def evaluate(model: str, *, in_dist: list[str] = (), ood: list[str] = (), reads: list[str] = (),
-             labels: str | None = None, plots: str | None = None, batch_size: int = 1024, device: str = "auto",
-             threads: int | None = None) -> dict:
+             labels: str | None = None, plots: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+             device: str = "auto", threads: int | None = None) -> dict:
     """`gooddetect evaluate`: the paper's metrics for the LLR and, side by side, the foreground likelihood."""
     detector = load_detector(model, device=device, threads=threads)
     scored, is_ood = labeled_scores(detector, in_dist=in_dist, ood=ood, reads=reads, labels=labels,
@@ -368,9 +375,9 @@ def format_calibration(report: dict, model: str) -> str:
 # -- training -----------------------------------------------------------------------------------------------------
 
 DEFAULT_MUTATION_RATE = {"lstm": 0.1, "kmer": 0.3}  # lstm: the paper's; kmer: chosen on validation
-LSTM_OPTIONS = ("hidden", "layers", "dropout", "embedding")
-OPTIMISER_OPTIONS = {"lr": "lr", "train_batch_size": "batch_size", "epochs": "epochs", "steps": "steps",
-                     "patience": "patience", "bf16": "bf16"}
+LSTM_OPTIONS = ("hidden", "layers", "dropout", "embedding", "kmer_input", "kmer_embedding")
+OPTIMISER_OPTIONS = {"lr": "lr", "lr_schedule": "lr_schedule", "train_batch_size": "batch_size", "epochs": "epochs",
+                     "steps": "steps", "patience": "patience", "bf16": "bf16"}
 
 
 def split_validation(codes: np.ndarray, lengths: np.ndarray, fraction: float, seed: int):
@@ -390,8 +397,8 @@ def train(inputs: list[str], output: str, *, kind: str = "lstm", length: int = 2
           checkpoint: str | None = None, resume: bool = False, **hyper) -> Detector:
     """`gooddetect train`: windows of `inputs` → foreground + mutated-background pair → model file `output`.
 
-    `hyper` holds the kind's own settings (lstm: hidden, layers, dropout, embedding, lr, train_batch_size, epochs,
-    steps, patience; kmer: max_order); None means the default."""
+    `hyper` holds the kind's own settings (lstm: hidden, layers, dropout, embedding, kmer_input, kmer_embedding, lr,
+    lr_schedule, train_batch_size, epochs, steps, patience, bf16; kmer: max_order); None means the default."""
     check_output_paths(output)
     set_threads(threads)
     if mutation_rate is None:

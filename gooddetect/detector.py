@@ -65,9 +65,13 @@ class Detector:
         return None if calibration is None else float(calibration["value"])
 
     def loglik(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(foreground sum, background sum, scored positions) per window; see the model contract."""
-        fg_sum, n_scored = self.foreground.loglik(codes, lengths)
-        bg_sum, _ = self.background.loglik(codes, lengths)
+        """(foreground sum, background sum, scored positions) per window; see the model contract. A model kind
+        may compute both at once (`loglik_pair`, e.g. side by side on the CPU cores); the results are the same."""
+        if hasattr(self.foreground, "loglik_pair"):
+            (fg_sum, n_scored), (bg_sum, _) = self.foreground.loglik_pair(self.background, codes, lengths)
+        else:
+            fg_sum, n_scored = self.foreground.loglik(codes, lengths)
+            bg_sum, _ = self.background.loglik(codes, lengths)
         return fg_sum, bg_sum, n_scored
 
     def llr(self, codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ from .windows import UNKNOWN, encode, pad_batch, window_spans
 COLUMNS = ("read_id", "length", "n_windows", "n_scored", "loglik_fg", "loglik_bg", "llr", "score", "is_ood",
            "window_llrs", "loglik_fg_sum", "loglik_bg_sum", "reason")
 NA = "NA"
+DEFAULT_BATCH_SIZE = 4096  # windows per model call: large enough to amortise the k-mer model's thread hand-offs
 TOO_SHORT = "too_short"
 TOO_MANY_UNKNOWN = "too_many_unknown"
 
@@ -78,14 +79,22 @@ class ScoreCounts:
                 "skipped": dict(sorted(self.skipped.items()))}
 
 
-def score_records(detector: Detector, records: Iterable[Record], *, batch_size: int = 1024,
+def score_records(detector: Detector, records: Iterable[Record], *, batch_size: int = DEFAULT_BATCH_SIZE,
                   stride: int | None = None, counts: ScoreCounts | None = None) -> Iterator[ReadScore]:
     """Score every record, yielding one ReadScore per record in input order.
 
     Windows of consecutive reads are batched together (`batch_size` windows per model call), so memory stays
     constant however many reads come in; a read's score does not depend on what else is in the batch."""
     counts = counts if counts is not None else ScoreCounts()
-    pending: list[tuple[ReadScore, int]] = []  # (read, number of its windows in `batch`)
+    for pending, batch in _batches(detector, records, batch_size, stride, counts):
+        yield from _flush(detector, pending, batch, counts)
+
+
+def _batches(detector: Detector, records: Iterable[Record], batch_size: int, stride: int | None,
+             counts: ScoreCounts) -> Iterator[tuple[list[tuple[ReadScore, int]], tuple[np.ndarray, np.ndarray] | None]]:
+    """(reads with their number of windows, padded windows (codes, lengths) or None) per batch of about
+    `batch_size` windows, the reads in input order."""
+    pending: list[tuple[ReadScore, int]] = []
     batch: list[np.ndarray] = []
     for record in records:
         counts.reads += 1
@@ -93,36 +102,42 @@ def score_records(detector: Detector, records: Iterable[Record], *, batch_size: 
         pending.append((read, len(windows)))
         batch.extend(windows)
         if len(batch) >= batch_size:
-            yield from _flush(detector, pending, batch, counts)
+            yield pending, pad_batch(batch)
             pending, batch = [], []
-    yield from _flush(detector, pending, batch, counts)
+    if pending:
+        yield pending, pad_batch(batch) if batch else None
 
 
 def _windows_of(record: Record, length: int, min_length: int, stride: int | None) -> tuple[ReadScore, list]:
     codes = encode(record.seq)
     read = ReadScore(record.name, codes.size)
     spans = window_spans(codes.size, length, stride, min_length)
-    windows = [codes[s:e] for s, e in spans if int((codes[s:e] < UNKNOWN).sum()) >= min_length]
+    windows = [codes[s:e] for s, e in spans if np.count_nonzero(codes[s:e] < UNKNOWN) >= min_length]
     if not windows:
         read.reason = TOO_SHORT if not spans else TOO_MANY_UNKNOWN
     return read, windows
 
 
 def _flush(detector: Detector, pending, batch, counts: ScoreCounts) -> Iterator[ReadScore]:
-    if batch:
-        codes, lengths = pad_batch(batch)
-        fg, bg, n_scored = detector.loglik(codes, lengths)
-    row = 0
-    for read, n_windows in pending:
+    """Score `batch` and yield the reads of `pending`, each with the sums over its own windows (computed per read
+    group in one vectorised pass, so a read's values do not depend on its neighbours in the batch)."""
+    sizes = np.fromiter((n for _, n in pending), dtype=np.int64, count=len(pending))
+    if batch is not None:
+        fg, bg, n_scored = detector.loglik(*batch)
+        starts = (np.cumsum(sizes) - sizes)[sizes > 0]
+        read_fg = np.add.reduceat(fg, starts).tolist()
+        read_bg = np.add.reduceat(bg, starts).tolist()
+        read_scored = np.add.reduceat(n_scored, starts).tolist()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            window_llrs = ((fg - bg) / n_scored).tolist()
+    group = row = 0
+    for (read, _), n_windows in zip(pending, sizes.tolist()):
         if n_windows:
-            sl = slice(row, row + n_windows)
-            row += n_windows
             read.n_windows = n_windows
-            read.n_scored = int(n_scored[sl].sum())
-            read.fg_sum = float(fg[sl].sum())
-            read.bg_sum = float(bg[sl].sum())
-            with np.errstate(invalid="ignore", divide="ignore"):
-                read.window_llrs = ((fg[sl] - bg[sl]) / n_scored[sl]).tolist()
+            read.n_scored = read_scored[group]
+            read.fg_sum, read.bg_sum = read_fg[group], read_bg[group]
+            read.window_llrs = window_llrs[row:row + n_windows]
+            group, row = group + 1, row + n_windows
             counts.windows += n_windows
             counts.scored_reads += 1
         else:

@@ -169,7 +169,7 @@ def test_summary_in_missing_directory_fails_before_writing_anything(tiny_model, 
 
 def test_train_output_in_missing_directory_fails_before_training(tmp_path):
     model = tmp_path / "no" / "m.gdm"
-    result = gooddetect("train", make_bad.TRAIN_READS, "-o", model, "--hidden", 4, "--steps", 2, "--threads", 1,
+    result = gooddetect("train", make_bad.TRAIN_READS, "-o", model, "--hidden", 4, "--kmer-input", 2, "--steps", 2, "--threads", 1,
                         "--max-windows", 200)
     assert_one_line_error(result, "m.gdm", "does not exist")
     assert "step" not in result.stderr

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 DATA = Path(__file__).resolve().parents[1] / "data"
 TRAIN, VAL_IN, VAL_OOD = DATA / "train_in.fa.gz", DATA / "val_in.fa.gz", DATA / "val_ood.fa.gz"
 READS, READS_LABELS = DATA / "reads.fq.gz", DATA / "reads_labels.tsv"
-TINY = ("--hidden", "16", "--steps", "10", "--threads", "1", "--max-windows", "600", "--seed", "0")
+TINY = ("--hidden", "16", "--kmer-input", "3", "--steps", "10", "--threads", "1", "--max-windows", "600", "--seed", "0")
 
 
 def gooddetect_command() -> list[str]:

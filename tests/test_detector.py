@@ -59,7 +59,8 @@ def lstm_detector(seed: int = 0, threshold: dict | None = None) -> Detector:
     torch.manual_seed(seed)
     meta = {"window_length": 250, "min_length": 50, "threshold": threshold,
             "training": {"seed": seed, "note": "unit test"}}
-    return Detector(LSTMModel(LSTMConfig(hidden=8)), LSTMModel(LSTMConfig(hidden=8)), meta)
+    config = LSTMConfig(hidden=8, kmer_input=2, kmer_embedding=3)
+    return Detector(LSTMModel(config), LSTMModel(config), meta)
 
 
 def batch(*seqs: str) -> tuple[np.ndarray, np.ndarray]:
@@ -165,8 +166,8 @@ def test_info_document(tmp_path):
     assert document["threshold"] == {"value": 0.5, "rule": "youden", "rule_value": None}
     n_params = sum(a.size for a in detector.foreground.state_arrays().values())
     assert document["parameters"] == {"foreground": n_params, "background": n_params}
-    # 4 * (input 4 + hidden 8 + 2 biases) * 8 LSTM weights and biases, plus the 8 -> 4 head.
-    assert n_params == 4 * 8 * (4 + 8 + 2) + 8 * 4 + 4
+    # The 2-mer table (17 rows of 3), 4 * (input 4 + 3, hidden 8, 2 biases) * 8 LSTM weights and biases, 8 -> 4 head.
+    assert n_params == 17 * 3 + 4 * 8 * (4 + 3 + 8 + 2) + 8 * 4 + 4
     assert document["file_bytes"] == os.path.getsize(path)
 
     text = api.format_info(document)

@@ -24,7 +24,7 @@ PREVIOUS = "previous output, must survive\n"
 # one thread: torch's default two crawl on a busy 2-core machine; no GOODDETECT_MODEL from the caller's shell
 CLI_ENV = {k: v for k, v in os.environ.items() if k != "GOODDETECT_MODEL"} | {"OMP_NUM_THREADS": "1"}
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
-TRAIN_ARGS = ["--hidden", "16", "--steps", "40", "--threads", "1", "--max-windows", "500", "--seed", "3"]
+TRAIN_ARGS = ["--hidden", "16", "--kmer-input", "3", "--steps", "40", "--threads", "1", "--max-windows", "500", "--seed", "3"]
 
 
 def command(*args) -> list[str]:

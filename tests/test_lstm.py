@@ -7,15 +7,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gooddetect.errors import ModelFileError
-from gooddetect.models.lstm import UNKNOWN, LSTMConfig, LSTMModel, LSTMNet
+from gooddetect.models.lstm import PAIR_MAX_HIDDEN, UNKNOWN, LSTMConfig, LSTMModel, LSTMNet, kmer_tokens
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_model(seed: int = 0, **config) -> LSTMModel:
+    """A randomly initialised model; its k-mer table (zero at initialisation) is randomised too, except the
+    'no token' row."""
     torch.manual_seed(seed)
-    return LSTMModel(LSTMConfig(**{"hidden": 8, **config}))
+    model = LSTMModel(LSTMConfig(**{"hidden": 8, "kmer_input": 3, **config}))
+    if model.module.kmer_embed is not None:
+        with torch.no_grad():
+            model.module.kmer_embed.weight[:-1].normal_()
+    return model
 
 
 def random_windows(rng: np.random.Generator, n: int, width: int, unknown_rate: float = 0.1):
@@ -27,7 +33,7 @@ def random_windows(rng: np.random.Generator, n: int, width: int, unknown_rate: f
 
 
 def test_loglik_of_a_constant_model_is_the_log_softmax_of_the_output_bias():
-    model = LSTMModel(LSTMConfig(hidden=4, dropout=0.0))
+    model = LSTMModel(LSTMConfig(hidden=4, dropout=0.0, kmer_input=2))
     bias = torch.tensor([0.5, -1.0, 2.0, 0.0])
     with torch.no_grad():
         for parameter in model.module.lstm.parameters():
@@ -77,8 +83,9 @@ def test_bases_after_the_length_are_ignored():
     np.testing.assert_array_equal(model.loglik(garbage, lengths)[0], model.loglik(codes, lengths)[0])
 
 
-def test_an_unknown_base_changes_only_later_positions_and_is_not_scored():
-    model = random_model()
+@pytest.mark.parametrize("config", [{"kmer_input": 0}, {"kmer_input": 3, "kmer_embedding": 4}])
+def test_an_unknown_base_changes_only_later_positions_and_is_not_scored(config):
+    model = random_model(**config)
     codes = np.random.default_rng(2).integers(0, 4, (1, 30)).astype(np.uint8)
     masked = codes.copy()
     masked[0, 10] = UNKNOWN
@@ -90,7 +97,8 @@ def test_an_unknown_base_changes_only_later_positions_and_is_not_scored():
     assert model.loglik(masked, lengths)[1][0] == 28
 
 
-@pytest.mark.parametrize("config", [{}, {"embedding": 3, "layers": 2}])
+@pytest.mark.parametrize("config", [{"kmer_input": 0}, {"embedding": 3, "layers": 2},
+                                    {"kmer_input": 4, "kmer_embedding": 5}])
 def test_state_round_trip_gives_identical_logliks(config):
     model = random_model(seed=3, **config)
     codes, lengths = random_windows(np.random.default_rng(3), 10, 25)
@@ -114,8 +122,33 @@ def test_from_state_rejects_mismatched_arrays():
         LSTMModel.from_state({**model.config_dict(), "tie": True}, arrays)
 
 
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(1, 5), rows=st.lists(st.lists(st.integers(0, 4), min_size=1, max_size=12), min_size=1,
+                                          max_size=4))
+def test_kmer_tokens_are_the_base4_code_of_the_last_k_bases(k, rows):
+    width = max(map(len, rows))
+    codes = np.full((len(rows), width), UNKNOWN, dtype=np.int64)
+    for i, row in enumerate(rows):
+        codes[i, : len(row)] = row
+    tokens = kmer_tokens(torch.from_numpy(codes).T, k).T.numpy()
+    for i in range(len(rows)):
+        for t in range(width):
+            last = codes[i, max(0, t - k + 1) : t + 1]
+            complete = len(last) == k and (last < UNKNOWN).all()
+            assert tokens[i, t] == (int("".join(map(str, last)), 4) if complete else 4**k)
+
+
+def test_kmer_table_starts_at_zero_and_the_config_is_checked():
+    net = LSTMNet(LSTMConfig(hidden=4, kmer_input=2, kmer_embedding=3))
+    assert net.kmer_embed.weight.shape == (17, 3) and torch.all(net.kmer_embed.weight == 0)
+    assert net.lstm.input_size == 4 + 3
+    for bad in ({"kmer_input": 12}, {"kmer_input": -1}, {"kmer_embedding": 0}):
+        with pytest.raises(ValueError):
+            LSTMConfig(**bad)
+
+
 def test_unknown_embedding_row_is_zero():
-    net = LSTMNet(LSTMConfig(hidden=4, embedding=5))
+    net = LSTMNet(LSTMConfig(hidden=4, embedding=5, kmer_input=0))
     assert torch.all(net.embed.weight[UNKNOWN] == 0)
     assert net.embed.padding_idx == UNKNOWN
 
@@ -144,3 +177,37 @@ def test_config_dict_round_trip_and_validation():
         LSTMConfig(hidden=0)
     with pytest.raises(ValueError):
         LSTMConfig(dropout=1.0)
+
+
+@pytest.mark.parametrize("hidden", [16, PAIR_MAX_HIDDEN + 8])
+def test_loglik_pair_equals_the_two_calls_and_restores_the_thread_count(hidden, monkeypatch):
+    codes, lengths = random_windows(np.random.default_rng(5), 30, 40)
+    first, second = random_model(1, hidden=hidden), random_model(2, hidden=hidden)
+    expected = first.loglik(codes, lengths), second.loglik(codes, lengths)
+    seen_threads = []
+    loglik = LSTMModel.loglik
+    monkeypatch.setattr(LSTMModel, "loglik", lambda self, *a: seen_threads.append(torch.get_num_threads())
+                        or loglik(self, *a))
+    torch.set_num_threads(2)
+    try:
+        mine, theirs = first.loglik_pair(second, codes, lengths)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+    for got, want in zip((mine, theirs), expected):
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    # Small models run side by side on one thread each; larger ones in turn on both threads.
+    assert seen_threads == ([1, 1] if hidden <= PAIR_MAX_HIDDEN else [2, 2])
+
+
+def test_bf16_scoring_is_close_to_float32_and_returns_float64_sums():
+    codes, lengths = random_windows(np.random.default_rng(6), 16, 60, unknown_rate=0.0)
+    model = random_model(3, hidden=32)
+    reference, n_scored = model.loglik(codes, lengths)
+    model.bf16 = True
+    sums, n_bf16 = model.loglik(codes, lengths)
+    assert sums.dtype == np.float64
+    np.testing.assert_array_equal(n_bf16, n_scored)
+    np.testing.assert_allclose(sums / n_scored, reference / n_scored, atol=0.02)
+    assert not np.array_equal(sums, reference)  # the autocast really ran

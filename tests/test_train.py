@@ -17,13 +17,14 @@ from gooddetect.train import (
     TrainConfig,
     TrainingInterrupted,
     is_main_process,
+    learning_rate,
     train_lstm_pair,
     training_loss,
     training_phases,
 )
 
 MOTIF = np.array([0, 1, 2, 3, 3, 2, 1, 0], dtype=np.uint8)
-TINY = LSTMConfig(hidden=16)
+TINY = LSTMConfig(hidden=16, kmer_input=3)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -40,7 +41,8 @@ VAL = motif_windows(40, seed=1)
 
 
 def fast_config(**changes) -> TrainConfig:
-    return TrainConfig(**{"lr": 1e-2, "batch_size": 20, "steps": 30, "eval_every": 10, **changes})
+    return TrainConfig(**{"lr": 1e-2, "lr_schedule": "constant", "batch_size": 20, "steps": 30, "eval_every": 10,
+                          **changes})
 
 
 def train(config: TrainConfig, model_config: LSTMConfig = TINY, **kwargs):
@@ -77,14 +79,16 @@ def test_only_the_background_is_mutated_and_penalised():
 
 def test_training_loss_adds_l2_of_the_non_bias_weights():
     torch.manual_seed(0)
-    net = LSTMNet(LSTMConfig(hidden=16, embedding=3, dropout=0.0))
+    net = LSTMNet(LSTMConfig(hidden=16, embedding=3, dropout=0.0, kmer_input=2))
+    with torch.no_grad():
+        net.kmer_embed.weight.normal_()  # zero at initialisation: give the penalty something to count
     codes = torch.from_numpy(TRAIN[0][:5]).long()
     with torch.no_grad():
         plain = training_loss(net, net, codes, 0.0)
         penalised = training_loss(net, net, codes, 0.5)
     weights = sum(float(p.detach().square().sum()) for name, p in net.named_parameters() if "bias" not in name)
     assert {name for name, _ in net.named_parameters() if "bias" not in name} == {
-        "embed.weight", "lstm.weight_ih_l0", "lstm.weight_hh_l0", "head.weight"}
+        "embed.weight", "kmer_embed.weight", "lstm.weight_ih_l0", "lstm.weight_hh_l0", "head.weight"}
     assert float(penalised) == pytest.approx(float(plain) + 0.5 * weights, rel=1e-6)
 
 
@@ -99,6 +103,28 @@ def test_background_learns_the_mutated_distribution_and_l2_shrinks_its_weights()
         return sum(float((a**2).sum()) for name, a in model.state_arrays().items() if "bias" not in name)
 
     assert weight_norm(background) < 0.5 * weight_norm(foreground)
+
+
+def test_kmer_table_rows_move_only_for_kmers_seen_in_training():
+    """The foreground sees only the motif's 3-mers: every other row of its k-mer table stays exactly zero."""
+    foreground, background, _ = train(fast_config(steps=10), LSTMConfig(hidden=8, kmer_input=3, kmer_embedding=4))
+    seen = {int("".join(map(str, MOTIF[(i + np.arange(3)) % len(MOTIF)])), 4) for i in range(len(MOTIF))}
+    table = foreground.module.kmer_embed.weight.detach()
+    moved = set(torch.nonzero(table.abs().sum(dim=1)).flatten().tolist())
+    assert moved == seen
+    assert len(set(torch.nonzero(background.module.kmer_embed.weight.detach().abs().sum(dim=1)).flatten().tolist())
+               - seen) > 20  # the background's mutated windows contain many other 3-mers
+
+
+def test_learning_rate_schedules():
+    constant, cosine = TrainConfig(lr=0.01, lr_schedule="constant"), TrainConfig(lr=0.01)
+    assert {learning_rate(constant, step, 100) for step in range(100)} == {0.01}
+    rates = [learning_rate(cosine, step, 100) for step in range(100)]
+    assert rates[:2] == [0.005, 0.01]  # warm-up over 2 steps
+    assert all(a >= b for a, b in zip(rates[1:], rates[2:])) and rates[-1] == pytest.approx(0.01 * 0.5 * (1 + math.cos(
+        math.pi * 97 / 98)))
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="linear")
 
 
 def test_same_seed_gives_identical_weights_and_another_seed_does_not():
@@ -117,9 +143,10 @@ def test_early_stopping_keeps_the_best_weights():
     assert -sums.sum() / n_scored.sum() == pytest.approx(stats["foreground"]["val_loss"])
 
 
-@pytest.mark.parametrize("interrupt_at", [("fg", 9), ("bg", 17)])
-def test_resuming_after_a_signal_matches_an_uninterrupted_run(tmp_path, interrupt_at):
-    config = fast_config(steps=25, eval_every=4, patience=10, checkpoint_every=6)
+@pytest.mark.parametrize("interrupt_at, schedule", [(("fg", 9), "constant"), (("bg", 17), "constant"),
+                                                    (("fg", 9), "cosine")])
+def test_resuming_after_a_signal_matches_an_uninterrupted_run(tmp_path, interrupt_at, schedule):
+    config = fast_config(steps=25, eval_every=4, patience=10, checkpoint_every=6, lr_schedule=schedule)
     uninterrupted = train(config, checkpoint=tmp_path / "a.ckpt")
 
     def send_sigterm(phase, step):
@@ -148,7 +175,7 @@ def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
     with pytest.raises(UsageError, match="train_config"):
         train(fast_config(steps=6, checkpoint_every=3, lr=0.5), checkpoint=checkpoint, resume=True)
     with pytest.raises(UsageError, match="model_config"):
-        train(fast_config(steps=6), LSTMConfig(hidden=8), checkpoint=checkpoint, resume=True)
+        train(fast_config(steps=6), LSTMConfig(hidden=8, kmer_input=3), checkpoint=checkpoint, resume=True)
     with pytest.raises(UsageError, match="no checkpoint"):
         train(fast_config(steps=6), checkpoint=tmp_path / "missing.ckpt", resume=True)
 
@@ -175,7 +202,8 @@ lengths = np.full(200, 30)
 config = TrainConfig(lr=1e-2, batch_size=20, steps=4, eval_every=2, checkpoint_every=2)
 out = sys.argv[1]
 foreground, background, stats = train_lstm_pair(codes[:160], lengths[:160], codes[160:], lengths[160:],
-                                                 LSTMConfig(hidden=16), config, checkpoint=f"{out}/run.ckpt")
+                                                 LSTMConfig(hidden=16, kmer_input=3), config,
+                                                 checkpoint=f"{out}/run.ckpt")
 arrays = {f"fg.{k}": v for k, v in foreground.state_arrays().items()}
 arrays.update({f"bg.{k}": v for k, v in background.state_arrays().items()})
 rank = os.environ["RANK"]
@@ -200,7 +228,7 @@ def test_torchrun_two_processes_end_with_identical_weights(tmp_path):
     assert bool(rank0["main"]) and not bool(rank1["main"])
     assert int(rank0["windows"]) == 4 * 2 * 20  # 4 steps of one batch per rank
     weights = [name for name in rank0.files if name.startswith(("fg.", "bg."))]
-    assert len(weights) == 2 * 6
+    assert len(weights) == 2 * 7  # k-mer table, LSTM (4), head (2)
     for name in weights:
         np.testing.assert_array_equal(rank0[name], rank1[name], err_msg=name)
     assert torch.load(tmp_path / "run.ckpt", weights_only=True)["phase"] == "bg"

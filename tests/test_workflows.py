@@ -69,9 +69,9 @@ def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def model(work) -> str:
-    """A tiny calibrated model (16 hidden units, 20 steps, one thread)."""
+    """A tiny calibrated model (16 hidden units, 3-mer input, 20 steps, one thread)."""
     ok(gooddetect_cli(work, "train", str(DATA / "train_in.fa.gz"), "-o", "model.gdm", "--hidden", "16",
-                      "--steps", "20", "--threads", "1"))
+                      "--kmer-input", "3", "--steps", "20", "--threads", "1"))
     ok(gooddetect_cli(work, "calibrate", "model.gdm", "--in-dist", str(DATA / "val_in.fa.gz"), "--threads", "1"))
     return "model.gdm"
 
@@ -183,7 +183,7 @@ def test_workflow_trains_and_calibrates_a_model_when_none_is_given(work):
     """A dry run (training for real is what the model fixture does): the planned jobs and their command lines;
     a sample with two reads files (e.g. R1, R2) is scored in one run."""
     pytest.importorskip("snakemake")
-    train = {"inputs": [str(DATA / "train_in.fa.gz")], "options": "--hidden 16 --steps 20",
+    train = {"inputs": [str(DATA / "train_in.fa.gz")], "options": "--hidden 16 --kmer-input 3 --steps 20",
              "calibrate": [str(DATA / "val_in.fa.gz")]}
     (work / "train.samples.tsv").write_text("a\treads/a.fq.gz\npaired\treads/b.fq\treads/a.fq.gz\n")
     (work / "train.config.json").write_text(json.dumps({"samples": "train.samples.tsv", "threads": 1,
@@ -196,7 +196,7 @@ def test_workflow_trains_and_calibrates_a_model_when_none_is_given(work):
                 if line.startswith("Shell command: gooddetect")]
     assert sorted(command[1] for command in commands) == ["calibrate", "score", "score", "train"]
     assert ["gooddetect", "train", train["inputs"][0], "-o", "results/model/uncalibrated.gdm", "--threads", "1",
-            "--hidden", "16", "--steps", "20", "2>", "results/logs/train.log"] in commands
+            "--hidden", "16", "--kmer-input", "3", "--steps", "20", "2>", "results/logs/train.log"] in commands
     assert ["gooddetect", "calibrate", "results/model/uncalibrated.gdm", "--in-dist", train["calibrate"][0], "-o",
             "results/model/model.gdm", "--json", "results/model/calibration.json", "--threads", "1", "2>",
             "results/logs/calibrate.log"] in commands

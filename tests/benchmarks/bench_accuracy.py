@@ -203,16 +203,26 @@ def main() -> int:
 
 
 def parse_train_args(items: list[str]) -> dict:
-    """`--hidden 512 --epochs 2 --both-strands` → {"hidden": 512, "epochs": 2, "both_strands": True}."""
+    """`--hidden 512 --lr 2e-3 --lr-schedule cosine --both-strands` → {"hidden": 512, "lr": 0.002,
+    "lr_schedule": "cosine", "both_strands": True}."""
     hyper, key = {}, None
     for item in items:
         if item.startswith("--"):
             key = item[2:].replace("-", "_")
             hyper[key] = True
         elif key is not None:
-            hyper[key] = float(item) if any(c in item for c in ".e") else int(item)
+            hyper[key] = _number_or_text(item)
             key = None
     return hyper
+
+
+def _number_or_text(item: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(item)
+        except ValueError:
+            pass
+    return item
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from typing import Callable
 import numpy as np
 
 from gooddetect.runtime import set_threads
+from gooddetect.score import DEFAULT_BATCH_SIZE
 
 WINDOW = 250  # bp, the scoring window (and read length of the scoring files)
 MIN_LENGTH = 50
@@ -47,7 +48,6 @@ RSS_HIDDEN = 32
 TRAIN_BATCH = 100  # windows per step (the paper's batch size)
 KMER_TRAIN_WINDOWS = 20_000
 GEMM_N = 2048
-SCORE_BATCH = 1024  # windows per model call in api.score (its default batch_size)
 MIN_BATCH = 128  # fewest items in a measurement, even when that takes longer than the budget
 REPO = Path(__file__).resolve().parents[2]
 
@@ -197,10 +197,13 @@ def gemm_peak(torch, device: str, dtype, repeats: int, n: int = GEMM_N) -> float
     return 2 * n**3 / best_of(once, repeats) / 1e9
 
 
-def lstm_flop_per_window(hidden: int, layers: int = 1, length: int = WINDOW, input_size: int = 4) -> int:
-    """FLOP of one model on one window: at each of the length-1 predicted positions, each layer does the gate
-    products W_ih·x + W_hh·h, 4H×(in+H) multiply-adds = 8H(in+H) FLOP (in = 4 one-hot bases for the first layer,
-    H above), and the head 4×H multiply-adds = 8H FLOP. Element-wise gate maths and the softmax are left out."""
+def lstm_flop_per_window(detector, length: int = WINDOW) -> int:
+    """FLOP of one model of `detector` on one window: at each of the length-1 predicted positions, each layer does
+    the gate products W_ih·x + W_hh·h, 4H×(in+H) multiply-adds = 8H(in+H) FLOP (in = the first layer's input: 4
+    one-hot bases plus the k-mer embedding; H above), and the head 4×H multiply-adds = 8H FLOP. Element-wise gate
+    maths, the embedding lookups and the softmax are left out."""
+    lstm = detector.foreground.module.lstm
+    hidden, layers, input_size = lstm.hidden_size, lstm.num_layers, lstm.input_size
     per_position = sum(8 * hidden * ((input_size if layer == 0 else hidden) + hidden) for layer in range(layers))
     return (length - 1) * (per_position + 8 * hidden)
 
@@ -235,35 +238,47 @@ def model_rate(detector, budget: float, autocast: tuple[str, object] | None = No
             detector.loglik(codes, lengths)
         return time.perf_counter() - started
 
-    return sized_run(run, budget, getattr(detector.foreground, "batch_size", SCORE_BATCH), max_n)
+    return sized_run(run, budget, getattr(detector.foreground, "batch_size", DEFAULT_BATCH_SIZE), max_n)
 
 
 def end_to_end_rate(model_file: Path, workdir: Path, budget: float, threads: int | None, device: str = "cpu",
-                    max_n: int = 200_000) -> dict:
+                    max_n: int = 200_000, bf16: bool = False) -> dict:
     """Reads/s of api.score (model loading, parsing, windowing, both models, TSV) on N random 250 bp reads."""
     from gooddetect import api
 
     def run(n: int) -> float:
         reads = write_fastq(workdir / f"e2e_{n}.fq.gz", n, WINDOW, seed=n)
         started = time.perf_counter()
-        api.score(str(model_file), [str(reads)], str(workdir / "e2e.tsv"), device=device, threads=threads)
+        api.score(str(model_file), [str(reads)], str(workdir / "e2e.tsv"), device=device, threads=threads, bf16=bf16)
         seconds = time.perf_counter() - started
         reads.unlink()
         return seconds
 
-    return sized_run(run, budget, SCORE_BATCH, max_n)
+    return sized_run(run, budget, DEFAULT_BATCH_SIZE, max_n)
+
+
+@contextlib.contextmanager
+def scoring_in_bf16(detector):
+    """Both LSTM models of `detector` score under bfloat16 autocast (what `score --bf16` sets)."""
+    models = (detector.foreground, detector.background)
+    for model in models:
+        model.bf16 = True
+    try:
+        yield
+    finally:
+        for model in models:
+            model.bf16 = False
 
 
 def scoring_rows(sizes: list[int], budget: float, peaks: dict[str, float], threads: int, workdir: Path) -> list[dict]:
-    """Per hidden size: both models alone in fp32 (the product's path) and, as a what-if, under CPU bf16 autocast;
-    then end to end in fp32."""
-    import torch
-
+    """Per hidden size: both models alone, in fp32 (the default) and in bf16 (`score --bf16`); then end to end."""
     rows = []
     for hidden in sizes:
         detector = random_detector(hidden)
-        flop = 2 * lstm_flop_per_window(hidden)  # both models
-        model, model_bf16 = model_rate(detector, budget), model_rate(detector, budget, ("cpu", torch.bfloat16))
+        flop = 2 * lstm_flop_per_window(detector)  # both models
+        model = model_rate(detector, budget)
+        with scoring_in_bf16(detector):
+            model_bf16 = model_rate(detector, budget)
         for rate, peak in ((model, peaks["fp32"]), (model_bf16, peaks["bf16"])):
             rate["gflops"] = rate["per_s"] * flop / 1e9
             rate["fraction_of_peak"] = rate["gflops"] / peak
@@ -271,11 +286,12 @@ def scoring_rows(sizes: list[int], budget: float, peaks: dict[str, float], threa
         model_file = workdir / f"random_h{hidden}.gdm"
         detector.save(model_file)
         e2e = end_to_end_rate(model_file, workdir, budget, threads)
-        rows.append({"hidden": hidden, "flop_per_read": flop, "model": model, "model_bf16_autocast": model_bf16,
-                     "end_to_end": e2e})
+        e2e_bf16 = end_to_end_rate(model_file, workdir, budget, threads, bf16=True)
+        rows.append({"hidden": hidden, "flop_per_read": flop, "model": model, "model_bf16": model_bf16,
+                     "end_to_end": e2e, "end_to_end_bf16": e2e_bf16})
         print(f"  scoring hidden {hidden}: models {model['per_s']:.1f} reads/s ({model['gflops']:.1f} GFLOP/s, "
-              f"{100 * model['fraction_of_peak']:.0f}% of peak; bf16 autocast {model_bf16['per_s']:.1f}), "
-              f"end to end {e2e['per_s']:.1f} reads/s", file=sys.stderr)
+              f"{100 * model['fraction_of_peak']:.0f}% of peak; bf16 {model_bf16['per_s']:.1f}), "
+              f"end to end {e2e['per_s']:.1f} reads/s (bf16 {e2e_bf16['per_s']:.1f})", file=sys.stderr)
     return rows
 
 
@@ -294,7 +310,7 @@ def cuda_rows(sizes: list[int], budget: float, workdir: Path, device: str = "cud
         detector = random_detector(hidden).to(device)
         for name, dtype in precisions.items():
             rate = model_rate(detector, budget, None if name == "fp32" else (kind, dtype), max_n=200_000)
-            rate["gflops"] = rate["per_s"] * 2 * lstm_flop_per_window(hidden) / 1e9
+            rate["gflops"] = rate["per_s"] * 2 * lstm_flop_per_window(detector) / 1e9
             rate["fraction_of_peak"] = rate["gflops"] / peaks[name]
             rows.append({"hidden": hidden, "precision": name, **rate})
         model_file = workdir / f"random_h{hidden}.gdm"
@@ -372,7 +388,7 @@ def parse_and_window(path: Path, batch_size: int = 1024) -> int:
         reads += 1
         codes = encode(record.seq)
         batch.extend(codes[s:e] for s, e in window_spans(codes.size, WINDOW, None, MIN_LENGTH)
-                     if int((codes[s:e] < UNKNOWN).sum()) >= MIN_LENGTH)
+                     if np.count_nonzero(codes[s:e] < UNKNOWN) >= MIN_LENGTH)
         if len(batch) >= batch_size:
             pad_batch(batch)
             batch = []
@@ -563,26 +579,27 @@ def markdown(result: dict) -> str:
         "",
         "## LSTM, per hidden size",
         "",
-        "Models alone: Detector.loglik (both models) on random 250 bp windows. GFLOP/s = reads/s × 2 models × "
-        f"{WINDOW - 1} positions × (8H(H+4) + 8H) FLOP. End to end: api.score on a FASTQ.gz of random 250 bp reads "
+        "Models alone: Detector.loglik (both models, default LSTMConfig but for the hidden size) on random 250 bp "
+        f"windows. GFLOP/s = reads/s × 2 models × {WINDOW - 1} positions × (8H(in+H) + 8H) FLOP, `in` = 4 bases + "
+        "the k-mer embedding width. End to end: api.score on a FASTQ.gz of random 250 bp reads "
         "(load, parse, window, both models, TSV). "
-        "bf16 autocast (models alone, a what-if: scoring runs fp32) uses the CPU's bf16 GEMM (AMX where present). "
+        "bf16: `score --bf16` (bfloat16 autocast; the CPU's bf16 GEMM, AMX where present). "
         "Training: train_lstm_pair, windows/s through the pair "
         f"(per-model rate / 2), batch {TRAIN_BATCH}, validation excluded, step 1 (warm-up) excluded.",
         "",
-        "| hidden | models reads/s | GFLOP/s | % fp32 peak | models bf16 autocast reads/s (% bf16 peak) "
-        "| end-to-end reads/s | train fp32 windows/s | train bf16 windows/s |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| hidden | models reads/s | GFLOP/s | % fp32 peak | models bf16 reads/s (% bf16 peak) "
+        "| end-to-end reads/s | end-to-end bf16 reads/s | train fp32 windows/s | train bf16 windows/s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["scoring"]:
         t = train_of.get(r["hidden"])
         fp32 = f"{t['fp32']['pair_per_s']:.1f}" if t else "—"
         bf16 = f"{t['bf16']['pair_per_s']:.1f}" if t else "—"
-        bf16_score = r["model_bf16_autocast"]
+        bf16_score = r["model_bf16"]
         lines.append(f"| {r['hidden']} | {r['model']['per_s']:,.1f} | {r['model']['gflops']:.1f} | "
                      f"{100 * r['model']['fraction_of_peak']:.0f}% | {bf16_score['per_s']:,.1f} "
-                     f"({100 * bf16_score['fraction_of_peak']:.0f}%) | {r['end_to_end']['per_s']:,.1f} | {fp32} | "
-                     f"{bf16} |")
+                     f"({100 * bf16_score['fraction_of_peak']:.0f}%) | {r['end_to_end']['per_s']:,.1f} | "
+                     f"{r['end_to_end_bf16']['per_s']:,.1f} | {fp32} | {bf16} |")
     p = result["parsing"]
     lines += [
         "",

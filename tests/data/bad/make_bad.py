@@ -139,7 +139,7 @@ def tiny_model(directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         script = Path(sys.executable).with_name("gooddetect")
         command = [str(script)] if script.is_file() else [sys.executable, "-m", "gooddetect.cli"]
-        result = subprocess.run([*command, "--quiet", "train", str(TRAIN_READS), "-o", str(model), "--hidden", "16",
+        result = subprocess.run([*command, "--quiet", "train", str(TRAIN_READS), "-o", str(model), "--hidden", "16", "--kmer-input", "3",
                                  "--steps", "10", "--threads", "1", "--max-windows", "500"],
                                 capture_output=True, text=True, timeout=300)
         if result.returncode:
