@@ -73,8 +73,9 @@ def test_signal_during_score_leaves_no_partial_output(signum, previous, tiny_mod
     if previous is not None:
         out.write_text(previous)
     with open(tmp_path / "stderr", "w+") as stderr:
+        # Small batches: rows reach the temp file early and the run lasts far longer than the test waits.
         process = start(command("score", tiny_model, many_reads, "-o", out, "--summary", tmp_path / "s.json",
-                                "--threads", 1), stderr)
+                                "--threads", 1, "--batch-size", 16), stderr)
         # working: rows have reached the temp file beside the output
         wait_for(lambda: any(p.stat().st_size > 0 for p in tmp_path.glob(".out.tsv.*.tmp")), "rows are written",
                  process)
