@@ -15,7 +15,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from . import __version__, metrics
-from .detector import Detector, read_model_file
+from .detector import STRANDS, Detector, read_model_file
 from .errors import InputError, UsageError
 from .runtime import atomic_output, check_output_paths, is_main_process, progress, resolve_device, set_threads
 from .score import DEFAULT_BATCH_SIZE, ScoreCounts, score_records, write_header, write_rows
@@ -375,6 +375,7 @@ def format_calibration(report: dict, model: str) -> str:
 # -- training -----------------------------------------------------------------------------------------------------
 
 DEFAULT_MUTATION_RATE = {"lstm": 0.1, "kmer": 0.3}  # lstm: the paper's; kmer: chosen on validation
+DEFAULT_SCORE_STRANDS = {"lstm": "both", "kmer": "forward"}  # chosen on validation (see the README)
 LSTM_OPTIONS = ("hidden", "layers", "dropout", "embedding", "kmer_input", "kmer_embedding")
 OPTIMISER_OPTIONS = {"lr": "lr", "lr_schedule": "lr_schedule", "train_batch_size": "batch_size", "epochs": "epochs",
                      "steps": "steps", "patience": "patience", "bf16": "bf16"}
@@ -393,16 +394,23 @@ def split_validation(codes: np.ndarray, lengths: np.ndarray, fraction: float, se
 def train(inputs: list[str], output: str, *, kind: str = "lstm", length: int = 250, stride: int | None = None,
           min_length: int = 50, windows_per_file: int | None = None, max_windows: int | None = None,
           both_strands: bool = False, val_fraction: float = 0.05, mutation_rate: float | None = None,
-          background_l2: float = 1e-4, seed: int = 0, device: str = "auto", threads: int | None = None,
-          checkpoint: str | None = None, resume: bool = False, **hyper) -> Detector:
+          background_l2: float = 1e-4, score_strands: str | None = None, seed: int = 0, device: str = "auto",
+          threads: int | None = None, checkpoint: str | None = None, resume: bool = False, **hyper) -> Detector:
     """`gooddetect train`: windows of `inputs` → foreground + mutated-background pair → model file `output`.
 
-    `hyper` holds the kind's own settings (lstm: hidden, layers, dropout, embedding, kmer_input, kmer_embedding, lr,
-    lr_schedule, train_batch_size, epochs, steps, patience, bf16; kmer: max_order); None means the default."""
+    `score_strands` ("forward" or "both", default DEFAULT_SCORE_STRANDS) is recorded in the model file: how
+    score, calibrate and evaluate will score each window. `hyper` holds the kind's own settings (lstm: hidden,
+    layers, dropout, embedding, kmer_input, kmer_embedding, lr, lr_schedule, train_batch_size, epochs, steps,
+    patience, bf16; kmer: max_order); None means the default."""
     check_output_paths(output)
     set_threads(threads)
+    if kind not in DEFAULT_MUTATION_RATE:
+        raise UsageError(f"unknown --arch {kind!r}")
     if mutation_rate is None:
         mutation_rate = DEFAULT_MUTATION_RATE[kind]
+    score_strands = score_strands or DEFAULT_SCORE_STRANDS[kind]
+    if score_strands not in STRANDS:
+        raise UsageError(f"--score-strands must be one of {', '.join(STRANDS)}, got {score_strands!r}")
     checkpoint = checkpoint or f"{output}.ckpt"
     started = time.perf_counter()
     counts = WindowCounts()
@@ -422,14 +430,12 @@ def train(inputs: list[str], output: str, *, kind: str = "lstm", length: int = 2
             train_codes, train_lengths, val_codes, val_lengths, hyper, mutation_rate=mutation_rate,
             background_l2=background_l2, seed=seed, device=device,
             checkpoint=checkpoint, resume=resume, training=training)
-    elif kind == "kmer":
+    else:
         foreground, background, stats = _train_kmer(train_codes, train_lengths, val_codes, val_lengths, hyper,
                                                     mutation_rate=mutation_rate, seed=seed, training=training)
-    else:
-        raise UsageError(f"unknown --arch {kind!r}")
     training["validation"] = stats
     detector = Detector(foreground, background, {"window_length": length, "min_length": min_length,
-                                                 "training": training, "threshold": None})
+                                                 "strands": score_strands, "training": training, "threshold": None})
     if is_main_process():
         detector.save(output)
         if kind == "lstm" and os.path.exists(checkpoint):

@@ -115,6 +115,10 @@ BATCH = click.option("--batch-size", default=4096, show_default=True, type=click
                    "0.3 for kmer, chosen on validation).")
 @click.option("--background-l2", default=1e-4, show_default=True, type=click.FloatRange(min=0),
               help="Background: L2 weight on non-bias weights, added to the loss (paper 1e-4; lstm only).")
+@click.option("--score-strands", default=None, type=click.Choice(["forward", "both"]),
+              help="How the model scores a window: as given (the paper) or both (mean over the window and its reverse "
+                   "complement; twice the scoring time). Recorded in the model file.  [default: both for lstm, "
+                   "forward for kmer]")
 @click.option("--hidden", default=None, type=click.IntRange(min=1), help="LSTM hidden size (paper 2000).")
 @click.option("--layers", default=None, type=click.IntRange(min=1), help="LSTM layers.")
 @click.option("--dropout", default=None, type=click.FloatRange(0, 1, max_open=True), help="LSTM dropout (paper 0.1).")
@@ -159,8 +163,8 @@ def train(inputs, output, arch, threads, **options):
 @click.option("--report", default=None, help="Also write a one-glance TSV: OOD fraction per input file.")
 @click.option("--shard", default=None, callback=lambda ctx, param, value: _parse_shard(value), metavar="I/N",
               help="Score only reads I, I+N, I+2N, ... (1-based); `gooddetect merge` restores the order.")
-@click.option("--bf16", is_flag=True, help="lstm: score under bfloat16 autocast (about 1.7x faster on CPUs with AMX; "
-              "on gdbench-v1 AUROC moved by < 0.001, per-read LLRs by 0.0002 on average).")
+@click.option("--bf16", is_flag=True, help="lstm: score under bfloat16 autocast (on CPUs with AMX about 1.7x faster at "
+              "hidden >= 128, little gain at the default 32; on gdbench-v1 AUROC moved by < 0.001).")
 @BATCH
 @DEVICE
 @THREADS

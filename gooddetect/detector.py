@@ -20,11 +20,13 @@ import numpy as np
 from . import __version__
 from .errors import ModelFileError, UsageError
 from .runtime import atomic_output
+from .windows import reverse_complement_padded
 
 FORMAT_NAME = "gooddetect-model"
 FORMAT_VERSION = 1
 MODEL_KINDS = {"lstm": "gooddetect.models.lstm:LSTMModel", "kmer": "gooddetect.models.kmer:KmerModel"}
 ROLES = ("foreground", "background")
+STRANDS = ("forward", "both")  # a window scored as given (the paper), or the mean over it and its reverse complement
 
 
 def model_class(kind: str):
@@ -64,9 +66,25 @@ class Detector:
         calibration = self.meta.get("threshold")
         return None if calibration is None else float(calibration["value"])
 
+    @property
+    def strands(self) -> str:
+        """"forward" or "both" (files without the entry: "forward", the paper's scoring)."""
+        return self.meta.get("strands", "forward")
+
     def loglik(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(foreground sum, background sum, scored positions) per window; see the model contract. A model kind
-        may compute both at once (`loglik_pair`, e.g. side by side on the CPU cores); the results are the same."""
+        """(foreground sum, background sum, scored positions) per window; see the model contract. With
+        strands "both", each sum is the mean of the window's and its reverse complement's, and the scored positions
+        those of the window as given."""
+        if self.strands == "forward":
+            return self._loglik_as_given(codes, lengths)
+        n = len(codes)
+        both = np.concatenate([codes, reverse_complement_padded(codes, lengths)])
+        fg_sum, bg_sum, n_scored = self._loglik_as_given(both, np.concatenate([lengths, lengths]))
+        return (fg_sum[:n] + fg_sum[n:]) / 2, (bg_sum[:n] + bg_sum[n:]) / 2, n_scored[:n]
+
+    def _loglik_as_given(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A model kind may compute both models at once (`loglik_pair`, e.g. side by side on the CPU cores); the
+        results are the same as one after the other."""
         if hasattr(self.foreground, "loglik_pair"):
             (fg_sum, n_scored), (bg_sum, _) = self.foreground.loglik_pair(self.background, codes, lengths)
         else:
@@ -177,6 +195,8 @@ def _check_document(document: dict, path) -> None:
     for key, kind in expected.items():
         if not isinstance(document.get(key), kind):
             raise ModelFileError(f"{path}: metadata entry {key!r} is missing or not of type {kind.__name__}")
+    if document.get("strands", "forward") not in STRANDS:
+        raise ModelFileError(f"{path}: metadata entry 'strands' must be one of {', '.join(STRANDS)}")
     if not all(isinstance(document["models"].get(role), dict) for role in ROLES):
         raise ModelFileError(f"{path}: metadata lacks the foreground and background model configs")
     threshold = document.get("threshold")

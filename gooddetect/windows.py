@@ -44,6 +44,14 @@ def reverse_complement(codes: np.ndarray) -> np.ndarray:
     return _COMPLEMENT[codes[..., ::-1]]
 
 
+def reverse_complement_padded(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Reverse complement of each row of padded codes [B, W] (row i holds lengths[i] bases), padded the same way."""
+    source = np.asarray(lengths)[:, None] - 1 - np.arange(codes.shape[1])
+    inside = source >= 0
+    picked = np.take_along_axis(codes, np.where(inside, source, 0), axis=1)
+    return np.where(inside, _COMPLEMENT[picked], np.uint8(UNKNOWN))
+
+
 def window_spans(read_length: int, length: int = WINDOW_LENGTH, stride: int | None = None,
                  min_length: int = MIN_LENGTH) -> list[tuple[int, int]]:
     """0-based half-open (start, end) spans of the windows cut from a read.

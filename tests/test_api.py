@@ -102,6 +102,17 @@ def test_bf16_is_refused_for_a_kmer_model(tmp_path):
     assert not (tmp_path / "s.tsv").exists()
 
 
+def test_score_strands_default_by_kind_and_recorded(model, tmp_path):
+    assert Detector.load(model).strands == "both"  # the lstm default
+    kmer = tmp_path / "k.gdm"
+    api.train([str(VAL_IN)], str(kmer), kind="kmer", max_order=4)
+    assert Detector.load(kmer).strands == "forward"
+    api.train([str(VAL_IN)], str(kmer), kind="kmer", max_order=4, score_strands="both")
+    assert api.info(str(kmer))["strands"] == "both"
+    with pytest.raises(UsageError, match="--score-strands"):
+        api.train([str(VAL_IN)], str(kmer), kind="kmer", score_strands="reverse")
+
+
 def test_output_to_a_descriptor_path(model, tmp_path):
     """`-o /dev/fd/N` (what `-o >(gzip > out.gz)` passes) is written through, not replaced by a renamed temp file."""
     target = tmp_path / "through-fd.tsv"

@@ -12,7 +12,7 @@ import gooddetect
 from gooddetect import api, runtime
 from gooddetect.detector import FORMAT_NAME, FORMAT_VERSION, Detector, check_window_length, read_model_file
 from gooddetect.errors import UsageError
-from gooddetect.windows import encode, pad_batch
+from gooddetect.windows import decode, encode, pad_batch, reverse_complement
 
 FG_PROBS = (0.1, 0.2, 0.3, 0.4)
 BG_PROBS = (0.25, 0.25, 0.25, 0.25)
@@ -45,8 +45,9 @@ class BaseFrequencyModel:
         return counts @ self.logp, scored.sum(axis=1).astype(np.int64)
 
 
-def fake_detector(window_length: int = 10, min_length: int = 4, threshold: float | None = None) -> Detector:
-    meta = {"window_length": window_length, "min_length": min_length,
+def fake_detector(window_length: int = 10, min_length: int = 4, threshold: float | None = None,
+                  strands: str = "forward") -> Detector:
+    meta = {"window_length": window_length, "min_length": min_length, "strands": strands,
             "threshold": None if threshold is None else {"value": threshold, "rule": "test"}}
     return Detector(BaseFrequencyModel(FG_PROBS), BaseFrequencyModel(BG_PROBS), meta)
 
@@ -83,6 +84,32 @@ def test_loglik_and_llr_match_a_hand_computation():
     assert llr[0] == pytest.approx((lf[1] + lf[2] + 2 * lf[3] + lf[0] - 5 * lb) / 5, abs=1e-12)
     assert llr[1] == pytest.approx(math.log(0.2 / 0.25), abs=1e-12)
     assert math.isnan(llr[2])  # nothing scored: no ratio
+
+
+def test_both_strands_is_the_mean_of_the_window_and_its_reverse_complement():
+    seqs = ("ACGTTA", "GNNCA", "T", "CCCGGA")
+    codes, lengths = batch(*seqs)
+    forward = fake_detector().loglik(codes, lengths)
+    reverse = fake_detector().loglik(*batch(*(decode(reverse_complement(encode(s))) for s in seqs)))
+    fg, bg, n = fake_detector(strands="both").loglik(codes, lengths)
+    np.testing.assert_allclose(fg, (forward[0] + reverse[0]) / 2, atol=1e-12)
+    np.testing.assert_allclose(bg, (forward[1] + reverse[1]) / 2, atol=1e-12)
+    np.testing.assert_array_equal(n, forward[2])
+    # The first base is scored only on the reverse strand: "ACGTTA" scores C,G,T,T,A forward and T,A,A,C,G back.
+    lf = [math.log(p) for p in FG_PROBS]
+    assert fg[0] == pytest.approx((lf[1] + lf[2] + 2 * lf[3] + lf[0] + lf[3] + 2 * lf[0] + lf[1] + lf[2]) / 2)
+
+
+def test_strands_default_and_round_trip(tmp_path):
+    assert Detector(None, None, {}).strands == "forward"  # files written before the entry: the paper's scoring
+    detector = lstm_detector()
+    detector.meta["strands"] = "both"
+    detector.save(tmp_path / "m.gdm")
+    loaded = Detector.load(tmp_path / "m.gdm")
+    assert loaded.strands == "both"
+    codes, lengths = batch("ACGTACGTTTGACCA" * 5, "GGGCCCATAT" * 6)
+    np.testing.assert_allclose(loaded.llr(codes, lengths), detector.llr(codes, lengths), rtol=1e-6)
+    assert not np.allclose(loaded.llr(codes, lengths), lstm_detector().llr(codes, lengths))
 
 
 def test_properties_come_from_meta():

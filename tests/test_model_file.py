@@ -221,6 +221,7 @@ METADATA_EDITS = {
     "config-mismatch": (lambda d: {**d, "models": {**d["models"], "foreground": {
         **d["models"]["foreground"], "hidden": 32}}}, "foreground model"),
     "bad-threshold": (lambda d: {**d, "threshold": {"value": "high"}}, "threshold"),
+    "bad-strands": (lambda d: {**d, "strands": "reverse"}, "strands"),
 }
 
 

@@ -17,7 +17,8 @@ from conftest import SHARED, write_file
 from gooddetect.errors import InputError, UsageError
 from gooddetect.seqio import Record, read_records
 from gooddetect.windows import (UNKNOWN, Window, WindowCounts, collect_windows, decode, encode, gc_fraction,
-                                pad_batch, read_windows, reverse_complement, sample_genome_windows, window_spans)
+                                pad_batch, read_windows, reverse_complement, reverse_complement_padded,
+                                sample_genome_windows, window_spans)
 
 LABEL = re.compile(r"(?P<read>.+):(?P<start>\d+)-(?P<end>\d+)\((?P<strand>[+-])\)", re.S)
 READ_IDS = st.text(st.characters(exclude_categories=["Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn"])
@@ -78,6 +79,13 @@ def test_reverse_complement_by_hand():
     assert revcomp_text("AACGTN") == "NACGTT"
     batch = np.stack([encode("AACG"), encode("TTTN")])
     assert [decode(row) for row in reverse_complement(batch)] == ["CGTT", "NAAA"]
+
+
+@given(st.lists(st.text("ACGTN", max_size=12), min_size=1, max_size=5))
+def test_reverse_complement_padded_matches_each_row(seqs):
+    codes, lengths = pad_batch([encode(s) for s in seqs])
+    expected, _ = pad_batch([reverse_complement(encode(s)) for s in seqs], width=codes.shape[1])
+    np.testing.assert_array_equal(reverse_complement_padded(codes, lengths), expected)
 
 
 def test_pad_batch():

@@ -36,7 +36,7 @@ _pair_pool: ThreadPoolExecutor | None = None
 class LSTMConfig:
     """Hyperparameters of the network (the paper: hidden=2000, one layer, one-hot input, kmer_input=0)."""
 
-    hidden: int = 128
+    hidden: int = 32
     layers: int = 1
     dropout: float = 0.1
     embedding: int = 0  # 0: one-hot input; > 0: a learned embedding of this size (the unknown row stays zero)
