@@ -152,3 +152,14 @@ def test_help(run_cli):
     sub = run_cli("windows", "-h")
     assert sub.returncode == 0
     assert all(option in sub.stdout.decode() for option in ("--output", "--length", "--stride", "--sample"))
+
+
+def test_cli_defaults_match_the_library():
+    """The CLI spells some library constants out (it imports no numpy at start-up); they must not drift apart."""
+    from gooddetect import cli
+    from gooddetect.detector import STRANDS
+    from gooddetect.score import DEFAULT_BATCH_SIZE
+
+    options = {name: {p.name: p for p in cli.main.commands[name].params} for name in ("train", "score")}
+    assert options["score"]["batch_size"].default == DEFAULT_BATCH_SIZE
+    assert tuple(options["train"]["score_strands"].type.choices) == STRANDS

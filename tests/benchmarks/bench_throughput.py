@@ -219,10 +219,9 @@ def flop_per_read(detector, length: int = WINDOW) -> int:
 def random_detector(hidden: int, seed: int = 0):
     import torch
 
+    from gooddetect.api import DEFAULT_SCORE_STRANDS
     from gooddetect.detector import Detector
     from gooddetect.models.lstm import LSTMConfig, LSTMModel
-
-    from gooddetect.api import DEFAULT_SCORE_STRANDS
 
     torch.manual_seed(seed)
     config = LSTMConfig(hidden=hidden)
@@ -267,9 +266,16 @@ def end_to_end_rate(model_file: Path, workdir: Path, budget: float, threads: int
         return seconds
 
     load = min(run(1) for _ in range(2))
-    rate = sized_run(lambda n: max(run(n) - load, 1e-6), budget, DEFAULT_BATCH_SIZE, max_n)
-    return {**rate, "load_seconds": round(load, 4),
-            "per_s_with_load": rate["n"] / (rate["seconds"] + load)}
+    # Grow the pilot until the scoring itself takes a quarter of the budget, so that the noise of the subtracted
+    # load time (a few hundredths of a second) cannot swamp it; then one run sized for the whole budget.
+    n = 16
+    while (seconds := run(n) - load) < budget / 4 and n < max_n:
+        n = min(max_n, n * 4)
+    sized = min(max_n, max(n, round(n / seconds * budget)))
+    if sized != n:
+        n, seconds = sized, run(sized) - load
+    return {"n": n, "seconds": round(seconds, 4), "per_s": n / seconds, "load_seconds": round(load, 4),
+            "per_s_with_load": n / (seconds + load)}
 
 
 @contextlib.contextmanager
@@ -393,23 +399,19 @@ def parse_only(path: Path) -> int:
     return sum(1 for _ in read_records(str(path)))
 
 
-def parse_and_window(path: Path, batch_size: int = 1024) -> int:
-    """What score_records does before the model: parse, encode, cut windows, drop unknown-heavy ones, pad batches."""
-    from gooddetect.seqio import read_records
-    from gooddetect.windows import UNKNOWN, encode, pad_batch, window_spans
+def parse_and_window(path: Path) -> int:
+    """What `score` does before the model, through its own code (score._batches): parse, encode, cut windows, drop
+    unknown-heavy ones, pad batches of DEFAULT_BATCH_SIZE windows. Only the window settings of a detector are read."""
+    from types import SimpleNamespace
 
-    reads, batch = 0, []
-    for record in read_records(str(path)):
-        reads += 1
-        codes = encode(record.seq)
-        batch.extend(codes[s:e] for s, e in window_spans(codes.size, WINDOW, None, MIN_LENGTH)
-                     if np.count_nonzero(codes[s:e] < UNKNOWN) >= MIN_LENGTH)
-        if len(batch) >= batch_size:
-            pad_batch(batch)
-            batch = []
-    if batch:
-        pad_batch(batch)
-    return reads
+    from gooddetect.score import ScoreCounts, _batches
+    from gooddetect.seqio import read_records
+
+    settings = SimpleNamespace(window_length=WINDOW, min_length=MIN_LENGTH)
+    counts = ScoreCounts()
+    for _ in _batches(settings, read_records(str(path)), DEFAULT_BATCH_SIZE, None, counts):
+        pass
+    return counts.reads
 
 
 def seqkit_version() -> str | None:
@@ -590,13 +592,16 @@ def markdown(result: dict) -> str:
         verdict = "n/a" if t["pass"] is None else "PASS" if t["pass"] else "FAIL"
         lines.append(f"| {t['target']} | {t['measured']} | {verdict} |")
     train_of = {r["hidden"]: r for r in result["training"]}
+    both = result["strands"] == "both"
+    strands_scored, strands_factor = ("both strands", "2 strands") if both else ("the forward strand", "1 strand")
     lines += [
         "",
         "## LSTM, per hidden size",
         "",
         "Models alone: Detector.loglik (both models, default LSTMConfig but for the hidden size) on random 250 bp "
-        f"windows, scored on both strands (the default). GFLOP/s = reads/s × 2 models × 2 strands × {WINDOW - 1} "
-        "positions × (8H(in+H) + 8H) FLOP, `in` = 4 bases + the k-mer embedding width. End to end: api.score on a "
+        f"windows, scored on {strands_scored} (the default). GFLOP/s = reads/s × 2 models × {strands_factor} × "
+        f"{WINDOW - 1} positions × (8H(in+H) + 8H) FLOP, `in` = 4 bases + the k-mer embedding width. End to end: "
+        "api.score on a "
         "FASTQ.gz of random 250 bp reads (parse, window, both models, TSV), the rate a large file sees: the fixed "
         "cost of loading the model file, timed on a one-read file, is left out and shown apart. "
         "bf16: `score --bf16` (bfloat16 autocast; the CPU's bf16 GEMM, AMX where present). "
@@ -694,7 +699,10 @@ def main() -> None:
 
     started = time.perf_counter()
     check_load(args.threads, "at the start")
+    from gooddetect.api import DEFAULT_SCORE_STRANDS
+
     result: dict = {"quick": args.quick, "budget_s": budget, "machine": machine_info(torch, args.threads),
+                    "strands": DEFAULT_SCORE_STRANDS["lstm"],
                     "flop_formula": "per read: 2 models x strands x (L-1) positions x (8H(in+H) + 8H) FLOP, L = 250 "
                                     "(one layer; in = 4 + k-mer embedding width; gate products and head only)"}
     with tempfile.TemporaryDirectory(prefix="gd_throughput_") as tmp:
