@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import itertools
 import json
 import logging
 import os
@@ -18,19 +17,33 @@ from . import __version__, metrics
 from .detector import STRANDS, Detector, read_model_file
 from .errors import InputError, UsageError
 from .runtime import atomic_output, check_output_paths, is_main_process, progress, resolve_device, set_threads
-from .score import DEFAULT_BATCH_SIZE, ScoreCounts, score_records, write_header, write_rows
-from .seqio import DuplicateCounter, Record, display_name, read_records
+from .score import DEFAULT_BATCH_SIZE, ScoreCounts, score_chunks, write_header, write_rows
+from .seqio import CHUNK_RECORDS, DuplicateCounter, RecordChunk, display_name, read_chunks, read_records
 from .windows import WindowCounts, collect_windows, decode, gc_fraction, read_windows, sample_genome_windows
 
 log = logging.getLogger("gooddetect")
 
 
-def counted_records(paths: Iterable[str], duplicates: DuplicateCounter) -> Iterator[Record]:
-    """Records of every file in turn, each id registered with `duplicates`."""
+def counted_chunks(paths: Iterable[str], duplicates: DuplicateCounter,
+                   max_records: int = CHUNK_RECORDS) -> Iterator[RecordChunk]:
+    """Record chunks of every file in turn, each id registered with `duplicates`."""
     for path in paths:
-        for record in read_records(path):
-            duplicates.add(record.name)
-            yield record
+        for chunk in read_chunks(path, max_records):
+            duplicates.add(chunk.names)
+            yield chunk
+
+
+class _Shard:
+    """Keeps records i, i+n, i+2n, ... of shard (i, n), 1-based and counted across all the chunks it is given."""
+
+    def __init__(self, shard: tuple[int, int]):
+        (self.which, self.n), self.seen = shard, 0
+
+    def __call__(self, chunks: Iterable[RecordChunk]) -> Iterator[RecordChunk]:
+        for chunk in chunks:
+            first = (self.which - 1 - self.seen) % self.n
+            self.seen += len(chunk)
+            yield RecordChunk(chunk.names[first::self.n], chunk.seqs[first::self.n])
 
 
 def check_readable(paths: Iterable[str]) -> None:
@@ -51,8 +64,8 @@ def write_windows(inputs: list[str], output: str, *, length: int = 250, stride: 
         if sample:
             streams = [sample_genome_windows(p, sample, rng, counts, length, both_strands) for p in inputs]
         else:
-            streams = [read_windows(counted_records(inputs, duplicates), counts, length, stride, min_length,
-                                    both_strands)]
+            records = (record for chunk in counted_chunks(inputs, duplicates) for record in chunk.records())
+            streams = [read_windows(records, counts, length, stride, min_length, both_strands)]
         for stream in streams:
             for window in stream:
                 out.write(f">{window.label}\n{decode(window.codes)}\n")
@@ -97,15 +110,15 @@ def score(model: str, reads: list[str], output: str | None = "-", *, batch_size:
     threshold = detector.threshold
     duplicates = DuplicateCounter()
     per_input: dict[str, ScoreCounts] = {}
-    position = itertools.count()
     with atomic_output(output) as out, progress(unit="read", desc="scoring") as bar:
         write_header(out)
+        sharded = _Shard(shard) if shard else None
         for path in reads:
             counts = per_input.setdefault(display_name(path), ScoreCounts())
-            records = counted_records([path], duplicates)
-            if shard:
-                records = (r for r in records if next(position) % shard[1] == shard[0] - 1)
-            rows = score_records(detector, records, batch_size=batch_size, stride=stride, counts=counts)
+            chunks = counted_chunks([path], duplicates, batch_size)
+            if sharded:
+                chunks = sharded(chunks)
+            rows = score_chunks(detector, chunks, batch_size=batch_size, stride=stride, counts=counts)
             write_rows(_ticking(rows, bar), out, threshold, counts)
     totals = sum(per_input.values(), ScoreCounts())
     result = totals.as_dict(threshold) | {"duplicate_ids": duplicates.count(), "inputs": list(per_input),
@@ -182,7 +195,7 @@ def score_arrays(detector: Detector, paths: list[str], *,
     evaluation; reads without a score are left out and counted in `n_unscored`."""
     counts = ScoreCounts()
     ids, scores, logliks = [], [], []
-    for read in score_records(detector, counted_records(paths, DuplicateCounter()), batch_size=batch_size,
+    for read in score_chunks(detector, counted_chunks(paths, DuplicateCounter(), batch_size), batch_size=batch_size,
                               counts=counts):
         if read.n_scored:
             ids.append(read.read_id)

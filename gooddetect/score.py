@@ -15,8 +15,8 @@ from typing import IO, Iterable, Iterator
 import numpy as np
 
 from .detector import Detector
-from .seqio import Record
-from .windows import UNKNOWN, encode, pad_batch, window_spans
+from .seqio import RecordChunk
+from .windows import cut_reads
 
 COLUMNS = ("read_id", "length", "n_windows", "n_scored", "loglik_fg", "loglik_bg", "llr", "score", "is_ood",
            "window_llrs", "loglik_fg_sum", "loglik_bg_sum", "reason")
@@ -79,68 +79,61 @@ class ScoreCounts:
                 "skipped": dict(sorted(self.skipped.items()))}
 
 
-def score_records(detector: Detector, records: Iterable[Record], *, batch_size: int = DEFAULT_BATCH_SIZE,
-                  stride: int | None = None, counts: ScoreCounts | None = None) -> Iterator[ReadScore]:
+def score_chunks(detector: Detector, chunks: Iterable[RecordChunk], *, batch_size: int = DEFAULT_BATCH_SIZE,
+                 stride: int | None = None, counts: ScoreCounts | None = None) -> Iterator[ReadScore]:
     """Score every record, yielding one ReadScore per record in input order.
 
-    Windows of consecutive reads are batched together (`batch_size` windows per model call), so memory stays
+    Windows of consecutive reads are batched together (about `batch_size` windows per model call), so memory stays
     constant however many reads come in; a read's score does not depend on what else is in the batch."""
     counts = counts if counts is not None else ScoreCounts()
-    for pending, batch in _batches(detector, records, batch_size, stride, counts):
-        yield from _flush(detector, pending, batch, counts)
+    for names, read_lengths, n_windows, windows in _batches(detector, chunks, batch_size, stride, counts):
+        yield from _flush(detector, names, read_lengths, n_windows, windows, counts)
 
 
-def _batches(detector: Detector, records: Iterable[Record], batch_size: int, stride: int | None,
-             counts: ScoreCounts) -> Iterator[tuple[list[tuple[ReadScore, int]], tuple[np.ndarray, np.ndarray] | None]]:
-    """(reads with their number of windows, padded windows (codes, lengths) or None) per batch of about
-    `batch_size` windows, the reads in input order."""
-    pending: list[tuple[ReadScore, int]] = []
-    batch: list[np.ndarray] = []
-    for record in records:
-        counts.reads += 1
-        read, windows = _windows_of(record, detector.window_length, detector.min_length, stride)
-        pending.append((read, len(windows)))
-        batch.extend(windows)
-        if len(batch) >= batch_size:
-            yield pending, pad_batch(batch)
-            pending, batch = [], []
-    if pending:
-        yield pending, pad_batch(batch) if batch else None
+def _batches(detector: Detector, chunks: Iterable[RecordChunk], batch_size: int, stride: int | None,
+             counts: ScoreCounts) -> Iterator[tuple[list[str], np.ndarray, np.ndarray, tuple | None]]:
+    """Per batch: ids, lengths and window counts of consecutive reads, and their windows padded (codes, lengths),
+    or None when none of them has a window. A batch ends at the first read that brings it to `batch_size` windows
+    (or at a chunk's end)."""
+    for chunk in chunks:
+        counts.reads += len(chunk)
+        cut = cut_reads(chunk.seqs, detector.window_length, stride, detector.min_length)
+        n_windows = np.bincount(cut.reads, minlength=len(chunk))
+        ends = np.cumsum(n_windows)
+        first = done = 0
+        while first < len(chunk):
+            last = min(int(np.searchsorted(ends, done + batch_size)), len(chunk) - 1) + 1
+            end = int(ends[last - 1])
+            yield (chunk.names[first:last], cut.read_lengths[first:last], n_windows[first:last],
+                   cut.padded(done, end) if end > done else None)
+            first, done = last, end
 
 
-def _windows_of(record: Record, length: int, min_length: int, stride: int | None) -> tuple[ReadScore, list]:
-    codes = encode(record.seq)
-    read = ReadScore(record.name, codes.size)
-    spans = window_spans(codes.size, length, stride, min_length)
-    windows = [codes[s:e] for s, e in spans if np.count_nonzero(codes[s:e] < UNKNOWN) >= min_length]
-    if not windows:
-        read.reason = TOO_SHORT if not spans else TOO_MANY_UNKNOWN
-    return read, windows
-
-
-def _flush(detector: Detector, pending, batch, counts: ScoreCounts) -> Iterator[ReadScore]:
-    """Score `batch` and yield the reads of `pending`, each with the sums over its own windows (computed per read
+def _flush(detector: Detector, names: list[str], read_lengths: np.ndarray, n_windows: np.ndarray,
+           windows: tuple | None, counts: ScoreCounts) -> Iterator[ReadScore]:
+    """Score `windows` and yield one ReadScore per read, each with the sums over its own windows (computed per read
     group in one vectorised pass, so a read's values do not depend on its neighbours in the batch)."""
-    sizes = np.fromiter((n for _, n in pending), dtype=np.int64, count=len(pending))
-    if batch is not None:
-        fg, bg, n_scored = detector.loglik(*batch)
-        starts = (np.cumsum(sizes) - sizes)[sizes > 0]
+    if windows is not None:
+        fg, bg, n_scored = detector.loglik(*windows)
+        starts = (np.cumsum(n_windows) - n_windows)[n_windows > 0]
         read_fg = np.add.reduceat(fg, starts).tolist()
         read_bg = np.add.reduceat(bg, starts).tolist()
         read_scored = np.add.reduceat(n_scored, starts).tolist()
         with np.errstate(invalid="ignore", divide="ignore"):
             window_llrs = ((fg - bg) / n_scored).tolist()
     group = row = 0
-    for (read, _), n_windows in zip(pending, sizes.tolist()):
-        if n_windows:
-            read.n_windows = n_windows
+    for name, length, n in zip(names, read_lengths.tolist(), n_windows.tolist()):
+        read = ReadScore(name, length)
+        if n:
+            read.n_windows = n
             read.n_scored = read_scored[group]
             read.fg_sum, read.bg_sum = read_fg[group], read_bg[group]
-            read.window_llrs = window_llrs[row:row + n_windows]
-            group, row = group + 1, row + n_windows
-            counts.windows += n_windows
+            read.window_llrs = window_llrs[row:row + n]
+            group, row = group + 1, row + n
+            counts.windows += n
             counts.scored_reads += 1
         else:
+            read.reason = TOO_SHORT if length < detector.min_length else TOO_MANY_UNKNOWN
             counts.skipped[read.reason] += 1
         yield read
 

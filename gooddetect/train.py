@@ -38,7 +38,7 @@ from torch.nn.parallel import DistributedDataParallel
 from .errors import UsageError
 from .models.lstm import UNKNOWN, LSTMConfig, LSTMModel, LSTMNet, mask_padding, next_base_nll
 from .mutate import mutate
-from .runtime import atomic_output, is_main_process, progress, resolve_device
+from .runtime import atomic_output, progress, resolve_device
 
 log = logging.getLogger("gooddetect")
 

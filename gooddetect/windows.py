@@ -52,6 +52,13 @@ def reverse_complement_padded(codes: np.ndarray, lengths: np.ndarray) -> np.ndar
     return np.where(inside, _COMPLEMENT[picked], np.uint8(UNKNOWN))
 
 
+def check_window_settings(length: int, stride: int | None, min_length: int) -> None:
+    if min_length > length:
+        raise UsageError(f"minimum read length ({min_length}) must not exceed the window length ({length})")
+    if stride is not None and stride > length:
+        raise UsageError(f"--stride ({stride}) larger than the window length ({length}) would leave bases unscored")
+
+
 def window_spans(read_length: int, length: int = WINDOW_LENGTH, stride: int | None = None,
                  min_length: int = MIN_LENGTH) -> list[tuple[int, int]]:
     """0-based half-open (start, end) spans of the windows cut from a read.
@@ -65,10 +72,7 @@ def window_spans(read_length: int, length: int = WINDOW_LENGTH, stride: int | No
       window is instead a full one aligned to the read end, overlapping the previous one);
     - longer, stride < length (sliding): windows every `stride` bases, plus one aligned to the read end if needed.
     """
-    if min_length > length:
-        raise UsageError(f"minimum read length ({min_length}) must not exceed the window length ({length})")
-    if stride is not None and stride > length:
-        raise UsageError(f"--stride ({stride}) larger than the window length ({length}) would leave bases unscored")
+    check_window_settings(length, stride, min_length)
     stride = stride or length
     if read_length < min_length:
         return []
@@ -91,6 +95,54 @@ def window_spans(read_length: int, length: int = WINDOW_LENGTH, stride: int | No
     start = spans.pop()[0]
     middle = start + (read_length - start + 1) // 2
     return spans + [(start, middle), (middle, read_length)]
+
+
+@dataclass(frozen=True)
+class ChunkWindows:
+    """The windows of a list of reads, in read order: `codes` holds the reads end to end (then `width` padding
+    codes); window i is codes[starts[i]: starts[i] + lengths[i]], cut from read reads[i]."""
+
+    codes: np.ndarray
+    read_lengths: np.ndarray
+    reads: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
+
+    def padded(self, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+        """Windows first..last-1 as (codes [B, longest] padded with UNKNOWN, lengths [B]), like `pad_batch`."""
+        starts, lengths = self.starts[first:last], self.lengths[first:last]
+        width = int(lengths.max())
+        rows = np.lib.stride_tricks.sliding_window_view(self.codes, width)[starts]
+        if lengths.min() < width:
+            rows[np.arange(width) >= lengths[:, None]] = UNKNOWN
+        return rows, lengths
+
+
+def cut_reads(seqs: list[str], length: int = WINDOW_LENGTH, stride: int | None = None,
+              min_length: int = MIN_LENGTH) -> ChunkWindows:
+    """The windows of every read (see `window_spans`) that have at least `min_length` known bases, computed for the
+    whole list at once; reads of up to `length` bases, one window each, take no per-read Python work."""
+    check_window_settings(length, stride, min_length)
+    read_lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+    codes = np.full(int(read_lengths.sum()) + length, UNKNOWN, dtype=np.uint8)
+    codes[: codes.size - length] = encode("".join(seqs))
+    offsets = np.cumsum(read_lengths) - read_lengths
+    reads = np.flatnonzero((read_lengths >= min_length) & (read_lengths <= length))
+    starts, lengths = offsets[reads], read_lengths[reads]
+    long_reads = np.flatnonzero(read_lengths > length).tolist()
+    if long_reads:
+        spans = np.array([(read, offsets[read] + start, end - start) for read in long_reads
+                          for start, end in window_spans(int(read_lengths[read]), length, stride, min_length)],
+                         dtype=np.int64)
+        order = np.argsort(np.concatenate([reads, spans[:, 0]]), kind="stable")
+        reads, starts, lengths = (np.concatenate(pair)[order] for pair in
+                                  ((reads, spans[:, 0]), (starts, spans[:, 1]), (lengths, spans[:, 2])))
+    unknown = np.flatnonzero(codes[: codes.size - length] == UNKNOWN)
+    if unknown.size:
+        known = lengths - (np.searchsorted(unknown, starts + lengths) - np.searchsorted(unknown, starts))
+        keep = known >= min_length
+        reads, starts, lengths = reads[keep], starts[keep], lengths[keep]
+    return ChunkWindows(codes, read_lengths, reads, starts, lengths)
 
 
 def pad_batch(windows: list[np.ndarray], width: int | None = None) -> tuple[np.ndarray, np.ndarray]:

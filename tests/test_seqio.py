@@ -16,18 +16,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import write_file
+from gooddetect import seqio
 from gooddetect.errors import InputError
-from gooddetect.seqio import DuplicateCounter, Record, read_records
+from gooddetect.seqio import DuplicateCounter, Record, read_chunks, read_records
 
 FASTA = ">read1 first read\nACGTACGTAC\nGGTTAA\n>read2\nacgtnRYacgt\n>read3 x y z\nA-C.G*T\n"
 FASTA_RECORDS = [
-    Record("read1", "ACGTACGTACGGTTAA", 1),
-    Record("read2", "acgtnRYacgt", 2),
-    Record("read3", "A-C.G*T", 3),
+    Record("read1", "ACGTACGTACGGTTAA"),
+    Record("read2", "acgtnRYacgt"),
+    Record("read3", "A-C.G*T"),
 ]
 # The second quality line starts with '@', which a FASTQ reader must not take for a header.
 FASTQ = "@q1 desc\nACGTN\n+\nIIIII\n@q2\nacgt\n+q2\n@III\n"
-FASTQ_RECORDS = [Record("q1", "ACGTN", 1), Record("q2", "acgt", 2)]
+FASTQ_RECORDS = [Record("q1", "ACGTN"), Record("q2", "acgt")]
 JUNK = b"\x00" + random.Random(7).randbytes(3000)  # binary that starts with neither '>' nor '@'
 
 
@@ -98,13 +99,12 @@ def test_stdin_errors_name_stdin(monkeypatch):
         list(read_records("-"))
 
 
-def test_reading_is_lazy_records_before_an_error_are_yielded(tmp_path):
+def test_reading_is_lazy_chunks_before_an_error_are_yielded(tmp_path):
     path = write_file(tmp_path, "late.fq", FASTQ + "@q3\nACGT\n+\nIII\n")
-    records = read_records(str(path))
-    assert next(records) == FASTQ_RECORDS[0]
-    assert next(records) == FASTQ_RECORDS[1]
+    chunks = read_chunks(str(path), max_records=2)
+    assert list(next(chunks).records()) == FASTQ_RECORDS
     with pytest.raises(InputError, match=r"record 3"):
-        next(records)
+        next(chunks)
 
 
 # name, content, expected message pattern after "<path>: " (the record where there is one)
@@ -154,8 +154,9 @@ def test_directory_as_input(tmp_path):
 def test_duplicate_ids_are_allowed_and_counted(tmp_path):
     path = write_file(tmp_path, "dup.fa", ">a\nAC\n>b\nGT\n>a second\nTT\n>a\nGG\n>b\nCC\n>c\nAA\n")
     counter = DuplicateCounter()
-    for record in read(path):
-        counter.add(record.name)
+    records = read(path)
+    counter.add([r.name for r in records[:2]])
+    counter.add([r.name for r in records[2:]])
     assert counter.count() == 3
     assert DuplicateCounter().count() == 0
 
@@ -175,3 +176,59 @@ def test_arbitrary_bytes_give_records_or_input_error(prefix, body, gz):
         assert str(exc).startswith(f"{path}: ")
     else:
         assert records and all(r.name and r.seq and not any(c.isspace() for c in r.name) for r in records)
+
+
+# The bulk path (whole chunks of plain 4-line FASTQ / 2-line FASTA) must give exactly what Biopython's
+# record-by-record parsers give, which take over from the first irregular chunk: same records, same errors.
+
+_header_words = st.text(alphabet="ab1:_/|\u00e9 \t\x0b", min_size=0, max_size=8)
+_sequences = st.text(alphabet="ACGTNacgtn-.*", min_size=0, max_size=12) | st.sampled_from(["AC1G", "AC G", "AC@"])
+_qualities = st.text(alphabet="I#@+!~ ", min_size=0, max_size=12)
+
+
+@st.composite
+def sequence_files(draw) -> tuple[str, bytes]:
+    fmt = draw(st.sampled_from(["fasta", "fastq"]))
+    lines = []
+    for _ in range(draw(st.integers(1, 7))):
+        title = draw(_header_words)
+        seq = draw(_sequences)
+        wrap = draw(st.sampled_from([None, None, None, 2]))
+        seq_lines = [seq[i:i + wrap] for i in range(0, len(seq), wrap)] if wrap and seq else [seq]
+        if fmt == "fasta":
+            lines += [">" + title, *seq_lines]
+            continue
+        quality = draw(st.sampled_from(["I" * len(seq)]) | _qualities)
+        plus = draw(st.sampled_from(["+", "+" + title, "+other"]))
+        lines += ["@" + title, *seq_lines, plus, quality]
+    if draw(st.booleans()):
+        lines.insert(draw(st.integers(0, len(lines))), draw(st.sampled_from(["", " ", "\r"])))
+    ending = draw(st.sampled_from(["\n", "\n", "\r\n"]))
+    text = ending.join(lines) + draw(st.sampled_from([ending, ""]))
+    return fmt, text.encode("utf-8")
+
+
+def _reference(data: bytes, fmt: str, name: str) -> list[Record] | str:
+    """What the record-by-record parsers give for the whole file: its records, or the error message."""
+    try:
+        return [r for c in seqio._parsed_chunks(seqio._text(data, io.BytesIO()), fmt, name, 3, 0) for r in c.records()]
+    except InputError as exc:
+        return str(exc)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(file=sequence_files(), max_records=st.integers(1, 4))
+def test_bulk_reading_equals_record_by_record_parsing(file, max_records):
+    fmt, data = file
+    path = write_file(Path(_FUZZ_DIR.name), "bulk", data)
+    try:
+        chunks = list(read_chunks(str(path), max_records))
+    except InputError as exc:
+        got: list[Record] | str = str(exc)
+    else:
+        assert all(0 < len(chunk) <= max_records for chunk in chunks)
+        got = [r for chunk in chunks for r in chunk.records()]
+    if data.lstrip()[:1] in (b">", b"@"):
+        assert got == _reference(data, fmt, str(path))
+    else:
+        assert isinstance(got, str) and "blank" in got

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from conftest import SHARED, write_file
 from gooddetect.errors import InputError, UsageError
 from gooddetect.seqio import Record, read_records
-from gooddetect.windows import (UNKNOWN, Window, WindowCounts, collect_windows, decode, encode, gc_fraction,
+from gooddetect.windows import (UNKNOWN, Window, WindowCounts, collect_windows, cut_reads, decode, encode, gc_fraction,
                                 pad_batch, read_windows, reverse_complement, reverse_complement_padded,
                                 sample_genome_windows, window_spans)
 
@@ -168,6 +168,27 @@ def test_window_spans_by_hand():
 def test_min_length_above_window_length_is_a_usage_error():
     with pytest.raises(UsageError):
         window_spans(500, 50, min_length=100)
+    with pytest.raises(UsageError):
+        cut_reads(["ACGT"], 50, min_length=100)
+    with pytest.raises(UsageError, match="stride"):
+        cut_reads(["ACGT"], 50, stride=60, min_length=10)
+
+
+@given(st.lists(st.text("ACGTNacgt-", max_size=40), max_size=8), st.integers(4, 15), st.data())
+def test_cut_reads_equals_each_read_windowed_alone(seqs, length, data):
+    min_length = data.draw(st.integers(1, length))
+    stride = data.draw(st.none() | st.integers(1, length))
+    expected = [(read, codes[start:end]) for read, seq in enumerate(seqs) for codes in [encode(seq)]
+                for start, end in window_spans(len(seq), length, stride, min_length)
+                if np.count_nonzero(codes[start:end] < UNKNOWN) >= min_length]
+    cut = cut_reads(seqs, length, stride, min_length)
+    assert cut.read_lengths.tolist() == [len(s) for s in seqs]
+    assert cut.reads.tolist() == [read for read, _ in expected]
+    for first, last in [(0, len(expected)), (len(expected) // 2, len(expected))]:
+        if last > first:
+            codes, lengths = cut.padded(first, last)
+            want_codes, want_lengths = pad_batch([w for _, w in expected[first:last]])
+            assert np.array_equal(codes, want_codes) and np.array_equal(lengths, want_lengths)
 
 
 @given(READ_IDS, st.integers(0, 10**9), st.integers(1, 10**4), st.sampled_from("+-"))
@@ -188,7 +209,7 @@ def make_reads() -> tuple[list[Record], dict[str, str]]:
     seqs = {"short": random_bases(rng, 30), "one": random_bases(rng, 90), "three": random_bases(rng, 250)}
     with_n = random_bases(rng, 220)
     seqs["with_n"] = with_n[:150] + "N" + with_n[151:]  # length 100, min 40: spans 0-100, 100-160, 160-220
-    return [Record(name, seq, i) for i, (name, seq) in enumerate(seqs.items(), 1)], seqs
+    return [Record(name, seq) for name, seq in seqs.items()], seqs
 
 
 def test_read_windows_counts_and_content():
