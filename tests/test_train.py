@@ -13,10 +13,10 @@ import torch
 
 from gooddetect.errors import UsageError
 from gooddetect.models.lstm import LSTMConfig, LSTMNet
+from gooddetect.runtime import is_main_process
 from gooddetect.train import (
     TrainConfig,
     TrainingInterrupted,
-    is_main_process,
     learning_rate,
     train_lstm_pair,
     training_loss,
@@ -194,7 +194,8 @@ import numpy as np
 import torch
 torch.set_num_threads(1)
 from gooddetect.models.lstm import LSTMConfig
-from gooddetect.train import TrainConfig, is_main_process, train_lstm_pair
+from gooddetect.runtime import is_main_process
+from gooddetect.train import TrainConfig, train_lstm_pair
 
 rng = np.random.default_rng(0)
 codes = rng.integers(0, 4, (200, 30)).astype(np.uint8)
