@@ -30,7 +30,8 @@ TEXT_PER_RECORD = 1 << 10  # a chunk of n records holds about n KiB of text at m
 INVALID_SEQUENCE_CHAR = re.compile(r"[^A-Za-z.*\-]")
 SEQUENCE_BYTES = bytes(range(ord("A"), ord("Z") + 1)) + bytes(range(ord("a"), ord("z") + 1)) + b".*-"
 QUALITY_BYTES = bytes(range(33, 127))
-MARKERS = {"fasta": b">", "fastq": b"@"}
+MARKERS = {"fasta": b">", "fastq": b"@"}  # what starts a record
+LINES_PER_RECORD = {"fasta": 2, "fastq": 4}  # in the plain layout the bulk path takes
 HEADER_ID = re.compile(r"^[>@][^\S\n]*(\S+)", re.MULTILINE)  # the first word of each header line of a chunk
 
 
@@ -129,7 +130,7 @@ def read_chunks(path: str, max_records: int = CHUNK_RECORDS) -> Iterator[RecordC
 
 def _chunks(stream: io.BufferedReader, fmt: str, name: str, max_records: int) -> Iterator[RecordChunk]:
     """Bulk path over whole lines; hands the text from the first irregular chunk on to `_parsed_chunks`."""
-    per_record = 4 if fmt == "fastq" else 2
+    per_record = LINES_PER_RECORD[fmt]
     wanted, max_size = per_record * max_records, TEXT_PER_RECORD * max_records
     pending, at_end, done = b"", False, 0
     while True:
@@ -166,7 +167,7 @@ def _chunks(stream: io.BufferedReader, fmt: str, name: str, max_records: int) ->
 
 def _bulk_chunk(lines: list[bytes], fmt: str) -> RecordChunk | None:
     """The records of `lines` when every one is a plain, valid 2-line FASTA or 4-line FASTQ record, else None."""
-    per_record = 4 if fmt == "fastq" else 2
+    per_record = LINES_PER_RECORD[fmt]
     if not lines:
         return RecordChunk([], [])
     if len(lines) % per_record:

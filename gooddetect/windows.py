@@ -99,8 +99,9 @@ def window_spans(read_length: int, length: int = WINDOW_LENGTH, stride: int | No
 
 @dataclass(frozen=True)
 class ChunkWindows:
-    """The windows of a list of reads, in read order: `codes` holds the reads end to end (then `width` padding
-    codes); window i is codes[starts[i]: starts[i] + lengths[i]], cut from read reads[i]."""
+    """The windows of a list of reads, in read order: `codes` holds the reads end to end, then one window length of
+    UNKNOWN (so every window can be viewed at full width); window i is codes[starts[i]: starts[i] + lengths[i]],
+    cut from read reads[i]."""
 
     codes: np.ndarray
     read_lengths: np.ndarray
@@ -124,8 +125,9 @@ def cut_reads(seqs: list[str], length: int = WINDOW_LENGTH, stride: int | None =
     whole list at once; reads of up to `length` bases, one window each, take no per-read Python work."""
     check_window_settings(length, stride, min_length)
     read_lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
-    codes = np.full(int(read_lengths.sum()) + length, UNKNOWN, dtype=np.uint8)
-    codes[: codes.size - length] = encode("".join(seqs))
+    bases = int(read_lengths.sum())
+    codes = np.full(bases + length, UNKNOWN, dtype=np.uint8)
+    codes[:bases] = encode("".join(seqs))
     offsets = np.cumsum(read_lengths) - read_lengths
     reads = np.flatnonzero((read_lengths >= min_length) & (read_lengths <= length))
     starts, lengths = offsets[reads], read_lengths[reads]
@@ -137,7 +139,7 @@ def cut_reads(seqs: list[str], length: int = WINDOW_LENGTH, stride: int | None =
         order = np.argsort(np.concatenate([reads, spans[:, 0]]), kind="stable")
         reads, starts, lengths = (np.concatenate(pair)[order] for pair in
                                   ((reads, spans[:, 0]), (starts, spans[:, 1]), (lengths, spans[:, 2])))
-    unknown = np.flatnonzero(codes[: codes.size - length] == UNKNOWN)
+    unknown = np.flatnonzero(codes[:bases] == UNKNOWN)
     if unknown.size:
         known = lengths - (np.searchsorted(unknown, starts + lengths) - np.searchsorted(unknown, starts))
         keep = known >= min_length
