@@ -1,15 +1,15 @@
 """The Detector: a foreground and a background model of one kind, their likelihood ratio, and the model file.
 
 The model file is a safetensors file (tensors + JSON metadata; nothing in it is ever executed). Its metadata holds
-one JSON document, `gooddetect`, with the format version, versions, both model configs, training parameters and
-statistics, and the calibrated threshold; `sha256` covers that document and every tensor, so a truncated, edited or
-corrupted file is refused.
+one JSON document, `gooddetect`, with the format version, the version that trained it, both model configs, training
+parameters and statistics, and the calibration; `sha256` covers that document and every tensor, so a truncated,
+edited or corrupted file is refused. A file is untrusted input: its header (document, array names, shapes, dtypes)
+is checked against the configs before any array is read or any model is built.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -18,24 +18,20 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .errors import ModelFileError, UsageError
+from .alphabet import reverse_complement_padded
+from .errors import ModelFileError
+from .models import ArraySpec, GenerativeModel, model_class
 from .runtime import atomic_output
-from .windows import reverse_complement_padded
 
 FORMAT_NAME = "gooddetect-model"
-FORMAT_VERSION = 1
-MODEL_KINDS = {"lstm": "gooddetect.models.lstm:LSTMModel", "kmer": "gooddetect.models.kmer:KmerModel"}
+FORMAT_VERSION = 2  # 2 (gooddetect 0.2): compact k-mer tables, calibration tables; format 1 files are refused
 ROLES = ("foreground", "background")
 STRANDS = ("forward", "both")  # a window scored as given (the paper), or the mean over it and its reverse complement
-
-
-def model_class(kind: str):
-    """The class implementing model kind `kind` (imported lazily: the k-mer kind needs no torch)."""
-    try:
-        module, name = MODEL_KINDS[kind].split(":")
-    except KeyError:
-        raise ModelFileError(f"unknown model kind {kind!r} (known: {', '.join(MODEL_KINDS)})") from None
-    return getattr(importlib.import_module(module), name)
+CLASSIFIER = "classifier"
+# numpy dtype name -> safetensors dtype code
+SAFETENSORS_DTYPES = {"float32": "F32", "float16": "F16", "float64": "F64", "int8": "I8", "uint8": "U8",
+                      "int16": "I16", "uint16": "U16", "int32": "I32", "uint32": "U32", "int64": "I64",
+                      "uint64": "U64"}
 
 
 @dataclass
@@ -43,11 +39,14 @@ class Detector:
     """Foreground + background generative models; LLR(x) = loglik_fg(x) − loglik_bg(x), low LLR = OOD.
 
     `meta` holds everything else the file records: window settings, training parameters and statistics, and the
-    threshold (`meta["threshold"]`, None until calibrated) on the OOD score −LLR."""
+    calibration (`meta["threshold"]`, None until calibrated) on the OOD score −LLR. `version` is the gooddetect
+    version that trained the models; `classifier` an optional in-distribution classifier (models.classifier)."""
 
-    foreground: Any
-    background: Any
+    foreground: GenerativeModel
+    background: GenerativeModel
     meta: dict = field(default_factory=dict)
+    version: str = __version__
+    classifier: Any = None
 
     @property
     def kind(self) -> str:
@@ -62,14 +61,20 @@ class Detector:
         return int(self.meta["min_length"])
 
     @property
-    def threshold(self) -> float | None:
-        calibration = self.meta.get("threshold")
-        return None if calibration is None else float(calibration["value"])
+    def calibration(self) -> dict | None:
+        return self.meta.get("threshold")
 
     @property
     def strands(self) -> str:
         """"forward" or "both" (files without the entry: "forward", the paper's scoring)."""
         return self.meta.get("strands", "forward")
+
+    def configure(self, *, threads: int | None = None, device: str = "cpu", bf16: bool = False) -> Detector:
+        """Run-time settings of every model (see GenerativeModel.configure)."""
+        for model in (self.foreground, self.background, self.classifier):
+            if model is not None:
+                model.configure(threads=threads, device=device, bf16=bf16)
+        return self
 
     def loglik(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(foreground sum, background sum, scored positions) per window; see the model contract. With
@@ -83,13 +88,8 @@ class Detector:
         return (fg_sum[:n] + fg_sum[n:]) / 2, (bg_sum[:n] + bg_sum[n:]) / 2, n_scored[:n]
 
     def _loglik_as_given(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A model kind may compute both models at once (`loglik_pair`, e.g. side by side on the CPU cores); the
-        results are the same as one after the other."""
-        if hasattr(self.foreground, "loglik_pair"):
-            (fg_sum, n_scored), (bg_sum, _) = self.foreground.loglik_pair(self.background, codes, lengths)
-        else:
-            fg_sum, n_scored = self.foreground.loglik(codes, lengths)
-            bg_sum, _ = self.background.loglik(codes, lengths)
+        (fg_sum, n_scored), (bg_sum, _) = type(self.foreground).pair_loglik(self.foreground, self.background,
+                                                                            codes, lengths)
         return fg_sum, bg_sum, n_scored
 
     def llr(self, codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -97,13 +97,6 @@ class Detector:
         fg_sum, bg_sum, n_scored = self.loglik(codes, lengths)
         with np.errstate(invalid="ignore", divide="ignore"):
             return (fg_sum - bg_sum) / n_scored
-
-    def to(self, device: str) -> "Detector":
-        """Move both models to a torch device (a no-op for models without one)."""
-        for model in (self.foreground, self.background):
-            if hasattr(model, "to"):
-                model.to(device)
-        return self
 
     # -- the model file ---------------------------------------------------------------------------------------
 
@@ -120,14 +113,17 @@ class Detector:
     def _serialisable(self) -> tuple[str, dict[str, np.ndarray]]:
         tensors: dict[str, np.ndarray] = {}
         configs = {}
-        for role, model in zip(ROLES, (self.foreground, self.background)):
+        parts = [*zip(ROLES, (self.foreground, self.background))]
+        if self.classifier is not None:
+            parts.append((CLASSIFIER, self.classifier))
+        for role, model in parts:
             configs[role] = model.config_dict()
             for name, array in model.state_arrays().items():
                 tensors[f"{role}.{name}"] = np.ascontiguousarray(array)
         document = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
-            "gooddetect_version": __version__,
+            "gooddetect_version": self.version,
             "kind": self.kind,
             "models": configs,
             **self.meta,
@@ -135,28 +131,32 @@ class Detector:
         return json.dumps(document, sort_keys=True), tensors
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Detector":
+    def load(cls, path: str | os.PathLike) -> Detector:
         """Read and verify a model file; raises ModelFileError for anything but an intact, supported model."""
         document, tensors = read_model_file(path)
-        kind = document["kind"]
-        models = []
-        for role in ROLES:
+        models = {}
+        for role, config in document["models"].items():
             prefix = f"{role}."
             arrays = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            try:
-                models.append(model_class(kind).from_state(document["models"][role], arrays))
-            except ModelFileError as exc:
-                raise ModelFileError(f"{path}: {role} model: {exc}") from None
-            except (KeyError, ValueError, TypeError, RuntimeError) as exc:
-                raise ModelFileError(f"{path}: {role} model does not match its config ({exc})") from None
+            models[role] = part_class(document["kind"], role).from_state(config, arrays)
         meta = {k: v for k, v in document.items()
                 if k not in ("format", "format_version", "gooddetect_version", "kind", "models")}
-        meta["file_gooddetect_version"] = document["gooddetect_version"]
-        return cls(models[0], models[1], meta)
+        return cls(models["foreground"], models["background"], meta, document["gooddetect_version"],
+                   models.get(CLASSIFIER))
+
+
+def part_class(kind: str, role: str):
+    """The class of one part of a model file: a generative model of `kind`, or the classifier."""
+    if role == CLASSIFIER:
+        from .models.classifier import Classifier
+
+        return Classifier
+    return model_class(kind)
 
 
 def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
-    """The verified metadata document and tensors of a model file (no model objects are built)."""
+    """The verified metadata document and tensors of a model file (no model objects are built). The header is
+    checked against the configs before any tensor is read, so a lying file costs no memory."""
     from safetensors import SafetensorError, safe_open
 
     if not os.path.isfile(path):
@@ -164,13 +164,21 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray
     try:
         with safe_open(str(path), framework="np") as handle:
             metadata = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+            document = _document(metadata, path)
+            stored = {name: (tuple(handle.get_slice(name).get_shape()), handle.get_slice(name).get_dtype())
+                      for name in handle.keys()}
+            _check_arrays(document, stored, path)
+            tensors = {name: handle.get_tensor(name) for name in stored}
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelFileError(f"{path}: not a gooddetect model file, or truncated ({_short(exc)})") from None
-    if "gooddetect" not in metadata or "sha256" not in metadata:
-        raise ModelFileError(f"{path}: not a gooddetect model file (no gooddetect metadata)")
     if _checksum(metadata["gooddetect"], tensors) != metadata["sha256"]:
         raise ModelFileError(f"{path}: checksum mismatch: the file is corrupted or was modified")
+    return document, tensors
+
+
+def _document(metadata: dict, path) -> dict:
+    if "gooddetect" not in metadata or "sha256" not in metadata:
+        raise ModelFileError(f"{path}: not a gooddetect model file (no gooddetect metadata)")
     try:
         document = json.loads(metadata["gooddetect"])
     except json.JSONDecodeError:
@@ -184,8 +192,11 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray
         raise ModelFileError(
             f"{path}: model format version {version} is newer than this gooddetect "
             f"({__version__}) reads (up to {FORMAT_VERSION}); upgrade gooddetect")
+    if version < FORMAT_VERSION:
+        raise ModelFileError(f"{path}: model format version {version} (gooddetect 0.1) is not read by gooddetect "
+                             f"{__version__}; train the model again (`gooddetect info` shows how it was trained)")
     _check_document(document, path)
-    return document, tensors
+    return document
 
 
 def _check_document(document: dict, path) -> None:
@@ -195,14 +206,40 @@ def _check_document(document: dict, path) -> None:
     for key, kind in expected.items():
         if not isinstance(document.get(key), kind):
             raise ModelFileError(f"{path}: metadata entry {key!r} is missing or not of type {kind.__name__}")
+    if not 2 <= document["min_length"] <= document["window_length"] <= 1 << 20:
+        raise ModelFileError(f"{path}: window settings out of range (2 <= min_length <= window_length <= 2^20)")
     if document.get("strands", "forward") not in STRANDS:
         raise ModelFileError(f"{path}: metadata entry 'strands' must be one of {', '.join(STRANDS)}")
-    if not all(isinstance(document["models"].get(role), dict) for role in ROLES):
-        raise ModelFileError(f"{path}: metadata lacks the foreground and background model configs")
+    models = document["models"]
+    if not all(isinstance(models.get(role), dict) for role in ROLES) or not set(models) <= {*ROLES, CLASSIFIER}:
+        raise ModelFileError(f"{path}: metadata must hold the foreground and background configs (and at most a "
+                             "classifier's)")
     threshold = document.get("threshold")
     calibrated_value = threshold.get("value") if isinstance(threshold, dict) else None
     if threshold is not None and not isinstance(calibrated_value, (int, float)):
         raise ModelFileError(f"{path}: metadata entry 'threshold' has no numeric value")
+
+
+def _check_arrays(document: dict, stored: dict[str, tuple[tuple[int, ...], str]], path) -> None:
+    """Every stored array must be exactly one the configs call for, with its shape and dtype."""
+    expected: dict[str, ArraySpec] = {}
+    for role, config in document["models"].items():
+        try:
+            specs = part_class(document["kind"], role).expected_arrays(config)
+        except ModelFileError as exc:
+            raise ModelFileError(f"{path}: {role} model: {exc}") from None
+        expected.update({f"{role}.{name}": spec for name, spec in specs.items()})
+    if set(stored) != set(expected):
+        missing, unexpected = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
+        raise ModelFileError(f"{path}: arrays do not match the model configs (missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]})")
+    for name, (shape, dtype) in expected.items():
+        stored_shape, stored_dtype = stored[name]
+        fits = len(stored_shape) == len(shape) and all(e is None or e == s for e, s in zip(shape, stored_shape))
+        if not fits or stored_dtype != SAFETENSORS_DTYPES[dtype]:
+            wanted = ["any" if e is None else e for e in shape]
+            raise ModelFileError(f"{path}: array {name} is {stored_dtype}{list(stored_shape)}, the config "
+                                 f"calls for {SAFETENSORS_DTYPES[dtype]}{wanted}")
 
 
 def _canonical_header(blob: bytes) -> bytes:
@@ -230,18 +267,10 @@ def _checksum(document: str, tensors: dict[str, np.ndarray]) -> str:
     for name in sorted(tensors):
         array = np.ascontiguousarray(tensors[name])
         digest.update(f"\0{name}\0{array.dtype.str}\0{array.shape}\0".encode())
-        digest.update(array.tobytes())
+        digest.update(memoryview(array).cast("B"))
     return digest.hexdigest()
 
 
 def _short(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:120] if text else type(exc).__name__
-
-
-def check_window_length(detector: Detector, length: int | None) -> int:
-    """The window length to score with: the model's own; a different explicit one is refused."""
-    if length is not None and length != detector.window_length:
-        raise UsageError(f"the model was trained on {detector.window_length} bp windows; "
-                         f"--length {length} does not match")
-    return detector.window_length

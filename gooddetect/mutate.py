@@ -2,7 +2,7 @@
 
 import numpy as np
 
-UNKNOWN = 4
+from .alphabet import UNKNOWN
 
 
 def mutate(codes: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import sys
 import tempfile
@@ -12,6 +13,7 @@ from typing import IO, Iterator
 
 from .errors import UsageError
 
+GZIP_LEVEL = 1  # fastest; as dnaio and cutadapt write by default
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
@@ -79,8 +81,9 @@ def check_output_paths(*paths: str | os.PathLike | None) -> None:
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike | None, mode: str = "w") -> Iterator[IO]:
     """Open `path` for writing so that it appears only complete: write a temp file beside it, rename on success.
-    `None` or "-" writes to stdout. On any error (or KeyboardInterrupt) the temp file is removed and a previous
-    file at `path` is left untouched."""
+    A name ending in `.gz` is gzip-compressed (deterministic: no time stamp, no name in the header). `None` or "-"
+    writes to stdout. On any error (or KeyboardInterrupt) the temp file is removed and a previous file at `path` is
+    left untouched."""
     if path is None or str(path) == "-":
         stream = sys.stdout.buffer if "b" in mode else sys.stdout
         try:
@@ -92,7 +95,7 @@ def atomic_output(path: str | os.PathLike | None, mode: str = "w") -> Iterator[I
             raise
         return
     if os.path.exists(path) and not os.path.isfile(path):  # /dev/stdout, a FIFO, /dev/fd/N from >(...)
-        with open(path, mode) as handle:
+        with open(path, "wb") as raw, _encoded(raw, str(path), mode) as handle:
             yield handle
         return
     target = Path(os.path.realpath(path))
@@ -106,10 +109,11 @@ def atomic_output(path: str | os.PathLike | None, mode: str = "w") -> Iterator[I
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
     try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+        with os.fdopen(fd, "wb") as raw:
+            with _encoded(raw, str(path), mode) as handle:
+                yield handle
+            raw.flush()
+            os.fsync(raw.fileno())
         os.replace(tmp, target)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
@@ -117,6 +121,23 @@ def atomic_output(path: str | os.PathLike | None, mode: str = "w") -> Iterator[I
         if isinstance(exc, OSError) and _is_unnamed_write_failure(exc):
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
+
+
+@contextlib.contextmanager
+def _encoded(raw: IO[bytes], name: str, mode: str) -> Iterator[IO]:
+    """`raw` as the caller asked for it: gzip-compressed when `name` ends in .gz, text unless `mode` has 'b'."""
+    stack = contextlib.ExitStack()
+    with stack:
+        stream = raw
+        if name.endswith(".gz"):
+            from isal.igzip import IGzipFile
+
+            stream = stack.enter_context(IGzipFile(fileobj=raw, mode="wb", compresslevel=GZIP_LEVEL, mtime=0))
+        if "b" not in mode:
+            stream = io.TextIOWrapper(stream, encoding="utf-8", newline="\n", write_through=True)
+            stack.callback(stream.detach)  # flushes; the binary streams are closed by their own owners
+        yield stream
+        stream.flush()
 
 
 def _is_unnamed_write_failure(exc: OSError) -> bool:

@@ -1,65 +1,90 @@
-"""Streaming scoring: reads → windows → batched likelihoods → one TSV row per read, in input order.
+"""Streaming scoring: fragments → windows → batched likelihoods → per-fragment scores, in input order.
 
-Unknown bases are *masked* when scoring (not scored, and fed to the model as 'no information'); a window is dropped
-only when fewer than `min_length` of its bases are known. Per-read values are base-weighted means over the read's
-windows: loglik = Σ window log-likelihood sums / Σ scored bases, so every scored base counts once.
+A fragment is one read, or the two mates of a pair; a window never spans mates. Unknown bases are *masked* when
+scoring (not scored, and fed to the model as 'no information'); a window is dropped only when fewer than
+`min_length` of its bases are known. Per-fragment values are base-weighted means over the fragment's windows:
+loglik = Σ window log-likelihood sums / Σ scored bases, so every scored base counts once. Windows are scored in
+batches of `batch_size` whatever the read lengths, so memory stays flat for a contig of any length.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import IO, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from .detector import Detector
+from .models import CLASSIFIER_SCORES
 from .seqio import RecordChunk
-from .windows import cut_reads
+from .windows import ChunkWindows, cut_reads
 
-COLUMNS = ("read_id", "length", "n_windows", "n_scored", "loglik_fg", "loglik_bg", "llr", "score", "is_ood",
-           "window_llrs", "loglik_fg_sum", "loglik_bg_sum", "reason")
-NA = "NA"
 DEFAULT_BATCH_SIZE = 4096  # windows per model call: large enough to amortise the k-mer model's thread hand-offs
 TOO_SHORT = "too_short"
 TOO_MANY_UNKNOWN = "too_many_unknown"
 
 
 @dataclass
-class ReadScore:
-    """Scores of one read. Sums are natural-log likelihoods over the scored bases; means are per scored base."""
+class ScoredChunk:
+    """The scores of one chunk of fragments (arrays over its fragments, and over its windows in fragment order).
+    Sums are natural-log likelihoods over the scored bases; `llr` and the logliks are per scored base."""
 
-    read_id: str
-    length: int
-    n_windows: int = 0
-    n_scored: int = 0
-    fg_sum: float = 0.0
-    bg_sum: float = 0.0
-    window_llrs: list[float] = field(default_factory=list)
-    reason: str | None = None
+    chunk: RecordChunk
+    read_lengths: np.ndarray  # int64 [fragments, mates]
+    n_windows: np.ndarray  # int64 [fragments]
+    n_scored: np.ndarray  # int64 [fragments]
+    fg_sum: np.ndarray  # float64 [fragments]
+    bg_sum: np.ndarray  # float64 [fragments]
+    window_llr: np.ndarray  # float64 [windows]: per-base LLR of each window
+    window_fragment: np.ndarray  # int64 [windows]
+    window_record: np.ndarray  # int64 [windows]: index into chunk.records
+    window_start: np.ndarray  # int64 [windows]: 0-based on its read
+    window_end: np.ndarray
+    window_scored: np.ndarray  # int64 [windows]
+    min_length: int
+    class_probs: np.ndarray | None = None  # float64 [fragments, classes]: the classifier's, base-weighted
+    classifier_scores: dict[str, np.ndarray] = field(default_factory=dict)  # name -> float64 [fragments]
+
+    def __len__(self) -> int:
+        return len(self.n_windows)
 
     @property
-    def loglik_fg(self) -> float:
-        return self.fg_sum / self.n_scored if self.n_scored else math.nan
+    def scored(self) -> np.ndarray:
+        return self.n_scored > 0
+
+    def _per_base(self, sums: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.scored, sums / np.maximum(self.n_scored, 1), np.nan)
 
     @property
-    def loglik_bg(self) -> float:
-        return self.bg_sum / self.n_scored if self.n_scored else math.nan
+    def loglik_fg(self) -> np.ndarray:
+        return self._per_base(self.fg_sum)
 
     @property
-    def llr(self) -> float:
+    def loglik_bg(self) -> np.ndarray:
+        return self._per_base(self.bg_sum)
+
+    @property
+    def llr(self) -> np.ndarray:
         return self.loglik_fg - self.loglik_bg
 
     @property
-    def score(self) -> float:
-        """The OOD score: −LLR, higher = more out of distribution (as alibi-detect reports it)."""
+    def score(self) -> np.ndarray:
+        """The OOD score: −LLR, higher = more out of distribution (as alibi-detect reports it); NaN if unscored."""
         return -self.llr
+
+    @property
+    def reasons(self) -> list[str | None]:
+        """Why each fragment has no score (None when it has one)."""
+        too_short = (self.read_lengths < self.min_length).all(axis=1)
+        return [None if s else TOO_SHORT if short else TOO_MANY_UNKNOWN
+                for s, short in zip(self.scored.tolist(), too_short.tolist())]
 
 
 @dataclass
 class ScoreCounts:
-    """Totals for the closing summary; every read without a score is counted under its reason."""
+    """Totals for the closing summary; every fragment without a score is counted under its reason."""
 
     reads: int = 0
     scored_reads: int = 0
@@ -67,101 +92,90 @@ class ScoreCounts:
     ood: int = 0
     skipped: Counter = field(default_factory=Counter)
 
-    def __add__(self, other: "ScoreCounts") -> "ScoreCounts":
+    def add(self, scored: ScoredChunk, is_ood: np.ndarray | None) -> None:
+        self.reads += len(scored)
+        self.scored_reads += int(scored.scored.sum())
+        self.windows += int(scored.n_windows.sum())
+        if is_ood is not None:
+            self.ood += int(is_ood.sum())
+        self.skipped.update(reason for reason in scored.reasons if reason)
+
+    def __add__(self, other: ScoreCounts) -> ScoreCounts:
         return ScoreCounts(self.reads + other.reads, self.scored_reads + other.scored_reads,
                            self.windows + other.windows, self.ood + other.ood, self.skipped + other.skipped)
 
-    def as_dict(self, threshold: float | None) -> dict:
+    def as_dict(self, calibrated: bool) -> dict:
         return {"reads": self.reads, "scored_reads": self.scored_reads, "windows": self.windows,
-                "threshold": threshold, "ood": self.ood if threshold is not None else None,
-                "ood_fraction": (self.ood / self.scored_reads if self.scored_reads else None)
-                if threshold is not None else None,
+                "ood": self.ood if calibrated else None,
+                "ood_fraction": (self.ood / self.scored_reads if self.scored_reads else None) if calibrated else None,
+                "unscored_reads": sum(self.skipped.values()),
                 "skipped": dict(sorted(self.skipped.items()))}
 
 
 def score_chunks(detector: Detector, chunks: Iterable[RecordChunk], *, batch_size: int = DEFAULT_BATCH_SIZE,
-                 stride: int | None = None, counts: ScoreCounts | None = None) -> Iterator[ReadScore]:
-    """Score every record, yielding one ReadScore per record in input order.
-
-    Windows of consecutive reads are batched together (about `batch_size` windows per model call), so memory stays
-    constant however many reads come in; a read's score does not depend on what else is in the batch."""
-    counts = counts if counts is not None else ScoreCounts()
-    for names, read_lengths, n_windows, windows in _batches(detector, chunks, batch_size, stride, counts):
-        yield from _flush(detector, names, read_lengths, n_windows, windows, counts)
-
-
-def _batches(detector: Detector, chunks: Iterable[RecordChunk], batch_size: int, stride: int | None,
-             counts: ScoreCounts) -> Iterator[tuple[list[str], np.ndarray, np.ndarray, tuple | None]]:
-    """Per batch: ids, lengths and window counts of consecutive reads, and their windows padded (codes, lengths),
-    or None when none of them has a window. A batch ends at the first read that brings it to `batch_size` windows
-    (or at a chunk's end)."""
+                 stride: int | None = None, odin: bool = False) -> Iterator[ScoredChunk]:
+    """Score every fragment of every chunk, one ScoredChunk per chunk, in input order. A fragment's scores depend
+    only on the fragment and the model: not on batch size, neighbours, or thread count. With a classifier in the
+    model, its class probabilities and OOD scores come too (`odin`: also ODIN's, which needs gradients)."""
     for chunk in chunks:
-        counts.reads += len(chunk)
         cut = cut_reads(chunk.seqs, detector.window_length, stride, detector.min_length)
-        n_windows = np.bincount(cut.reads, minlength=len(chunk))
-        ends = np.cumsum(n_windows)
-        first = done = 0
-        while first < len(chunk):
-            last = min(int(np.searchsorted(ends, done + batch_size)), len(chunk) - 1) + 1
-            end = int(ends[last - 1])
-            yield (chunk.names[first:last], cut.read_lengths[first:last], n_windows[first:last],
-                   cut.padded(done, end) if end > done else None)
-            first, done = last, end
+        yield _aggregate(detector, chunk, cut, _score_windows(detector, cut, batch_size, odin))
 
 
-def _flush(detector: Detector, names: list[str], read_lengths: np.ndarray, n_windows: np.ndarray,
-           windows: tuple | None, counts: ScoreCounts) -> Iterator[ReadScore]:
-    """Score `windows` and yield one ReadScore per read, each with the sums over its own windows (computed per read
-    group in one vectorised pass, so a read's values do not depend on its neighbours in the batch)."""
-    if windows is not None:
-        fg, bg, n_scored = detector.loglik(*windows)
-        starts = (np.cumsum(n_windows) - n_windows)[n_windows > 0]
-        read_fg = np.add.reduceat(fg, starts).tolist()
-        read_bg = np.add.reduceat(bg, starts).tolist()
-        read_scored = np.add.reduceat(n_scored, starts).tolist()
+@dataclass
+class _WindowScores:
+    fg: np.ndarray
+    bg: np.ndarray
+    n_scored: np.ndarray
+    class_probs: np.ndarray | None = None
+    classifier_scores: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _score_windows(detector: Detector, cut: ChunkWindows, batch_size: int, odin: bool) -> _WindowScores:
+    """The models' outputs for every window of `cut`, batch_size windows at a time."""
+    n = len(cut)
+    out = _WindowScores(np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64))
+    classifier = detector.classifier
+    if classifier is not None:
+        out.class_probs = np.zeros((n, len(classifier.classes)))
+        out.classifier_scores = {name: np.zeros(n) for name in (*CLASSIFIER_SCORES, *(("odin",) if odin else ()))}
+    for first in range(0, n, batch_size):
+        last = min(first + batch_size, n)
+        windows = cut.padded(first, last)
+        out.fg[first:last], out.bg[first:last], out.n_scored[first:last] = detector.loglik(*windows)
+        if classifier is not None:
+            probs, scores = classifier.predict(*windows)
+            out.class_probs[first:last] = probs
+            for name, values in scores.items():
+                out.classifier_scores[name][first:last] = values
+            if odin:
+                out.classifier_scores["odin"][first:last] = classifier.odin(*windows)
+    return out
+
+
+def _aggregate(detector: Detector, chunk: RecordChunk, cut: ChunkWindows, windows: _WindowScores) -> ScoredChunk:
+    """Per-fragment sums over each fragment's windows (in window order, so the sums do not depend on batching);
+    the classifier's outputs are means over the windows weighted by their scored bases."""
+    n = len(chunk)
+    fragment = cut.reads // chunk.mates
+    starts, ends = cut.spans()
+    n_scored = np.bincount(fragment, weights=windows.n_scored, minlength=n)
+
+    def weighted_mean(values: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
-            window_llrs = ((fg - bg) / n_scored).tolist()
-    group = row = 0
-    for name, length, n in zip(names, read_lengths.tolist(), n_windows.tolist()):
-        read = ReadScore(name, length)
-        if n:
-            read.n_windows = n
-            read.n_scored = read_scored[group]
-            read.fg_sum, read.bg_sum = read_fg[group], read_bg[group]
-            read.window_llrs = window_llrs[row:row + n]
-            group, row = group + 1, row + n
-            counts.windows += n
-            counts.scored_reads += 1
-        else:
-            read.reason = TOO_SHORT if length < detector.min_length else TOO_MANY_UNKNOWN
-            counts.skipped[read.reason] += 1
-        yield read
+            return np.bincount(fragment, weights=values * windows.n_scored, minlength=n) / n_scored
 
-
-def _fmt(value: float, digits: int = 6) -> str:
-    return NA if value is None or math.isnan(value) else f"{value:.{digits}f}"
-
-
-def format_row(read: ReadScore, threshold: float | None) -> str:
-    """One TSV line (see COLUMNS and the README for their meaning)."""
-    scored = read.n_scored > 0
-    is_ood = NA if threshold is None or not scored else str(int(read.score > threshold))
-    window_llrs = ",".join(_fmt(v) for v in read.window_llrs) if read.n_windows > 1 else NA
-    return "\t".join((
-        read.read_id, str(read.length), str(read.n_windows), str(read.n_scored),
-        _fmt(read.loglik_fg), _fmt(read.loglik_bg), _fmt(read.llr), _fmt(read.score), is_ood, window_llrs,
-        _fmt(read.fg_sum if scored else math.nan, 3), _fmt(read.bg_sum if scored else math.nan, 3),
-        read.reason or NA,
-    )) + "\n"
-
-
-def write_header(out: IO[str]) -> None:
-    out.write("\t".join(COLUMNS) + "\n")
-
-
-def write_rows(reads: Iterable[ReadScore], out: IO[str], threshold: float | None, counts: ScoreCounts) -> None:
-    """Write one row per read, counting reads flagged OOD."""
-    for read in reads:
-        if threshold is not None and read.n_scored and read.score > threshold:
-            counts.ood += 1
-        out.write(format_row(read, threshold))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        window_llr = (windows.fg - windows.bg) / windows.n_scored
+    class_probs = None
+    if windows.class_probs is not None:
+        class_probs = np.stack([weighted_mean(column) for column in windows.class_probs.T], axis=1) if n else \
+            np.zeros((0, windows.class_probs.shape[1]))
+    return ScoredChunk(
+        chunk=chunk, read_lengths=cut.read_lengths.reshape(n, chunk.mates),
+        n_windows=np.bincount(fragment, minlength=n).astype(np.int64), n_scored=n_scored.astype(np.int64),
+        fg_sum=np.bincount(fragment, weights=windows.fg, minlength=n),
+        bg_sum=np.bincount(fragment, weights=windows.bg, minlength=n),
+        window_llr=window_llr, window_fragment=fragment, window_record=cut.reads, window_start=starts,
+        window_end=ends, window_scored=windows.n_scored, min_length=detector.min_length, class_probs=class_probs,
+        classifier_scores={name: weighted_mean(values) for name, values in windows.classifier_scores.items()})

@@ -1,264 +1,384 @@
-"""Streaming FASTA/FASTQ reading: compression sniffed from magic bytes, strict records, errors that name file and record.
+"""FASTA/FASTQ reading and writing through dnaio (cutadapt's reader: C-speed FASTQ parsing), and TFRecord reading.
 
-Records come in chunks (`read_chunks`): plain four-line FASTQ and two-line FASTA are split and checked a chunk at a
-time in bulk; from the first chunk that is anything else (wrapped lines, CRLF, blank lines, a malformed record),
-Biopython's parsers read the rest of the file record by record, so such files parse, and fail, as they always did.
+Compression is sniffed from the content (plain, gzip, bgzip; `-` is stdin). Records come in chunks of fragments: a
+fragment is one read, or the two mates of a pair (`--paired` R1 R2 files, or `--interleaved` mates alternating in
+one file). Every record is checked (a read id, a sequence of letters or gaps), and every problem is an InputError
+naming the file and the record.
 """
 
 from __future__ import annotations
 
-import gzip
+import contextlib
 import io
 import re
 import sys
 import zlib
 from array import array
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
-from Bio.SeqIO.FastaIO import SimpleFastaParser
-from Bio.SeqIO.QualityIO import FastqGeneralIterator
+import dnaio
+from dnaio.exceptions import FastaFormatError, FastqFormatError, FileFormatError
 
-from .errors import InputError
+from .errors import InputError, UsageError
 
+Record = dnaio.SequenceRecord
 GZIP_MAGIC = b"\x1f\x8b"
 BUFFER_SIZE = 1 << 20
 CHUNK_RECORDS = 4096
-TEXT_PER_RECORD = 1 << 10  # a chunk of n records holds about n KiB of text at most (more only for one longer record)
+CHUNK_BASES = 4 << 20  # a chunk holds at most about this many bases (more only for one longer record)
+LAYOUTS = ("single", "paired", "interleaved")
+MATES = {"single": 1, "paired": 2, "interleaved": 2}
 # Letters are bases (A/C/G/T) or unknown symbols (N, IUPAC, ...); '-', '.', '*' are gaps/stops, also unknown.
-INVALID_SEQUENCE_CHAR = re.compile(r"[^A-Za-z.*\-]")
 SEQUENCE_BYTES = bytes(range(ord("A"), ord("Z") + 1)) + bytes(range(ord("a"), ord("z") + 1)) + b".*-"
-QUALITY_BYTES = bytes(range(33, 127))
-MARKERS = {"fasta": b">", "fastq": b"@"}  # what starts a record
-LINES_PER_RECORD = {"fasta": 2, "fastq": 4}  # in the plain layout the bulk path takes
-HEADER_ID = re.compile(r"^[>@][^\S\n]*(\S+)", re.MULTILINE)  # the first word of each header line of a chunk
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One read or contig: `name` is the first word of the header."""
-
-    name: str
-    seq: str
-
-
-@dataclass(frozen=True, slots=True)
-class RecordChunk:
-    """Records of one file, in file order: ids (first header words) and sequences."""
-
-    names: list[str]
-    seqs: list[str]
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def records(self) -> Iterator[Record]:
-        return map(Record, self.names, self.seqs)
+INVALID_SEQUENCE_CHAR = re.compile(r"[^A-Za-z.*\-]")
+MATE_SUFFIX = re.compile(r"/[12]$")
+MARKERS = {b">": "fasta", b"@": "fastq"}
+FASTQ_LINES = ("header", "sequence", "'+' line", "qualities")
 
 
 def display_name(path: str) -> str:
     return "<stdin>" if path == "-" else str(path)
 
 
-def _open_binary(path: str) -> BinaryIO:
-    if path == "-":
-        return sys.stdin.buffer
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"{path}: is a directory, not a sequence file")
+@contextlib.contextmanager
+def open_input(path: str) -> Iterator[BinaryIO]:
+    """A peekable binary stream of `path`'s content, decompressed when it is gzip or bgzip (sniffed from the magic
+    bytes, whatever the name); closed on exit (stdin is left open)."""
+    name = display_name(path)
     try:
-        return open(p, "rb")
+        raw = sys.stdin.buffer if path == "-" else open(path, "rb")
     except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
+        raise InputError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{name}: is a directory, not a sequence file") from None
     except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
+        raise InputError(f"{name}: permission denied") from None
     except OSError as exc:
-        raise InputError(f"{path}: cannot open ({exc.strerror})") from None
+        raise InputError(f"{name}: cannot open ({exc.strerror or exc})") from None
+    try:
+        stream = raw if hasattr(raw, "peek") else io.BufferedReader(raw, BUFFER_SIZE)
+        if stream.peek(2)[:2] == GZIP_MAGIC:
+            from isal.igzip import IGzipFile
+
+            stream = io.BufferedReader(IGzipFile(fileobj=stream, mode="rb"), BUFFER_SIZE)
+        yield stream
+    finally:
+        if path != "-":
+            raw.close()
 
 
-def _decompressed(raw: BinaryIO) -> io.BufferedReader:
-    """A peekable stream of `raw`'s content, gunzipped when it starts with the gzip magic (bgzip is gzip too)."""
-    buffered = io.BufferedReader(raw, BUFFER_SIZE) if not hasattr(raw, "peek") else raw
-    if buffered.peek(2)[:2] == GZIP_MAGIC:
-        return io.BufferedReader(gzip.GzipFile(fileobj=buffered, mode="rb"), BUFFER_SIZE)
-    return buffered
+@dataclass(frozen=True, slots=True)
+class RecordChunk:
+    """Consecutive fragments of an input: `records` in file order (with two mates, R1 and R2 of each fragment
+    alternate), `ids` one per fragment (the first header word; a mate's trailing /1 or /2 removed), `seqs` one per
+    record."""
+
+    records: list[Record]
+    ids: list[str]
+    seqs: list[str]
+    mates: int = 1
+    format: str = "fasta"
+    two_headers: bool = False  # FASTQ whose '+' lines repeat the header
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def record_ids(self) -> list[str]:
+        """The read id of every record (with two mates, each mate's own)."""
+        return self.ids if self.mates == 1 else [r.id or r.name.split(None, 1)[0] for r in self.records]
+
+    def every(self, first: int, step: int) -> RecordChunk:
+        """Fragments first, first + step, ... of this chunk."""
+        rows = [i * self.mates + m for i in range(first, len(self.ids), step) for m in range(self.mates)]
+        return RecordChunk([self.records[i] for i in rows], self.ids[first::step], [self.seqs[i] for i in rows],
+                           self.mates, self.format, self.two_headers)
 
 
-def _sniff_format(stream: io.BufferedReader, name: str) -> str:
-    """Return 'fasta' or 'fastq' from the first non-blank byte."""
-    peeked = stream.peek(BUFFER_SIZE)
+class SequenceReader:
+    """The checked records of one FASTA/FASTQ input, in chunks; a context manager that closes the input."""
+
+    def __init__(self, path: str):
+        self.path, self.name = path, display_name(path)
+        self._input = open_input(path)
+        self._stream = self._input.__enter__()
+        self.n_records = 0  # records yielded so far
+        try:
+            self.format = _sniff_format(self._stream, self.name)
+            if self.format == "tfrecord":
+                self._records, self.two_headers = self._examples(), False
+            else:
+                reader = dnaio.open(self._stream, fileformat=self.format)
+                self._records = iter(reader)
+                self.two_headers = bool(getattr(reader, "two_headers", False))
+        except BaseException as exc:
+            self.close()
+            if isinstance(exc, InputError):
+                raise
+            raise self._error(exc) from None
+
+    def __enter__(self) -> SequenceReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._input.__exit__(None, None, None)
+
+    def take(self, max_records: int, max_bases: int = CHUNK_BASES) -> list[Record]:
+        """The next records, checked: at most `max_records`, and no more once `max_bases` bases are reached."""
+        records: list[Record] = []
+        bases = 0
+        try:
+            for record in self._records:
+                records.append(record)
+                bases += len(record)
+                if len(records) == max_records or bases >= max_bases:
+                    break
+        except InputError:
+            raise
+        except Exception as exc:
+            if not _is_blank_tail(exc):
+                raise self._error(exc, len(records)) from None
+        self._check(records)
+        self.n_records += len(records)
+        if self.n_records == 0:
+            raise InputError(f"{self.name}: no {self.format.upper()} records")
+        return records
+
+    def chunks(self, max_records: int = CHUNK_RECORDS) -> Iterator[RecordChunk]:
+        while records := self.take(max_records):
+            ids = record_ids(records, self.n_records - len(records), self.name)
+            yield RecordChunk(records, ids, [r.sequence for r in records], 1, self.format, self.two_headers)
+
+    def _examples(self) -> Iterator[Record]:
+        """The records of a TFRecord file (the paper's data): ids `<file stem>_<n>`, the class as `class=<y>`."""
+        from .tfrecord import read_examples
+
+        stem = Path(self.name).name.split(".")[0] or "record"
+        for index, (sequence, label) in enumerate(read_examples(self._stream, self.name), start=1):
+            comment = "" if label is None else f" class={label}"
+            yield Record(f"{stem}_{index}{comment}", sequence)
+
+    def _check(self, records: list[Record]) -> None:
+        """Raise for a record without a sequence or with a character that is no sequence symbol."""
+        if not records:
+            return
+        seqs = [r.sequence for r in records]
+        if min(map(len, seqs)) and not "".join(seqs).encode("ascii").translate(None, SEQUENCE_BYTES):
+            return
+        for index, record in enumerate(records, start=self.n_records + 1):
+            where = f"{self.name}: record {index} ({record_ids([record], index - 1, self.name)[0]})"
+            if not record.sequence:
+                raise InputError(f"{where}: header with no sequence")
+            bad = INVALID_SEQUENCE_CHAR.search(record.sequence)
+            if bad:
+                raise InputError(f"{where}: invalid character {bad.group()!r} in sequence at position "
+                                 f"{bad.start() + 1}")
+
+    def _error(self, exc: BaseException, taken: int = 0) -> InputError:
+        """The InputError for an exception from the decompressor or parser, located as precisely as possible."""
+        if isinstance(exc, EOFError):
+            return InputError(f"{self.name}: truncated gzip stream (compressed data ended early)")
+        if isinstance(exc, UnicodeDecodeError) or "Non-ASCII" in str(exc):
+            return self._non_ascii_error(taken)
+        if isinstance(exc, FileFormatError):
+            return self._format_error(exc, taken)
+        if isinstance(exc, (zlib.error, OSError)) or type(exc).__name__ == "IsalError":
+            return InputError(f"{self.name}: corrupt gzip data ({_first_line(exc)})")
+        return InputError(f"{self.name}: unreadable ({type(exc).__name__}: {_first_line(exc)})")
+
+    def _format_error(self, exc: FileFormatError, taken: int) -> InputError:
+        message = _first_line(exc.message)
+        if message.startswith("Premature end of file"):
+            message = "the file ends inside this record"
+        if isinstance(exc, FastqFormatError) and exc.line is not None:
+            index = exc.line // 4 + 1
+            header = _line_of(self.path, exc.line - exc.line % 4)
+            word = header[1:].decode("ascii", "backslashreplace").split(None, 1)[:1] if header else []
+            return InputError(f"{self.name}: record {index}{f' ({word[0]})' if word else ''}: {message}")
+        index = self.n_records + taken + 1
+        if isinstance(exc, FastaFormatError) and message.startswith("Expected '>'"):
+            return InputError(f"{self.name}: not FASTA (text before the first '>' header)")
+        return InputError(f"{self.name}: record {index}: {message}")
+
+    def _non_ascii_error(self, taken: int) -> InputError:
+        where = _first_non_ascii(self.path)
+        if where is None:
+            return InputError(f"{self.name}: non-ASCII bytes after record {self.n_records + taken}")
+        line, text, index = where
+        part = FASTQ_LINES[line % 4] if self.format == "fastq" else "header" if text.startswith(b">") else "sequence"
+        byte = next(b for b in text if b > 127)
+        return InputError(f"{self.name}: record {index if self.format == 'fasta' else line // 4 + 1}: "
+                          f"non-ASCII byte {bytes([byte])!r} in the {part} (line {line + 1})")
+
+
+def _sniff_format(stream: BinaryIO, name: str) -> str:
+    """'fasta' or 'fastq' from the first non-blank byte, or 'tfrecord' from a valid TFRecord frame header."""
+    from .tfrecord import looks_like_tfrecord
+
+    peeked = stream.peek(1 << 16)
     head = peeked.lstrip()
     if not head:
         if not peeked:
             raise InputError(f"{name}: empty file (no FASTA or FASTQ records)")
         raise InputError(f"{name}: only blank lines at the start of the file")
     first = head[:1]
-    if first == b">":
-        return "fasta"
-    if first == b"@":
-        return "fastq"
-    raise InputError(f"{name}: not FASTA or FASTQ (first byte {first!r}; expected '>' or '@')")
+    if first in MARKERS:
+        return MARKERS[first]
+    if looks_like_tfrecord(peeked[:12]):
+        return "tfrecord"
+    raise InputError(f"{name}: not FASTA, FASTQ or TFRecord (first byte {first!r}; expected '>' or '@')")
 
 
-def read_records(path: str) -> Iterator[Record]:
-    """Yield records from a FASTA or FASTQ file (plain, gzip or bgzip; `-` is stdin) without loading it whole.
+def _is_blank_tail(exc: Exception) -> bool:
+    """dnaio's complaint about blank lines after the last FASTQ record, which end a file harmlessly."""
+    message = getattr(exc, "message", "")
+    return (isinstance(exc, FastqFormatError) and "incomplete final record was: '" in message
+            and not message.split("incomplete final record was: '", 1)[1].rstrip("'").replace("\\n", "").strip())
 
-    Raises InputError, naming the file and the record, for anything that is not a well-formed record."""
-    for chunk in read_chunks(path):
-        yield from chunk.records()
+
+def _line_of(path: str, line: int) -> bytes | None:
+    """Line `line` (0-based) of a regular input file, for an error message (None for stdin)."""
+    if path == "-":
+        return None
+    with open_input(path) as stream:
+        for index, text in enumerate(stream):
+            if index == line:
+                return text.rstrip(b"\r\n")
+    return None
+
+
+def _first_non_ascii(path: str) -> tuple[int, bytes, int] | None:
+    """(0-based line, its text, 1-based FASTA record) of the first line holding a non-ASCII byte (None for stdin)."""
+    if path == "-":
+        return None
+    headers = 0
+    with open_input(path) as stream:
+        for index, text in enumerate(stream):
+            headers += text.startswith(b">")
+            if not text.isascii():
+                return index, text, max(headers, 1)
+    return None
+
+
+def _first_line(exc) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def record_ids(records: list[Record], before: int, name: str) -> list[str]:
+    """The read id (first header word) of each record; `before` records of the file came earlier."""
+    ids = [r.id for r in records]
+    if "" in ids:  # a header starting with blanks, or an empty one
+        for index, record in enumerate(records):
+            if not ids[index]:
+                words = record.name.split(None, 1)
+                if not words:
+                    raise InputError(f"{name}: record {before + index + 1}: empty header (no read id)")
+                ids[index] = words[0]
+    return ids
 
 
 def read_chunks(path: str, max_records: int = CHUNK_RECORDS) -> Iterator[RecordChunk]:
-    """Like `read_records`, in chunks of at most `max_records` records and about `max_records` KiB of text: short
-    reads fill a chunk, longer ones come fewer to a chunk, so a chunk of any reads stays about the same size."""
-    name = display_name(path)
-    raw = _open_binary(path)
-    try:
-        stream = _decompressed(raw)
-        try:
-            fmt = _sniff_format(stream, name)
-            yield from _chunks(stream, fmt, name, max_records)
-        except EOFError:
-            raise InputError(f"{name}: truncated gzip stream (compressed data ended early)") from None
-        except (gzip.BadGzipFile, zlib.error) as exc:
-            raise InputError(f"{name}: corrupt gzip data ({exc})") from None
-    finally:
-        if path != "-":
-            raw.close()
+    """Chunks of the checked records of one FASTA/FASTQ file (at most `max_records` records and about
+    CHUNK_BASES bases each), read lazily."""
+    with SequenceReader(path) as reader:
+        yield from reader.chunks(max_records)
 
 
-def _chunks(stream: io.BufferedReader, fmt: str, name: str, max_records: int) -> Iterator[RecordChunk]:
-    """Bulk path over whole lines; hands the text from the first irregular chunk on to `_parsed_chunks`."""
-    per_record = LINES_PER_RECORD[fmt]
-    wanted, max_size = per_record * max_records, TEXT_PER_RECORD * max_records
-    pending, at_end, done = b"", False, 0
-    while True:
-        blocks, newlines, size = [pending], pending.count(b"\n"), len(pending)
-        while not at_end and newlines < wanted and (size < max_size or newlines < per_record):
-            block = stream.read(BUFFER_SIZE)
-            at_end = not block
-            blocks.append(block)
-            newlines, size = newlines + block.count(b"\n"), size + len(block)
-        text = b"".join(blocks)
-        lines = text.split(b"\n", wanted)
-        pending = lines.pop()  # what follows the last complete line taken
-        if at_end and pending and len(lines) < wanted:
-            lines.append(pending)  # the file's last line, without a newline
-            pending = b""
-        if not at_end:  # a partial record waits for the next round
-            whole = len(lines) - len(lines) % per_record
-            pending = b"\n".join(lines[whole:] + [pending])
-            del lines[whole:]
-        following = pending[:1] or (b"" if at_end else stream.peek(1)[:1])
-        regular = b"\r" not in text and following in (b"", MARKERS[fmt])  # the next record starts right after
-        chunk = _bulk_chunk(lines, fmt) if regular else None
-        if chunk is None:
-            yield from _parsed_chunks(_text(text, stream), fmt, name, max_records, done)
-            return
-        if len(chunk):
-            yield chunk
-        done += len(chunk)
-        if at_end and not pending:
-            if done == 0:
-                raise InputError(f"{name}: no {fmt.upper()} records")
-            return
+def read_sequences(path: str) -> Iterator[tuple[str, str]]:
+    """(read id, sequence) of every checked record of one file."""
+    for chunk in read_chunks(path):
+        yield from zip(chunk.ids, chunk.seqs)
 
 
-def _bulk_chunk(lines: list[bytes], fmt: str) -> RecordChunk | None:
-    """The records of `lines` when every one is a plain, valid 2-line FASTA or 4-line FASTQ record, else None."""
-    per_record = LINES_PER_RECORD[fmt]
-    if not lines:
-        return RecordChunk([], [])
-    if len(lines) % per_record:
-        return None
-    n = len(lines) // per_record
-    heads, seqs = lines[0::per_record], lines[1::per_record]
-    marker = MARKERS[fmt]
-    head_text = b"\n".join(heads)
-    if not head_text.startswith(marker) or head_text.count(b"\n" + marker) != n - 1:
-        return None
-    lengths = list(map(len, seqs))
-    if min(lengths) == 0 or b"".join(seqs).translate(None, SEQUENCE_BYTES):
-        return None
-    if fmt == "fastq":
-        quals, plus = lines[3::4], lines[2::4]
-        if list(map(len, quals)) != lengths or b"".join(quals).translate(None, QUALITY_BYTES):
-            return None
-        if plus.count(b"+") != n and not all(p[:1] == b"+" and (len(p) == 1 or p[1:].rstrip() == h[1:].rstrip())
-                                             for p, h in zip(plus, heads)):
-            return None
-    names = HEADER_ID.findall(head_text.decode("utf-8", "backslashreplace"))
-    if len(names) != n:
-        return None
-    return RecordChunk(names, [s.decode("ascii") for s in seqs])
+def check_layout(paths: list[str], layout: str) -> None:
+    """Usage errors for inputs that cannot be read in `layout` (single, paired or interleaved)."""
+    if layout not in LAYOUTS:
+        raise UsageError(f"unknown read layout {layout!r} (known: {', '.join(LAYOUTS)})")
+    if layout == "paired" and len(paths) != 2:
+        raise UsageError(f"--paired takes two files, R1 and R2 (mates in the same order); got {len(paths)}")
+    if layout == "interleaved" and "-" in paths and len(paths) > 1:
+        raise UsageError("--interleaved reads stdin ('-') only as the single input")
 
 
-class _Prefixed(io.RawIOBase):
-    """Bytes already read, then the rest of a stream."""
-
-    def __init__(self, prefix: bytes, stream: io.BufferedReader):
-        self._prefix, self._stream = memoryview(prefix), stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        if self._prefix:
-            n = min(len(buffer), len(self._prefix))
-            buffer[:n], self._prefix = self._prefix[:n], self._prefix[n:]
-            return n
-        data = self._stream.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
-
-def _text(prefix: bytes, stream: io.BufferedReader) -> io.TextIOWrapper:
-    return io.TextIOWrapper(io.BufferedReader(_Prefixed(prefix, stream), BUFFER_SIZE), encoding="utf-8",
-                            errors="backslashreplace", newline=None)
+def read_fragments(paths: list[str], layout: str = "single",
+                   max_records: int = CHUNK_RECORDS) -> Iterator[tuple[str, RecordChunk]]:
+    """(input label, chunk) for every chunk of fragments of `paths` in `layout`: `single` reads file after file;
+    `paired` R1 and R2 files with mates in the same order (label "R1,R2"); `interleaved` R1 and R2 alternating in
+    each file. Mates whose ids differ (after removing a trailing /1 or /2) are an InputError."""
+    check_layout(paths, layout)
+    if layout == "paired":
+        label = ",".join(map(display_name, paths))
+        yield from ((label, chunk) for chunk in _paired_chunks(paths[0], paths[1], max_records))
+        return
+    for path in paths:
+        label = display_name(path)
+        if layout == "single":
+            yield from ((label, chunk) for chunk in read_chunks(path, max_records))
+        else:
+            yield from ((label, chunk) for chunk in _interleaved_chunks(path, max_records))
 
 
-def _parsed_chunks(text: io.TextIOWrapper, fmt: str, name: str, max_records: int,
-                   done: int) -> Iterator[RecordChunk]:
-    """Biopython's record-by-record parsers, for the rest of a file after `done` records."""
-    index = done
-    names: list[str] = []
-    seqs: list[str] = []
-    size = 0
-    try:
-        parser = SimpleFastaParser(text) if fmt == "fasta" else (t[:2] for t in FastqGeneralIterator(text))
-        for index, (title, seq) in enumerate(parser, start=done + 1):
-            names.append(_read_id(title, seq, index, name, fmt))
-            seqs.append(seq)
-            size += len(seq)
-            if len(names) == max_records or size >= TEXT_PER_RECORD * max_records:
-                yield RecordChunk(names, seqs)
-                names, seqs, size = [], [], 0
-    except ValueError as exc:
-        raise InputError(f"{name}: record {index + 1}: {_first_line(exc)}") from None
-    if names:
-        yield RecordChunk(names, seqs)
-    if index == 0:
-        raise InputError(f"{name}: no {fmt.upper()} records")
+def _paired_chunks(path1: str, path2: str, max_records: int) -> Iterator[RecordChunk]:
+    with SequenceReader(path1) as first, SequenceReader(path2) as second:
+        while records := first.take(max_records):
+            mates = second.take(len(records), sys.maxsize)
+            if len(mates) < len(records):
+                raise InputError(f"{second.name}: ends after {second.n_records} records, but {first.name} has more "
+                                 "(R1 and R2 must hold the same fragments in the same order)")
+            before = first.n_records - len(records)
+            ids = _mate_ids(records, before, first.name)
+            _check_mates(ids, _mate_ids(mates, before, second.name), before,
+                         lambda n: f"{first.name}, {second.name}: record {n}", (first.name, second.name))
+            yield _pairs(records, mates, ids, first)
+        if second.take(1, sys.maxsize):
+            raise InputError(f"{second.name}: has more records than {first.name} ({first.n_records}); R1 and R2 must "
+                             "hold the same fragments in the same order")
 
 
-def _read_id(title: str, seq: str, index: int, name: str, fmt: str) -> str:
-    """The id of a parsed record (first word of its header), after checking the record."""
-    words = title.split(None, 1)
-    if not words:
-        raise InputError(f"{name}: record {index}: empty {fmt.upper()} header (no read id)")
-    if not seq:
-        raise InputError(f"{name}: record {index} ({words[0]}): header with no sequence")
-    bad = INVALID_SEQUENCE_CHAR.search(seq)
-    if bad:
-        raise InputError(
-            f"{name}: record {index} ({words[0]}): invalid character {bad.group()!r} in sequence at position {bad.start() + 1}"
-        )
-    return words[0]
+def _interleaved_chunks(path: str, max_records: int) -> Iterator[RecordChunk]:
+    with SequenceReader(path) as reader:
+        while records := reader.take(2 * max_records):
+            if len(records) % 2:
+                records += reader.take(1, sys.maxsize)
+                if len(records) % 2:
+                    raise InputError(f"{reader.name}: odd number of records ({reader.n_records}); interleaved input "
+                                     "needs R1 and R2 of every fragment")
+            both = _mate_ids(records, reader.n_records - len(records), reader.name)
+            ids, mates = both[0::2], both[1::2]
+            _check_mates(ids, mates, (reader.n_records - len(records)) // 2, lambda n: f"{reader.name}: records {2 * n - 1} and {2 * n}", None)
+            yield _pairs(records[0::2], records[1::2], ids, reader)
 
 
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def _mate_ids(records: list[Record], before: int, name: str) -> list[str]:
+    """Read ids with a trailing /1 or /2 removed: the fragment a mate belongs to."""
+    return [MATE_SUFFIX.sub("", i) for i in record_ids(records, before, name)]
+
+
+def _check_mates(ids: list[str], mates: list[str], before: int, where, files: tuple[str, str] | None) -> None:
+    if ids == mates:
+        return
+    index = next(i for i, (a, b) in enumerate(zip(ids, mates)) if a != b)
+    seen = f"{ids[index]} in {files[0]}, {mates[index]} in {files[1]}" if files else f"{ids[index]}, {mates[index]}"
+    raise InputError(f"{where(before + index + 1)}: mates out of sync ({seen})")
+
+
+def _pairs(records: list[Record], mates: list[Record], ids: list[str], reader: SequenceReader) -> RecordChunk:
+    both = list(chain.from_iterable(zip(records, mates)))
+    return RecordChunk(both, ids, [r.sequence for r in both], 2, reader.format, reader.two_headers)
+
+
+def format_record(record: Record, fmt: str, two_headers: bool = False) -> bytes:
+    """The record as FASTQ (as read: header with its comment, sequence, '+' line, qualities) or as one-line FASTA."""
+    if fmt == "fastq" and record.qualities is not None:
+        return record.fastq_bytes(two_headers)
+    return b">%s\n%s\n" % (record.name.encode("ascii"), record.sequence.encode("ascii"))
 
 
 class DuplicateCounter:
@@ -267,7 +387,7 @@ class DuplicateCounter:
     def __init__(self) -> None:
         self._hashes = array("q")
 
-    def add(self, names: list[str]) -> None:
+    def add(self, names: Iterable[str]) -> None:
         self._hashes.extend(map(hash, names))
 
     def count(self) -> int:

@@ -9,7 +9,12 @@ mutated once with a fixed seed, which is the task it is trained for.
 Randomness is keyed by counters, not carried in generator states: the window order of an epoch, the mutations and
 the dropout masks of a batch each come from a generator seeded with (seed, purpose, phase, epoch, batch). A run is
 therefore bit-identical for a given seed and device, a resumed run is bit-identical to an uninterrupted one, and a
-checkpoint only needs weights, optimizer state and counters.
+checkpoint only needs weights, optimizer state and counters. A checkpoint is written every `checkpoint_every`
+seconds and on SIGINT/SIGTERM, so a job killed by its scheduler loses at most that much work.
+
+The k-mer input table (4^K + 1 rows) is updated only on the rows a batch uses (lazy Adam: the other rows keep their
+weights and moments), and the background's L2 covers the rows in use, so a step costs the same whatever the table
+size.
 
 Under torchrun (WORLD_SIZE > 1) each step's batches are sharded by rank: rank r of W trains on batches r, r+W, ...
 of the epoch's global batch order, so a step sees W batches; validation is sharded and summed over all ranks.
@@ -35,17 +40,19 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from .alphabet import UNKNOWN, mask_padding
 from .errors import UsageError
-from .models.lstm import UNKNOWN, LSTMConfig, LSTMModel, LSTMNet, mask_padding, next_base_nll
+from .models.lstm import KMER_TABLE, LSTMConfig, LSTMModel, LSTMNet, check_bf16, next_base_nll
 from .mutate import mutate
 from .runtime import atomic_output, progress, resolve_device
 
 log = logging.getLogger("gooddetect")
 
-CHECKPOINT_FORMAT = "gooddetect-train-checkpoint-1"
+CHECKPOINT_FORMAT = "gooddetect-train-checkpoint-2"
 PHASE_NAMES = {"fg": "foreground", "bg": "background"}
 # Purposes of the counter-keyed random streams.
 _INIT, _ORDER, _MUTATION, _DROPOUT, _VAL_MUTATION = range(5)
+DEFAULT_CHECKPOINT_SECONDS = 300.0
 # TrainConfig fields that may change between an interrupted run and its resumption.
 _RESUMABLE_CHANGES = ("device", "checkpoint_every", "eval_batch_size")
 _BAR_EVERY = 20  # steps between progress-bar loss updates (each costs a device sync)
@@ -61,7 +68,8 @@ class TrainConfig:
     `steps`, when set, is the number of optimizer steps and overrides `epochs`. Validation runs every `eval_every`
     steps, at each epoch end and at the last step; training stops early after `patience` validations in a row
     without improvement (None: never). `bf16` runs the training forward pass under bfloat16 autocast (about twice
-    as fast on CPUs with AMX/AVX512-BF16 and on GPUs); validation and scoring stay float32."""
+    as fast on CPUs with AMX/AVX512-BF16 and on GPUs); validation and scoring stay float32. `checkpoint_every`:
+    seconds of training between checkpoints."""
 
     lr: float = 2e-3
     lr_schedule: str = "cosine"
@@ -75,19 +83,19 @@ class TrainConfig:
     grad_clip: float | None = None
     seed: int = 0
     device: str = "cpu"
-    checkpoint_every: int | None = None
+    checkpoint_every: float = DEFAULT_CHECKPOINT_SECONDS
     eval_batch_size: int = 512
     bf16: bool = False
 
     def __post_init__(self) -> None:
         if self.steps is None and self.epochs is None:
             raise ValueError("set epochs or steps")
-        for name in ("batch_size", "epochs", "steps", "eval_every", "patience", "checkpoint_every", "eval_batch_size"):
+        for name in ("batch_size", "epochs", "steps", "eval_every", "patience", "eval_batch_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
-        if self.seed < 0 or self.lr <= 0 or self.background_l2 < 0:
-            raise ValueError("seed must be >= 0, lr > 0 and background_l2 >= 0")
+        if self.seed < 0 or self.lr <= 0 or self.background_l2 < 0 or self.checkpoint_every <= 0:
+            raise ValueError("seed must be >= 0, lr > 0, background_l2 >= 0 and checkpoint_every > 0")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if not 0.0 <= self.mutation_rate <= 1.0:
@@ -109,14 +117,121 @@ def training_phases(config: TrainConfig) -> list[Phase]:
     return [Phase("fg", 0, 0.0, 0.0), Phase("bg", 1, config.mutation_rate, config.background_l2)]
 
 
-def training_loss(model: torch.nn.Module, net: LSTMNet, codes: torch.Tensor, l2: float) -> torch.Tensor:
+def training_loss(model: torch.nn.Module, net: LSTMNet, codes: torch.Tensor, l2: float,
+                  table: KmerTableAdam | None = None) -> torch.Tensor:
     """Mean next-base cross-entropy of a batch (through `model`, the net or its DDP wrapper) plus
-    l2 * (sum of squares of the net's weight matrices, i.e. every parameter but the biases)."""
-    nll = next_base_nll(model, codes)
+    l2 * (sum of squares of the net's weight matrices, i.e. every parameter but the biases; of the k-mer input
+    table, the rows this batch uses). With `table`, the k-mer rows come from (and their gradients go to) it."""
+    nll = next_base_nll(model, codes, table.lookup if table is not None else None)
     loss = nll.sum() / (codes[:, 1:] < UNKNOWN).sum().clamp(min=1)
     if l2:
-        loss = loss + l2 * sum(p.square().sum() for p in net.parameters() if p.ndim > 1)
+        loss = loss + l2 * sum(p.square().sum() for name, p in net.named_parameters()
+                               if p.ndim > 1 and (table is None or name != KMER_TABLE))
+        if table is not None:
+            loss = loss + l2 * table.rows_in_use.square().sum()
     return loss
+
+
+class KmerTableAdam:
+    """Adam for the k-mer input table that costs only the rows a batch uses, with dense Adam's result.
+
+    A row a batch does not use has a zero gradient, so dense Adam would still move it by its decaying momentum every
+    step. Here those moves are deferred: when a row is next looked up (and at `catch_up`, before every validation),
+    the steps it missed are applied at once, in closed form (a geometric series, at the current learning rate and bias
+    corrections). The other rows cost nothing, so a step costs O(rows used) instead of O(table).
+
+    `lookup` serves the forward pass: it copies the batch's distinct rows into a small leaf tensor, whose dense
+    gradient `step` applies. Under DDP the ranks' rows and gradients are gathered and averaged first, as DDP
+    averages the other gradients. The padding row (the last: 'no k-mer') is never updated."""
+
+    def __init__(self, table: torch.nn.Parameter, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.table, self.lr, self.betas, self.eps = table, lr, betas, eps
+        self.exp_avg = torch.zeros_like(table, requires_grad=False)
+        self.exp_avg_sq = torch.zeros_like(table, requires_grad=False)
+        self.updated = torch.zeros(len(table), dtype=torch.long, device=table.device)  # steps each row is up to date with
+        self.steps = 0
+        self.rows = self.rows_in_use = None
+
+    def lookup(self, tokens: torch.Tensor) -> torch.Tensor:
+        self.rows, inverse = torch.unique(tokens, return_inverse=True)
+        self._bring_up_to_date(self.rows[self.rows != len(self.table) - 1])
+        self.rows_in_use = self.table.detach()[self.rows].requires_grad_(True)
+        return self.rows_in_use[inverse]
+
+    def step(self, ddp: _Distributed) -> None:
+        rows, grads = self.rows, self.rows_in_use.grad
+        if ddp.world > 1:
+            rows, grads = _gathered_rows(rows, grads, ddp)
+        keep = rows != len(self.table) - 1
+        rows, grads = rows[keep], grads[keep]
+        self._bring_up_to_date(rows)  # other ranks' rows
+        self.steps += 1
+        beta1, beta2 = self.betas
+        exp_avg = self.exp_avg[rows].mul_(beta1).add_(grads, alpha=1 - beta1)
+        exp_avg_sq = self.exp_avg_sq[rows].mul_(beta2).addcmul_(grads, grads, value=1 - beta2)
+        self.exp_avg[rows], self.exp_avg_sq[rows] = exp_avg, exp_avg_sq
+        with torch.no_grad():
+            self.table[rows] -= self._step_size() * exp_avg / self._denominator(exp_avg_sq)
+        self.updated[rows] = self.steps
+
+    def catch_up(self) -> None:
+        """Bring every row up to date (apply the momentum steps each row missed since it was last used)."""
+        self._bring_up_to_date(torch.arange(len(self.table) - 1, device=self.table.device))
+
+    def _bring_up_to_date(self, rows: torch.Tensor) -> None:
+        self._coast(rows, self.steps - self.updated[rows])
+        self.updated[rows] = self.steps
+
+    def _coast(self, rows: torch.Tensor, missed: torch.Tensor) -> None:
+        """Apply `missed` zero-gradient Adam steps to `rows`: moments decay by beta**k and the weights move by
+        sum_j beta1**j m / sqrt(beta2**j v) = m / sqrt(v) * r (1 - r**k) / (1 - r), r = beta1 / sqrt(beta2)."""
+        if self.steps == 0 or not bool((missed > 0).any()):
+            return
+        beta1, beta2 = self.betas
+        ratio = beta1 / math.sqrt(beta2)
+        k = missed.to(self.table.dtype).unsqueeze(1)
+        exp_avg, exp_avg_sq = self.exp_avg[rows], self.exp_avg_sq[rows]
+        series = ratio * (1 - ratio**k) / (1 - ratio)
+        with torch.no_grad():
+            self.table[rows] -= self._step_size() * series * exp_avg / self._denominator(exp_avg_sq)
+        self.exp_avg[rows] = exp_avg * beta1**k
+        self.exp_avg_sq[rows] = exp_avg_sq * beta2**k
+
+    def _step_size(self) -> float:
+        return self.lr / (1 - self.betas[0] ** self.steps)
+
+    def _denominator(self, exp_avg_sq: torch.Tensor) -> torch.Tensor:
+        return (exp_avg_sq / (1 - self.betas[1] ** self.steps)).sqrt().add_(self.eps)
+
+    def state_dict(self) -> dict:
+        return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "updated": self.updated, "steps": self.steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.exp_avg.copy_(state["exp_avg"])
+        self.exp_avg_sq.copy_(state["exp_avg_sq"])
+        self.updated.copy_(state["updated"])
+        self.steps = int(state["steps"])
+
+
+def _gathered_rows(rows: torch.Tensor, grads: torch.Tensor, ddp: _Distributed) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every rank's (rows, gradients), summed per row and divided by the number of ranks."""
+    sizes = [torch.zeros(1, dtype=torch.long, device=rows.device) for _ in range(ddp.world)]
+    dist.all_gather(sizes, torch.tensor([len(rows)], device=rows.device))
+    most = int(max(size.item() for size in sizes))
+    padded_rows = torch.full((most,), -1, dtype=rows.dtype, device=rows.device)
+    padded_rows[:len(rows)] = rows
+    padded_grads = torch.zeros((most, grads.shape[1]), dtype=grads.dtype, device=grads.device)
+    padded_grads[:len(rows)] = grads
+    all_rows = [torch.empty_like(padded_rows) for _ in range(ddp.world)]
+    all_grads = [torch.empty_like(padded_grads) for _ in range(ddp.world)]
+    dist.all_gather(all_rows, padded_rows)
+    dist.all_gather(all_grads, padded_grads)
+    every_row, every_grad = torch.cat(all_rows), torch.cat(all_grads)
+    valid = every_row >= 0
+    merged, inverse = torch.unique(every_row[valid], return_inverse=True)
+    summed = torch.zeros((len(merged), grads.shape[1]), dtype=grads.dtype, device=grads.device)
+    summed.index_add_(0, inverse, every_grad[valid])
+    return merged, summed / ddp.world
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
@@ -141,6 +256,28 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.checkpoint = checkpoint
 
 
+@dataclass
+class _Run:
+    """What every phase of one training run shares."""
+
+    train_codes: np.ndarray
+    train_lengths: np.ndarray
+    val_codes: np.ndarray
+    val_lengths: np.ndarray
+    model_configs: dict[str, LSTMConfig]  # by phase name
+    config: TrainConfig
+    ddp: _Distributed
+    stop: _StopRequest
+    checkpoint: Path | None
+    fingerprint: dict
+    on_step: Callable[[str, int], None] | None
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Full steps of `world` batches in an epoch (a few tail batches are dropped when world > 1)."""
+        return math.ceil(len(self.train_codes) / self.config.batch_size) // self.ddp.world
+
+
 def train_lstm_pair(
     train_codes: np.ndarray,
     train_lengths: np.ndarray,
@@ -151,11 +288,13 @@ def train_lstm_pair(
     checkpoint: str | Path | None = None,
     resume: bool = False,
     on_step: Callable[[str, int], None] | None = None,
+    background_config: LSTMConfig | None = None,
 ) -> tuple[LSTMModel, LSTMModel, dict]:
-    """Train the foreground, then the background model; return both (best weights, eval mode, on CPU) and
-    stats {"foreground"|"background": {"val_loss", "steps", "epochs", "windows_seen", "seconds"}}.
+    """Train the foreground, then the background model (`background_config`, default `model_config`); return both
+    (best weights, eval mode, on CPU) and stats {"foreground"|"background": {"val_loss", "steps", "epochs",
+    "windows_seen", "seconds"}}.
 
-    `checkpoint` is written every `config.checkpoint_every` steps and when SIGINT/SIGTERM arrives (then
+    `checkpoint` is written every `config.checkpoint_every` seconds and when SIGINT/SIGTERM arrives (then
     TrainingInterrupted is raised); it is left in place after success, for the caller to delete. `resume=True`
     continues from it. `on_step(phase, step)` is called after every optimizer step."""
     train_lengths, val_lengths = np.asarray(train_lengths, np.int64), np.asarray(val_lengths, np.int64)
@@ -165,22 +304,28 @@ def train_lstm_pair(
     if len(val_codes) == 0 or not (val_codes[:, 1:] < UNKNOWN).any():
         raise UsageError("the validation set has no scorable bases")
     checkpoint = Path(checkpoint) if checkpoint is not None else None
+    model_configs = {"fg": model_config, "bg": background_config or model_config}
     fingerprint = {
-        "model_config": model_config.to_dict(),
+        "model_configs": {name: c.to_dict() for name, c in model_configs.items()},
         "train_config": {k: v for k, v in asdict(config).items() if k not in _RESUMABLE_CHANGES},
         "train_data": _digest(train_codes, train_lengths),
         "val_data": _digest(val_codes, val_lengths),
     }
     saved = _load_checkpoint(checkpoint, fingerprint) if resume else None
-    with _distributed(resolve_device(config.device)) as ddp, _deterministic(), _StopRequest() as stop:
-        trainer = _Trainer(train_codes, train_lengths, val_codes, val_lengths, model_config, config, ddp, stop,
-                           checkpoint, fingerprint, on_step)
+    device = resolve_device(config.device)
+    if config.bf16:
+        check_bf16(torch.device(device))
+    with _distributed(device) as ddp, _deterministic(), _StopRequest() as stop:
+        run = _Run(train_codes, train_lengths, val_codes, val_lengths, model_configs, config, ddp, stop, checkpoint,
+                   fingerprint, on_step)
+        if run.steps_per_epoch == 0:
+            raise UsageError(f"{len(train_codes)} training windows make no full step of {ddp.world} batches")
         finished = dict(saved["finished"]) if saved else {}
         for phase in training_phases(config):
             if phase.name not in finished:
                 resumed = saved if saved and saved["phase"] == phase.name else None
-                finished[phase.name] = trainer.train(phase, finished, resumed)
-    models = [LSTMModel.from_state(model_config.to_dict(), _to_numpy(finished[p]["state"])) for p in ("fg", "bg")]
+                finished[phase.name] = train_phase(run, phase, finished, resumed)
+    models = [LSTMModel.from_weights(model_configs[p], _to_numpy(finished[p]["state"])) for p in ("fg", "bg")]
     stats = {PHASE_NAMES[p]: finished[p]["stats"] for p in ("fg", "bg")}
     return models[0], models[1], stats
 
@@ -198,6 +343,155 @@ class _Counters:
     seconds: float = 0.0
 
 
+def train_phase(run: _Run, phase: Phase, finished: dict, resumed: dict | None) -> dict:
+    """Train one model of the pair; return {"state": best weights (CPU tensors), "stats": ...}."""
+    config, ddp = run.config, run.ddp
+    torch.manual_seed(_seed(config.seed, _INIT, phase.index))
+    net = LSTMNet(run.model_configs[phase.name]).to(ddp.device)
+    optimizer = torch.optim.Adam([p for name, p in net.named_parameters() if name != KMER_TABLE], lr=config.lr)
+    table = KmerTableAdam(net.kmer_embed.weight, config.lr) if net.kmer_embed is not None else None
+    counters, best_state = _Counters(), None
+    if resumed:
+        net.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        if table is not None:
+            table.load_state_dict(resumed["table"])
+        counters, best_state = _Counters(**resumed["counters"]), resumed["best_state"]
+    if ddp.world > 1:
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(net, [KMER_TABLE])
+    model = DistributedDataParallel(net, broadcast_buffers=False) if ddp.world > 1 else net
+    val_codes = run.val_codes
+    if phase.mutation_rate:
+        val_codes = mutate(val_codes, phase.mutation_rate, _rng(config.seed, _VAL_MUTATION, phase.index))
+    evaluator = LSTMModel(run.model_configs[phase.name], net, ddp.device, config.eval_batch_size)
+    total_steps = config.steps or config.epochs * run.steps_per_epoch
+    bar = progress(total=total_steps, initial=counters.step, desc=PHASE_NAMES[phase.name], unit="step") \
+        if ddp.is_main else None
+    started = last_checkpoint = time.monotonic()
+    run_start_step, loss_sum, order_epoch = counters.step, torch.zeros((), device=ddp.device), None
+    net.train()
+    while counters.step < total_steps and (config.patience is None or counters.bad_evals < config.patience):
+        if order_epoch != counters.epoch:
+            order = _rng(config.seed, _ORDER, phase.index, counters.epoch).permutation(len(run.train_codes))
+            order_epoch = counters.epoch
+        global_batch = counters.batch * ddp.world + ddp.rank
+        codes = _batch(run, order, global_batch, phase, counters.epoch)
+        torch.manual_seed(_seed(config.seed, _DROPOUT, phase.index, counters.epoch, global_batch))
+        with torch.autocast(ddp.device.type, dtype=torch.bfloat16) if config.bf16 else contextlib.nullcontext():
+            loss = training_loss(model, net, codes, phase.l2, table)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip:
+            clipped = [*net.parameters(), *([table.rows_in_use] if table is not None else [])]
+            torch.nn.utils.clip_grad_norm_(clipped, config.grad_clip)
+        lr = learning_rate(config, counters.step, total_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.step()
+        if table is not None:
+            table.lr = lr
+            table.step(ddp)
+        loss_sum += loss.detach()
+
+        counters.step += 1
+        counters.batch += 1
+        first = (counters.batch - 1) * ddp.world * config.batch_size
+        counters.windows_seen += len(order[first:first + ddp.world * config.batch_size])
+        epoch_end = counters.batch == run.steps_per_epoch
+        if epoch_end:
+            counters.epoch, counters.batch = counters.epoch + 1, 0
+        if epoch_end or counters.step == total_steps or (config.eval_every and counters.step % config.eval_every == 0):
+            if table is not None:
+                table.catch_up()
+            val_loss = _validation_loss(evaluator, val_codes, run.val_lengths, ddp)
+            net.train()
+            if val_loss < counters.best_val:
+                counters.best_val, counters.bad_evals = val_loss, 0
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+            else:
+                counters.bad_evals += 1
+            if ddp.is_main:
+                log.info("%s step %d (epoch %.2f): validation loss %.4f nats/base (best %.4f)", PHASE_NAMES[phase.name],
+                         counters.step, counters.epoch + counters.batch / run.steps_per_epoch, val_loss,
+                         counters.best_val)
+        if bar is not None:
+            bar.update()
+            if counters.step % _BAR_EVERY == 0:
+                seen = (counters.step - run_start_step) * config.batch_size * ddp.world
+                bar.set_postfix(loss=f"{loss_sum.item() / _BAR_EVERY:.4f}",
+                                windows_s=f"{seen / (time.monotonic() - started):.0f}")
+                loss_sum.zero_()
+        if run.on_step is not None:
+            run.on_step(phase.name, counters.step)
+
+        signum = _agreed_signal(run)
+        if run.checkpoint is not None and (signum or time.monotonic() - last_checkpoint >= config.checkpoint_every):
+            now = _Counters(**{**asdict(counters), "seconds": counters.seconds + time.monotonic() - started})
+            _save_checkpoint(run, phase, finished, net, optimizer, table, now, best_state)
+            last_checkpoint = time.monotonic()
+        if signum:
+            if ddp.world > 1:
+                dist.barrier()  # no rank exits before rank 0 has written the checkpoint
+            raise TrainingInterrupted(signum, run.checkpoint)
+    if bar is not None:
+        bar.close()
+    counters.seconds += time.monotonic() - started
+    stats = {"val_loss": counters.best_val, "steps": counters.step,
+             "epochs": counters.epoch + counters.batch / run.steps_per_epoch,
+             "windows_seen": counters.windows_seen, "seconds": counters.seconds}
+    if ddp.is_main:
+        log.info("%s done: %s", PHASE_NAMES[phase.name], stats)
+    return {"state": best_state, "stats": stats}
+
+
+def _validation_loss(evaluator: LSTMModel, codes: np.ndarray, lengths: np.ndarray, ddp: _Distributed) -> float:
+    """Nats per scored base over the validation windows (sharded over the ranks)."""
+    shard = slice(ddp.rank, None, ddp.world)
+    sums, n_scored = evaluator.loglik(codes[shard], lengths[shard])
+    neg_loglik, n = ddp.all_sum([-sums.sum(), float(n_scored.sum())])
+    return neg_loglik / n
+
+
+def _batch(run: _Run, order: np.ndarray, global_batch: int, phase: Phase, epoch: int) -> torch.Tensor:
+    """The (mutated) codes of one batch of the epoch's order, padded to its longest window, on the device."""
+    size = run.config.batch_size
+    rows = order[global_batch * size: (global_batch + 1) * size]
+    codes = run.train_codes[rows, : int(run.train_lengths[rows].max())]
+    if phase.mutation_rate:
+        codes = mutate(codes, phase.mutation_rate, _rng(run.config.seed, _MUTATION, phase.index, epoch, global_batch))
+    return torch.from_numpy(codes).to(run.ddp.device).long()
+
+
+def _agreed_signal(run: _Run) -> int:
+    """The stop signal received by any rank (0: none), agreed on by all ranks."""
+    signum = run.stop.signum or 0
+    if run.ddp.world > 1:
+        flag = torch.tensor([signum], device=run.ddp.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        signum = int(flag.item())
+    return signum
+
+
+def _save_checkpoint(run: _Run, phase: Phase, finished: dict, net: LSTMNet, optimizer: torch.optim.Optimizer,
+                     table: KmerTableAdam | None, counters: _Counters, best_state) -> None:
+    if not run.ddp.is_main:
+        return
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "fingerprint": run.fingerprint,
+        "phase": phase.name,
+        "finished": finished,
+        "model": net.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "table": table.state_dict() if table is not None else None,
+        "counters": asdict(counters),
+        "best_state": best_state,
+    }
+    with atomic_output(run.checkpoint, "wb") as handle:
+        torch.save(payload, handle)
+    log.debug("checkpoint written to %s at %s step %d", run.checkpoint, phase.name, counters.step)
+
+
 @dataclass
 class _Distributed:
     device: torch.device
@@ -213,159 +507,6 @@ class _Distributed:
         if self.world > 1:
             dist.all_reduce(tensor)
         return tensor.tolist()
-
-
-class _Trainer:
-    def __init__(self, train_codes, train_lengths, val_codes, val_lengths, model_config: LSTMConfig,
-                 config: TrainConfig, ddp: _Distributed, stop: _StopRequest, checkpoint: Path | None,
-                 fingerprint: dict, on_step: Callable[[str, int], None] | None):
-        self.train_codes, self.train_lengths = train_codes, train_lengths
-        self.val_codes, self.val_lengths = val_codes, val_lengths
-        self.model_config, self.config, self.ddp, self.stop = model_config, config, ddp, stop
-        self.checkpoint, self.fingerprint, self.on_step = checkpoint, fingerprint, on_step
-        n_batches = math.ceil(len(train_codes) / config.batch_size)
-        self.steps_per_epoch = n_batches // ddp.world  # a few tail batches are dropped when world > 1
-        if self.steps_per_epoch == 0:
-            raise UsageError(f"{len(train_codes)} training windows make no full step of {ddp.world} batches")
-        self.total_steps = config.steps or config.epochs * self.steps_per_epoch
-
-    def train(self, phase: Phase, finished: dict, resumed: dict | None) -> dict:
-        """Train one model; return {"state": best weights (CPU tensors), "stats": ...}."""
-        config, ddp = self.config, self.ddp
-        torch.manual_seed(_seed(config.seed, _INIT, phase.index))
-        net = LSTMNet(self.model_config).to(ddp.device)
-        optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
-        counters, best_state = _Counters(), None
-        if resumed:
-            net.load_state_dict(resumed["model"])
-            optimizer.load_state_dict(resumed["optimizer"])
-            counters, best_state = _Counters(**resumed["counters"]), resumed["best_state"]
-        model = DistributedDataParallel(net, broadcast_buffers=False) if ddp.world > 1 else net
-        val_codes = self.val_codes
-        if phase.mutation_rate:
-            val_codes = mutate(val_codes, phase.mutation_rate, _rng(config.seed, _VAL_MUTATION, phase.index))
-        evaluator = LSTMModel(self.model_config, net, ddp.device, config.eval_batch_size)
-
-        def validate() -> None:
-            nonlocal best_state
-            shard = slice(ddp.rank, None, ddp.world)
-            sums, n_scored = evaluator.loglik(val_codes[shard], self.val_lengths[shard])
-            neg_loglik, n = ddp.all_sum([-sums.sum(), float(n_scored.sum())])
-            net.train()
-            val_loss = neg_loglik / n
-            if val_loss < counters.best_val:
-                counters.best_val, counters.bad_evals = val_loss, 0
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
-            else:
-                counters.bad_evals += 1
-            if ddp.is_main:
-                log.info("%s step %d (epoch %.2f): validation loss %.4f nats/base (best %.4f)", PHASE_NAMES[phase.name],
-                         counters.step, self._epochs(counters), val_loss, counters.best_val)
-
-        def done() -> bool:
-            early = config.patience is not None and counters.bad_evals >= config.patience
-            return counters.step >= self.total_steps or early
-
-        bar = progress(total=self.total_steps, initial=counters.step, desc=PHASE_NAMES[phase.name], unit="step") \
-            if ddp.is_main else None
-        started, run_start_step = time.perf_counter(), counters.step
-        loss_sum, order, order_epoch = torch.zeros((), device=ddp.device), None, None
-        net.train()
-        while not done():
-            if order_epoch != counters.epoch:
-                order = _rng(config.seed, _ORDER, phase.index, counters.epoch).permutation(len(self.train_codes))
-                order_epoch = counters.epoch
-            global_batch = counters.batch * ddp.world + ddp.rank
-            codes = self._batch(order, global_batch, phase, counters.epoch)
-            torch.manual_seed(_seed(config.seed, _DROPOUT, phase.index, counters.epoch, global_batch))
-            with torch.autocast(ddp.device.type, dtype=torch.bfloat16, enabled=config.bf16):
-                loss = training_loss(model, net, codes, phase.l2)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, counters.step, self.total_steps)
-            optimizer.step()
-            loss_sum += loss.detach()
-
-            counters.step += 1
-            counters.batch += 1
-            counters.windows_seen += self._windows_in_step(order, counters.batch - 1)
-            epoch_end = counters.batch == self.steps_per_epoch
-            if epoch_end:
-                counters.epoch, counters.batch = counters.epoch + 1, 0
-            if epoch_end or done() or (config.eval_every and counters.step % config.eval_every == 0):
-                validate()
-            if bar is not None:
-                bar.update()
-                if counters.step % _BAR_EVERY == 0:
-                    elapsed = time.perf_counter() - started
-                    seen = (counters.step - run_start_step) * config.batch_size * ddp.world
-                    bar.set_postfix(loss=f"{loss_sum.item() / _BAR_EVERY:.4f}", windows_s=f"{seen / elapsed:.0f}")
-                    loss_sum.zero_()
-            if self.on_step is not None:
-                self.on_step(phase.name, counters.step)
-
-            signum = self._agreed_signal()
-            periodic = config.checkpoint_every and counters.step % config.checkpoint_every == 0
-            if (signum or periodic) and self.checkpoint is not None:
-                now = _Counters(**{**asdict(counters), "seconds": counters.seconds + time.perf_counter() - started})
-                self._save(phase, finished, net, optimizer, now, best_state)
-            if signum:
-                if ddp.world > 1:
-                    dist.barrier()  # no rank exits before rank 0 has written the checkpoint
-                raise TrainingInterrupted(signum, self.checkpoint)
-        if bar is not None:
-            bar.close()
-        counters.seconds += time.perf_counter() - started
-        stats = {"val_loss": counters.best_val, "steps": counters.step, "epochs": self._epochs(counters),
-                 "windows_seen": counters.windows_seen, "seconds": counters.seconds}
-        if ddp.is_main:
-            log.info("%s done: %s", PHASE_NAMES[phase.name], stats)
-        return {"state": best_state, "stats": stats}
-
-    def _batch(self, order: np.ndarray, global_batch: int, phase: Phase, epoch: int) -> torch.Tensor:
-        """The (mutated) codes of one batch of the epoch's order, padded to its longest window, on the device."""
-        rows = order[global_batch * self.config.batch_size : (global_batch + 1) * self.config.batch_size]
-        codes = self.train_codes[rows, : int(self.train_lengths[rows].max())]
-        if phase.mutation_rate:
-            rng = _rng(self.config.seed, _MUTATION, phase.index, epoch, global_batch)
-            codes = mutate(codes, phase.mutation_rate, rng)
-        return torch.from_numpy(codes).to(self.ddp.device).long()
-
-    def _windows_in_step(self, order: np.ndarray, step_in_epoch: int) -> int:
-        first = step_in_epoch * self.ddp.world * self.config.batch_size
-        return len(order[first : first + self.ddp.world * self.config.batch_size])
-
-    def _epochs(self, counters: _Counters) -> float:
-        return counters.epoch + counters.batch / self.steps_per_epoch
-
-    def _agreed_signal(self) -> int:
-        """The stop signal received by any rank (0: none), agreed on by all ranks."""
-        signum = self.stop.signum or 0
-        if self.ddp.world > 1:
-            flag = torch.tensor([signum], device=self.ddp.device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            signum = int(flag.item())
-        return signum
-
-    def _save(self, phase: Phase, finished: dict, net: LSTMNet, optimizer, counters: _Counters, best_state) -> None:
-        if not self.ddp.is_main:
-            return
-        payload = {
-            "format": CHECKPOINT_FORMAT,
-            "fingerprint": self.fingerprint,
-            "phase": phase.name,
-            "finished": finished,
-            "model": net.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "counters": asdict(counters),
-            "best_state": best_state,
-        }
-        with atomic_output(self.checkpoint, "wb") as handle:
-            torch.save(payload, handle)
-        log.debug("checkpoint written to %s at %s step %d", self.checkpoint, phase.name, counters.step)
 
 
 def _load_checkpoint(path: Path | None, fingerprint: dict) -> dict:

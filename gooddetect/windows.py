@@ -1,6 +1,7 @@
-"""Base encoding and the windowing contract: reads → fixed-length windows, genomes → random windows.
+"""The windowing contract, one path for training and scoring: reads → fixed-length windows, genomes → random windows.
 
-Codes: A=0, C=1, G=2, T=3 (case-insensitive); any other symbol is UNKNOWN (4), which also pads short windows.
+A window is kept when at least `min_length` of its bases are known (A/C/G/T); its unknown bases are masked (not
+scored, and fed to the models as "no information"), everywhere: `windows`, `train`, `score`, `calibrate`.
 """
 
 from __future__ import annotations
@@ -10,46 +11,18 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from .alphabet import UNKNOWN, encode, reverse_complement_padded
 from .errors import InputError, UsageError
-from .seqio import GZIP_MAGIC, Record, display_name, read_records
+from .seqio import display_name, read_chunks
 
-UNKNOWN = 4
-BASES = "ACGT"
 WINDOW_LENGTH = 250
 MIN_LENGTH = 50
-
-_ENCODE = np.full(256, UNKNOWN, dtype=np.uint8)
-for _code, _base in enumerate(BASES):
-    _ENCODE[ord(_base)] = _ENCODE[ord(_base.lower())] = _code
-_DECODE = np.frombuffer(b"ACGTN", dtype=np.uint8)
-_COMPLEMENT = np.array([3, 2, 1, 0, UNKNOWN], dtype=np.uint8)
-
-
-def encode(seq: str) -> np.ndarray:
-    """Sequence text → uint8 codes (unknown symbols → 4)."""
-    return _ENCODE[np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)]
-
-
-def decode(codes: np.ndarray) -> str:
-    """uint8 codes → sequence text (4 → 'N')."""
-    return _DECODE[np.minimum(codes, UNKNOWN)].tobytes().decode("ascii")
-
-
-def reverse_complement(codes: np.ndarray) -> np.ndarray:
-    """Reverse complement of codes along the last axis (unknown stays unknown)."""
-    return _COMPLEMENT[codes[..., ::-1]]
-
-
-def reverse_complement_padded(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Reverse complement of each row of padded codes [B, W] (row i holds lengths[i] bases), padded the same way."""
-    source = np.asarray(lengths)[:, None] - 1 - np.arange(codes.shape[1])
-    inside = source >= 0
-    picked = np.take_along_axis(codes, np.where(inside, source, 0), axis=1)
-    return np.where(inside, _COMPLEMENT[picked], np.uint8(UNKNOWN))
+ENCODE_SLICE = 1 << 20  # bases encoded at a time, so a long record needs no large temporaries
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 def check_window_settings(length: int, stride: int | None, min_length: int) -> None:
@@ -99,24 +72,34 @@ def window_spans(read_length: int, length: int = WINDOW_LENGTH, stride: int | No
 
 @dataclass(frozen=True)
 class ChunkWindows:
-    """The windows of a list of reads, in read order: `codes` holds the reads end to end, then one window length of
-    UNKNOWN (so every window can be viewed at full width); window i is codes[starts[i]: starts[i] + lengths[i]],
-    cut from read reads[i]."""
+    """The windows of a list of reads, in read order: `codes` holds the reads end to end (read i from offsets[i]),
+    then one window length of UNKNOWN (so every window can be viewed at full width); window i is
+    codes[starts[i]: starts[i] + lengths[i]], cut from read reads[i]. `dropped` windows had too few known bases."""
 
     codes: np.ndarray
     read_lengths: np.ndarray
+    offsets: np.ndarray
     reads: np.ndarray
     starts: np.ndarray
     lengths: np.ndarray
+    dropped: int = 0
 
-    def padded(self, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
-        """Windows first..last-1 as (codes [B, longest] padded with UNKNOWN, lengths [B]), like `pad_batch`."""
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def padded(self, first: int, last: int, width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Windows first..last-1 as (codes [B, width] padded with UNKNOWN, lengths [B]); width: the longest."""
         starts, lengths = self.starts[first:last], self.lengths[first:last]
-        width = int(lengths.max())
+        width = width or int(lengths.max())
         rows = np.lib.stride_tricks.sliding_window_view(self.codes, width)[starts]
         if lengths.min() < width:
             rows[np.arange(width) >= lengths[:, None]] = UNKNOWN
         return rows, lengths
+
+    def spans(self, first: int = 0, last: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """0-based (start, end) of windows first..last-1 on their reads."""
+        starts = self.starts[first:last] - self.offsets[self.reads[first:last]]
+        return starts, starts + self.lengths[first:last]
 
 
 def cut_reads(seqs: list[str], length: int = WINDOW_LENGTH, stride: int | None = None,
@@ -127,7 +110,7 @@ def cut_reads(seqs: list[str], length: int = WINDOW_LENGTH, stride: int | None =
     read_lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
     bases = int(read_lengths.sum())
     codes = np.full(bases + length, UNKNOWN, dtype=np.uint8)
-    codes[:bases] = encode("".join(seqs))
+    _encode_into(codes, seqs)
     offsets = np.cumsum(read_lengths) - read_lengths
     reads = np.flatnonzero((read_lengths >= min_length) & (read_lengths <= length))
     starts, lengths = offsets[reads], read_lengths[reads]
@@ -140,21 +123,58 @@ def cut_reads(seqs: list[str], length: int = WINDOW_LENGTH, stride: int | None =
         reads, starts, lengths = (np.concatenate(pair)[order] for pair in
                                   ((reads, spans[:, 0]), (starts, spans[:, 1]), (lengths, spans[:, 2])))
     unknown = np.flatnonzero(codes[:bases] == UNKNOWN)
+    dropped = 0
     if unknown.size:
         known = lengths - (np.searchsorted(unknown, starts + lengths) - np.searchsorted(unknown, starts))
         keep = known >= min_length
+        dropped = int(len(keep) - keep.sum())
         reads, starts, lengths = reads[keep], starts[keep], lengths[keep]
-    return ChunkWindows(codes, read_lengths, reads, starts, lengths)
+    return ChunkWindows(codes, read_lengths, offsets, reads, starts, lengths, dropped)
 
 
-def pad_batch(windows: list[np.ndarray], width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Stack variable-length code arrays into (codes [B, width] padded with UNKNOWN, lengths [B])."""
-    lengths = np.fromiter((w.size for w in windows), dtype=np.int64, count=len(windows))
-    width = width or (int(lengths.max()) if len(windows) else 0)
-    codes = np.full((len(windows), width), UNKNOWN, dtype=np.uint8)
-    for row, window in enumerate(windows):
-        codes[row, : window.size] = window
-    return codes, lengths
+def sequence_slices(seqs: list[str], slice_length: int, overlap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every base of every sequence, as rows for counting: (codes [R, W] padded with UNKNOWN, lengths [R], skip [R]).
+    A sequence longer than `slice_length` is cut into consecutive slices; each slice after the first also repeats
+    the `overlap` bases before it, as context only (skip), so every position is counted once with its full context."""
+    lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+    bases = int(lengths.sum())
+    starts = np.concatenate([np.arange(0, max(n, 1), slice_length) for n in lengths.tolist()]) if len(seqs) else \
+        np.zeros(0, np.int64)
+    sequence = np.repeat(np.arange(len(seqs)), np.maximum((lengths + slice_length - 1) // slice_length, 1))
+    offsets = np.cumsum(lengths) - lengths
+    skip = np.minimum(starts, overlap)
+    ends = np.minimum(starts + slice_length, lengths[sequence])
+    row_lengths = ends - starts + skip
+    width = int(row_lengths.max(initial=1))
+    codes = np.full(bases + width, UNKNOWN, dtype=np.uint8)
+    _encode_into(codes, seqs)
+    rows = np.lib.stride_tricks.sliding_window_view(codes, width)[offsets[sequence] + starts - skip]
+    rows = np.where(np.arange(width) < row_lengths[:, None], rows, np.uint8(UNKNOWN))
+    return rows, row_lengths, skip
+
+
+def _encode_into(codes: np.ndarray, seqs: list[str]) -> None:
+    """codes[:total length] = the codes of the sequences end to end, encoded about ENCODE_SLICE bases at a time."""
+    position, group, size = 0, [], 0
+    for seq in seqs:
+        if size + len(seq) > ENCODE_SLICE and group:
+            codes[position:position + size] = encode("".join(group))
+            position, group, size = position + size, [], 0
+        if len(seq) > ENCODE_SLICE:
+            for start in range(0, len(seq), ENCODE_SLICE):
+                piece = seq[start:start + ENCODE_SLICE]
+                codes[position:position + len(piece)] = encode(piece)
+                position += len(piece)
+        else:
+            group.append(seq)
+            size += len(seq)
+    if group:
+        codes[position:position + size] = encode("".join(group))
+
+
+def window_label(read: str, start: int, end: int) -> str:
+    """`readid:start-end` with 1-based inclusive coordinates, as samtools writes regions."""
+    return f"{read}:{start + 1}-{end}"
 
 
 @dataclass
@@ -164,51 +184,18 @@ class WindowCounts:
     reads: int = 0
     windows: int = 0
     reads_too_short: int = 0
-    windows_with_unknown: int = 0
+    windows_too_many_unknown: int = 0
     duplicate_ids: int = 0
     files: list[str] = field(default_factory=list)
 
+    def add(self, cut: ChunkWindows, min_length: int) -> None:
+        self.reads += len(cut.read_lengths)
+        self.windows += len(cut)
+        self.reads_too_short += int((cut.read_lengths < min_length).sum())
+        self.windows_too_many_unknown += cut.dropped
+
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "files"}
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """A window of a read: `start`/`end` 0-based half-open on the read's forward strand."""
-
-    read: str
-    start: int
-    end: int
-    strand: str
-    codes: np.ndarray
-
-    @property
-    def label(self) -> str:
-        """`readid:start-end(strand)` with 1-based inclusive coordinates, as samtools writes regions."""
-        return f"{self.read}:{self.start + 1}-{self.end}({self.strand})"
-
-
-def read_windows(records: Iterable[Record], counts: WindowCounts, length: int = WINDOW_LENGTH,
-                 stride: int | None = None, min_length: int = MIN_LENGTH, both_strands: bool = False,
-                 skip_unknown: bool = True) -> Iterator[Window]:
-    """Cut every record into windows (see `window_spans`), counting reads and windows left out."""
-    for record in records:
-        counts.reads += 1
-        codes = encode(record.seq)
-        spans = window_spans(codes.size, length, stride, min_length)
-        if not spans:
-            counts.reads_too_short += 1
-            continue
-        for start, end in spans:
-            window = codes[start:end]
-            if skip_unknown and (window == UNKNOWN).any():
-                counts.windows_with_unknown += 1 + both_strands
-                continue
-            counts.windows += 1
-            yield Window(record.name, start, end, "+", window)
-            if both_strands:
-                counts.windows += 1
-                yield Window(record.name, start, end, "-", reverse_complement(window))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -216,12 +203,13 @@ def read_windows(records: Iterable[Record], counts: WindowCounts, length: int = 
 
 
 def sample_genome_windows(path: str, n: int, rng: np.random.Generator, counts: WindowCounts,
-                          length: int = WINDOW_LENGTH, both_strands: bool = True,
-                          max_tries_per_window: int = 100) -> Iterator[Window]:
-    """`n` windows at uniformly random positions of a genome FASTA (records weighted by length), on a random strand
-    when `both_strands`. Windows touching an unknown base are redrawn (and counted). Plain and bgzip FASTA are
-    indexed in place with pyfaidx (reading only the sampled bytes); plain gzip cannot be indexed, so it is first
-    decompressed to a temporary file (streamed, never held in memory)."""
+                          length: int = WINDOW_LENGTH, min_length: int = MIN_LENGTH,
+                          max_tries_per_window: int = 100) -> Iterator[tuple[str, int, np.ndarray]]:
+    """(record name, start, codes) of `n` windows at uniformly random positions of a genome FASTA (records weighted
+    by length),
+    on its forward strand. Windows with fewer than `min_length` known bases are redrawn (and counted). Plain and
+    bgzip FASTA are indexed in place with pyfaidx (reading only the sampled bytes); plain gzip cannot be indexed, so
+    it is first decompressed to a temporary file (streamed, never held in memory)."""
     with _indexed_fasta(path) as fasta:
         names = list(fasta.keys())
         sizes = np.array([len(fasta[name]) for name in names], dtype=np.int64)
@@ -234,20 +222,16 @@ def sample_genome_windows(path: str, n: int, rng: np.random.Generator, counts: W
         while made < n:
             tries += 1
             if tries > n * max_tries_per_window:
-                raise InputError(f"{display_name(path)}: could not find {n} windows without unknown bases")
+                raise InputError(f"{display_name(path)}: could not find {n} windows with {min_length} known bases")
             which = int(rng.choice(len(names), p=weights))
             start = int(rng.integers(0, usable[which]))
-            minus = both_strands and bool(rng.integers(0, 2))
             codes = encode(str(fasta[names[which]][start: start + length]))
-            if (codes == UNKNOWN).any():
-                counts.windows_with_unknown += 1
+            if int((codes < UNKNOWN).sum()) < min_length:
+                counts.windows_too_many_unknown += 1
                 continue
             made += 1
             counts.windows += 1
-            if minus:
-                yield Window(names[which], start, start + length, "-", reverse_complement(codes))
-            else:
-                yield Window(names[which], start, start + length, "+", codes)
+            yield names[which], start, codes
 
 
 class _indexed_fasta:
@@ -312,40 +296,87 @@ def _is_bgzip(path: Path) -> bool:
 
 def collect_windows(paths: Iterable[str], counts: WindowCounts, *, length: int = WINDOW_LENGTH,
                     stride: int | None = None, min_length: int = MIN_LENGTH, windows_per_file: int | None = None,
-                    max_windows: int | None = None, both_strands: bool = False,
-                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """All training windows of `paths` as (codes [N, length], lengths [N]).
+                    max_windows: int | None = None, seed: int = 0,
+                    classes: Callable[[int, list[str]], np.ndarray] | None = None) -> Windows:
+    """All training windows of `paths` (forward strand).
 
     With `windows_per_file`, each file is a genome and that many random windows are sampled from it; otherwise every
-    record is windowed (reads). Windows with unknown bases are skipped and counted. With `max_windows`, a uniform
-    random subset of that size is kept (reservoir sampling, so memory stays bounded)."""
+    record is windowed (reads). With `max_windows`, a uniform random subset of that size is kept (reservoir
+    sampling, so memory stays bounded). `classes(file index, read headers)` gives each window's class index."""
     rng = np.random.default_rng(seed)
-    reservoir: list[np.ndarray] = []
-    seen = 0
-    for path in paths:
+    reservoir = _Reservoir(length, max_windows, rng)
+    for index, path in enumerate(paths):
         counts.files.append(display_name(path))
         if windows_per_file:
-            windows = sample_genome_windows(path, windows_per_file, rng, counts, length, both_strands)
-        else:
-            windows = read_windows(read_records(path), counts, length, stride, min_length, both_strands)
-        for window in windows:
-            seen += 1
-            if max_windows is None or len(reservoir) < max_windows:
-                reservoir.append(window.codes)
-            else:
-                slot = int(rng.integers(0, seen))
-                if slot < max_windows:
-                    reservoir[slot] = window.codes
-    if not reservoir:
-        raise InputError(f"{', '.join(counts.files)}: no usable window (reads shorter than {min_length} bp "
-                         f"or with unknown bases: {counts.reads_too_short} too short, "
-                         f"{counts.windows_with_unknown} windows with unknown bases)")
-    return pad_batch(reservoir, width=length)
+            sampled = list(sample_genome_windows(path, windows_per_file, rng, counts, length, min_length))
+            labels = classes(index, [name for name, _, _ in sampled]) if classes else None
+            reservoir.add(np.stack([codes for _, _, codes in sampled]), np.full(len(sampled), length), labels)
+            continue
+        for chunk in read_chunks(path):
+            cut = cut_reads(chunk.seqs, length, stride, min_length)
+            counts.add(cut, min_length)
+            labels = classes(index, [record.name for record in chunk.records]) if classes else None
+            if len(cut):
+                reservoir.add(*cut.padded(0, len(cut), width=length), None if labels is None else labels[cut.reads])
+    if not reservoir.size:
+        raise InputError(f"{', '.join(counts.files)}: no usable window ({counts.reads_too_short} reads shorter than "
+                         f"{min_length} bp, {counts.windows_too_many_unknown} windows with fewer than {min_length} "
+                         "known bases)")
+    return reservoir.windows()
 
 
-def gc_fraction(codes: np.ndarray) -> np.ndarray:
-    """Fraction of G+C among the known bases of each row (NaN for rows without known bases)."""
-    known = (codes < UNKNOWN).sum(axis=-1)
-    gc = ((codes == 1) | (codes == 2)).sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return gc / known
+@dataclass(frozen=True)
+class Windows:
+    """Training windows: codes [N, length] padded with UNKNOWN, lengths [N], class indices [N] (or None)."""
+
+    codes: np.ndarray
+    lengths: np.ndarray
+    labels: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def take(self, rows: np.ndarray) -> Windows:
+        return Windows(self.codes[rows], self.lengths[rows], None if self.labels is None else self.labels[rows])
+
+
+class _Reservoir:
+    """A uniform random sample of at most `limit` of the windows added (all of them when `limit` is None)."""
+
+    def __init__(self, length: int, limit: int | None, rng: np.random.Generator):
+        self.length, self.limit, self.rng = length, limit, rng
+        self.seen = 0
+        self.parts: list[list[np.ndarray]] = []  # [codes, lengths, labels] blocks
+
+    @property
+    def size(self) -> int:
+        return sum(len(part[1]) for part in self.parts)
+
+    def add(self, codes: np.ndarray, lengths: np.ndarray, labels: np.ndarray | None) -> None:
+        labels = np.full(len(codes), -1, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
+        block = [np.array(codes, copy=True), np.array(lengths, dtype=np.int64), labels]
+        first = self.seen
+        self.seen += len(codes)
+        if self.limit is None or self.size + len(codes) <= self.limit:
+            self.parts.append(block)
+            return
+        room = max(self.limit - self.size, 0)
+        self.parts = [[np.concatenate(arrays) for arrays in zip(*self.parts, [a[:room] for a in block])]]
+        kept = self.parts[0]
+        # Algorithm R: window number i (0-based) replaces a random slot with probability limit / (i + 1).
+        slots = self.rng.integers(0, np.arange(first + room, self.seen) + 1)
+        for row, slot in enumerate(slots.tolist(), start=room):
+            if slot < self.limit:
+                for kept_array, array in zip(kept, block):
+                    kept_array[slot] = array[row]
+
+    def windows(self) -> Windows:
+        codes, lengths, labels = (np.concatenate(arrays) for arrays in zip(*self.parts))
+        return Windows(codes, lengths, None if (labels < 0).all() else labels)
+
+
+def with_reverse_complements(codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each window followed by its reverse complement (padded the same way)."""
+    both = np.empty((2 * len(codes), codes.shape[1]), dtype=codes.dtype)
+    both[0::2], both[1::2] = codes, reverse_complement_padded(codes, lengths)
+    return both, np.repeat(lengths, 2)

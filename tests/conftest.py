@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import gzip
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -21,18 +21,16 @@ def write_file(directory: Path, name: str, content: bytes | str, gz: bool = Fals
     return path
 
 
-def _cli_command() -> list[str]:
+def gooddetect_command() -> list[str]:
+    """The installed `gooddetect` script beside this Python, else `python -m gooddetect`."""
     script = Path(sys.executable).with_name("gooddetect")
-    if script.is_file():
-        return [str(script)]
-    found = shutil.which("gooddetect")
-    return [found] if found else [sys.executable, "-c", "from gooddetect.cli import main; main()"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "gooddetect"]
 
 
 @pytest.fixture
 def run_cli():
     """`run_cli(*args, input=None)`: run `gooddetect args...` in a subprocess; stdin gets `input` (bytes or text)."""
-    command = _cli_command()
+    command = gooddetect_command()
 
     def run(*args, input: bytes | str | None = None) -> subprocess.CompletedProcess:
         data = input.encode() if isinstance(input, str) else input
@@ -51,3 +49,29 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pad_batch(windows: list, width: int | None = None):
+    """Stack variable-length code arrays into (codes [B, width] padded with UNKNOWN, lengths [B])."""
+    from gooddetect.alphabet import UNKNOWN
+
+    lengths = np.array([w.size for w in windows], dtype=np.int64)
+    width = width or (int(lengths.max()) if len(windows) else 0)
+    codes = np.full((len(windows), width), UNKNOWN, dtype=np.uint8)
+    for row, window in enumerate(windows):
+        codes[row, : window.size] = window
+    return codes, lengths
+
+
+def cpu_runs_bf16() -> bool:
+    """Whether torch has a bfloat16 LSTM kernel on this CPU (AVX512-BF16 or AMX)."""
+    import torch
+
+    from gooddetect.errors import UsageError
+    from gooddetect.models.lstm import check_bf16
+
+    try:
+        check_bf16(torch.device("cpu"))
+    except UsageError:
+        return False
+    return True

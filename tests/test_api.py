@@ -15,7 +15,9 @@ import pytest
 from gooddetect import api, metrics
 from gooddetect.detector import Detector
 from gooddetect.errors import InputError, UsageError
+from gooddetect.formatting import describe_counts, format_calibration, format_metrics_table
 from test_cli_e2e import READS, READS_LABELS, VAL_IN, VAL_OOD, fastx_ids, read_tsv, temp_leftovers, tiny_model_path
+from conftest import cpu_runs_bf16
 
 NUMERIC = ("loglik_fg", "loglik_bg", "llr", "score", "loglik_fg_sum", "loglik_bg_sum")
 
@@ -33,8 +35,8 @@ def detector(model):
 @pytest.fixture(scope="module")
 def val_scores(detector):
     """Exact per-read scores of val_in and val_ood, and the labels (True = OOD)."""
-    in_dist = api.score_arrays(detector, [str(VAL_IN)])
-    ood = api.score_arrays(detector, [str(VAL_OOD)])
+    in_dist = api.score_sample(detector, [str(VAL_IN)]).arrays()
+    ood = api.score_sample(detector, [str(VAL_OOD)]).arrays()
     return np.concatenate([in_dist["score"], ood["score"]]), np.repeat([False, True], [500, 500])
 
 
@@ -51,14 +53,14 @@ def test_score_uncalibrated(model, tmp_path):
                        summary=str(summary), report=str(report))
     rows = read_tsv(out.read_text())
     assert [r["read_id"] for r in rows] == fastx_ids(VAL_IN) + fastx_ids(VAL_OOD)
-    assert {r["is_ood"] for r in rows} == {"NA"}
-    assert result["threshold"] is None and result["ood"] is None and result["ood_fraction"] is None
+    assert {r["is_ood"] for r in rows} == {r["threshold"] for r in rows} == {"NA"}
+    assert result["thresholds"] is None and result["ood"] is None and result["ood_fraction"] is None
     assert (result["reads"], result["scored_reads"], result["windows"]) == (1000, 1000, 1000)
     assert result["inputs"] == [str(VAL_IN), str(VAL_OOD)] and result["shard"] is None
     assert json.loads(summary.read_text()) == result
     assert report.read_text().splitlines()[1:] == [f"{VAL_IN}\t500\t500\tNA\tNA\t0\tNA",
                                                    f"{VAL_OOD}\t500\t500\tNA\tNA\t0\tNA"]
-    assert "uncalibrated" in api.describe_counts(result)
+    assert "uncalibrated" in describe_counts(result | {"thresholds_text": "NA"})
 
 
 def test_score_arrays_agree_with_the_tsv(model, detector, val_scores, tmp_path):
@@ -80,14 +82,24 @@ def test_lstm_rows_do_not_depend_on_batch_size(model, tmp_path):
             assert float(a[column]) == pytest.approx(float(b[column]), rel=1e-5, abs=2e-6), column
 
 
-def test_bf16_scoring_is_close_to_float32_and_threads_do_not_change_rows(model, tmp_path):
+def test_threads_do_not_change_rows(model, tmp_path):
     paths = [str(VAL_IN), str(VAL_OOD)]
     runs = {}
-    for name, options in {"fp32": {}, "bf16": {"bf16": True}, "two_threads": {"threads": 2}}.items():
+    for name, options in {"fp32": {}, "two_threads": {"threads": 2}}.items():
         out = tmp_path / f"{name}.tsv"
         api.score(str(model), paths, str(out), device="cpu", **{"threads": 1, **options})
         runs[name] = read_tsv(out.read_text())
     assert runs["two_threads"] == runs["fp32"]  # fg and bg side by side on one thread each: same numbers
+
+
+@pytest.mark.skipif(not cpu_runs_bf16(), reason="this CPU has no bfloat16 LSTM kernel (AVX512-BF16 or AMX)")
+def test_bf16_scoring_is_close_to_float32(model, tmp_path):
+    paths = [str(VAL_IN), str(VAL_OOD)]
+    runs = {}
+    for name, options in {"fp32": {}, "bf16": {"bf16": True}}.items():
+        out = tmp_path / f"{name}.tsv"
+        api.score(str(model), paths, str(out), device="cpu", **{"threads": 1, **options})
+        runs[name] = read_tsv(out.read_text())
     fp32, bf16 = (np.array([float(r["llr"]) for r in runs[k]]) for k in ("fp32", "bf16"))
     assert not np.array_equal(fp32, bf16) and np.abs(fp32 - bf16).mean() < 0.01
     labels = np.repeat([False, True], [500, 500])
@@ -97,7 +109,7 @@ def test_bf16_scoring_is_close_to_float32_and_threads_do_not_change_rows(model, 
 def test_bf16_is_refused_for_a_kmer_model(tmp_path):
     kmer = tmp_path / "k.gdm"
     api.train([str(VAL_IN)], str(kmer), kind="kmer", max_order=4)
-    with pytest.raises(UsageError, match="--bf16 applies to lstm"):
+    with pytest.raises(UsageError, match="--bf16 applies to lstm models"):
         api.score(str(kmer), [str(VAL_OOD)], str(tmp_path / "s.tsv"), bf16=True)
     assert not (tmp_path / "s.tsv").exists()
 
@@ -155,8 +167,9 @@ def test_calibration_rules_match_hand_computations(model, val_scores, tmp_path, 
     assert threshold in scores or rule == "percentile" or threshold < scores.min()  # below all: flag every read
     assert report["metrics"]["auroc"] == pytest.approx(metrics.auroc(scores, is_ood), abs=1e-12)
     assert (report["n_in"], report["n_ood"], report["rule"], report["rule_value"]) == (500, 500, rule, value)
-    assert Detector.load(out).threshold == threshold
+    assert Detector.load(out).calibration["value"] == threshold
     assert api.info(str(out))["threshold"] == report
+    assert report["length_aware"] == (rule == "target_fpr")
 
 
 def test_calibrate_in_place_with_in_distribution_only(model_copy, val_scores):
@@ -167,7 +180,7 @@ def test_calibrate_in_place_with_in_distribution_only(model_copy, val_scores):
     assert report["value"] == np.sort(val_scores[0][:500])[::-1][50]
     assert Detector.load(model_copy).meta["threshold"] == report
     assert temp_leftovers(model_copy.parent) == []
-    text = api.format_calibration(report, str(model_copy))
+    text = format_calibration(report, str(model_copy))
     assert f"threshold {report['value']:.6f}" in text and "AUROC" not in text
 
 
@@ -211,13 +224,16 @@ def test_read_labels(tmp_path):
         api.read_labels(str(tmp_path / "missing.tsv"))
 
 
-def test_evaluate(model, val_scores):
+def test_evaluate(model, detector, val_scores):
     result = api.evaluate(str(model), in_dist=[str(VAL_IN)], ood=[str(VAL_OOD)], device="cpu", threads=1)
     scores, is_ood = val_scores
-    assert result["llr"] == metrics.summarize(scores, is_ood)  # uncalibrated: no threshold metrics
-    assert result["likelihood"]["n_in"] == 500 and "plots" not in result
-    assert 0.0 <= result["likelihood"]["auroc"] <= 1.0
-    table = api.format_metrics_table(result).splitlines()
-    assert len(table) == 3 and table[1].startswith("likelihood") and table[2].startswith("LLR")
+    assert result["scores"]["llr"] == metrics.summarize(scores, is_ood)
+    loglik = np.concatenate([api.score_sample(detector, [str(p)]).arrays()["loglik_fg"] for p in (VAL_IN, VAL_OOD)])
+    assert result["scores"]["likelihood"] == metrics.summarize(-loglik, is_ood)
+    assert result["scores"]["likelihood"]["auroc"] == pytest.approx(
+        np.mean(-loglik[is_ood][:, None] > -loglik[~is_ood][None, :]), abs=1e-9)  # no ties among 6-decimal-free floats
+    assert "plots" not in result and "at_thresholds" not in result  # uncalibrated: no calls to count
+    table = format_metrics_table(result).splitlines()
+    assert len(table) == 3 and table[1].startswith("likelihood") and table[2].startswith("llr")
     with pytest.raises(UsageError, match="both"):
         api.evaluate(str(model), in_dist=[str(VAL_IN)], device="cpu", threads=1)

@@ -7,26 +7,23 @@ import gzip
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import gooddetect
+from conftest import gooddetect_command
 from gooddetect.detector import read_model_file
 
 pytestmark = pytest.mark.slow
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-TRAIN, VAL_IN, VAL_OOD = DATA / "train_in.fa.gz", DATA / "val_in.fa.gz", DATA / "val_ood.fa.gz"
+TRAIN = sorted((DATA / "train").glob("*.fa.gz"))
+VAL_IN, VAL_OOD = DATA / "val_in.fa.gz", DATA / "val_ood.fa.gz"
 READS, READS_LABELS = DATA / "reads.fq.gz", DATA / "reads_labels.tsv"
+PAIRS, PAIRS_LABELS = (DATA / "pairs_R1.fq.gz", DATA / "pairs_R2.fq.gz"), DATA / "pairs_labels.tsv"
 TINY = ("--hidden", "16", "--kmer-input", "3", "--steps", "10", "--threads", "1", "--max-windows", "600", "--seed", "0")
-
-
-def gooddetect_command() -> list[str]:
-    script = Path(sys.executable).with_name("gooddetect")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "gooddetect.cli"]
 
 
 def gd(*args, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -39,7 +36,7 @@ def gd(*args, input: bytes | None = None, check: bool = True) -> subprocess.Comp
 
 
 def train_tiny(output: Path) -> Path:
-    gd("train", TRAIN, "-o", output, *TINY)
+    gd("train", *TRAIN, "-o", output, *TINY)
     return output
 
 
@@ -170,7 +167,9 @@ def test_calibrate_percentile(calibrated, val_rows, tmp_path):
 
 
 def test_score_flags_reads_above_the_stored_threshold(calibrated, val_rows):
+    """The 250 bp windows are the calibration table's 250 bp row: their threshold is the rule's."""
     threshold = calibrated[1]["value"]
+    assert {r["threshold"] for r in val_rows} == {f"{threshold:.6f}"}
     decided = [r for r in val_rows if abs(float(r["score"]) - threshold) > 1e-6]
     assert len(decided) >= len(val_rows) - 2
     assert all(r["is_ood"] == str(int(float(r["score"]) > threshold)) for r in decided)
@@ -183,6 +182,7 @@ def test_info_shows_the_threshold(calibrated, model):
     assert document["threshold"] == report
     assert document["kind"] == "lstm" and document["models"]["foreground"]["hidden"] == 16
     assert document["training"]["max_windows"] == 600 and document["training"]["optimiser"]["steps"] == 10
+    assert document["threshold"]["table"]["n_scored"][-1] == 249 and document["threshold"]["length_aware"]
     text = gd("info", path).stdout.decode()
     assert any(line.split()[:2] == ["threshold.rule", "target_fpr"] for line in text.splitlines())
     assert json.loads(gd("info", "--json", model).stdout)["threshold"] is None
@@ -195,14 +195,18 @@ def test_score_fastq_gz_from_stdin(stdin_run, calibrated):
     assert all(r["length"] == "150" and r["n_scored"] == "149" for r in rows)
     flagged = sum(r["is_ood"] == "1" for r in rows)
     assert {r["is_ood"] for r in rows} <= {"0", "1"}
-    threshold = calibrated[1]["value"]
+    # 150 bp reads: the threshold of the calibration table's 150 bp row (pieces of the calibration windows)
+    table = calibrated[1]["table"]
+    at_149 = np.interp(np.log(0.1), np.log(table["fpr"]), table["thresholds"][table["n_scored"].index(149)])
+    assert {r["threshold"] for r in rows} == {f"{at_149:.6f}"}
     assert summary["reads"] == summary["scored_reads"] == summary["windows"] == 1000
-    assert summary["threshold"] == threshold and summary["ood"] == flagged
+    assert summary["thresholds"]["mode"] == "length_aware" and summary["thresholds"]["fpr"] == 0.1
+    assert summary["thresholds"]["at_150bp"] == pytest.approx(at_149) and summary["ood"] == flagged
     assert summary["ood_fraction"] == pytest.approx(flagged / 1000)
     assert summary["inputs"] == ["<stdin>"] and summary["skipped"] == {} and summary["duplicate_ids"] == 0
     assert report.splitlines() == [
-        "input\treads\tscored_reads\tood_reads\tood_fraction\tunscored_reads\tthreshold",
-        f"<stdin>\t1000\t1000\t{flagged}\t{flagged / 1000:.6f}\t0\t{threshold:.6f}"]
+        "input\treads\tscored_reads\tood_reads\tood_fraction\tunscored_reads\tthresholds",
+        f"<stdin>\t1000\t1000\t{flagged}\t{flagged / 1000:.6f}\t0\tfpr:0.1"]
     assert "1000 reads" in done.stderr.decode()
 
 
@@ -242,17 +246,20 @@ def test_evaluate_json_and_plots(calibrated, val_rows, tmp_path):
     assert [p.name for p in pngs] == ["llr_hist.png", "loglik_hist.png", "roc.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 1000 for p in pngs)
     assert sorted(result["plots"]) == sorted(str(p) for p in pngs)
+    scores = result["scores"]
     for key in ("llr", "likelihood"):
-        assert {"auroc", "auprc", "fpr_at_tpr80", "fpr_at_tpr95", "n_in", "n_ood"} <= result[key].keys()
-        assert (result[key]["n_in"], result[key]["n_ood"]) == (500, 500)
-    assert result["llr"]["auroc"] == pytest.approx(report["metrics"]["auroc"], abs=1e-12)
-    assert result["llr"]["threshold"] == report["value"]
-    assert "threshold" not in result["likelihood"]
+        assert {"auroc", "auprc", "fpr_at_tpr80", "fpr_at_tpr95", "n_in", "n_ood"} <= scores[key].keys()
+        assert (scores[key]["n_in"], scores[key]["n_ood"]) == (500, 500)
+    assert scores["llr"]["auroc"] == pytest.approx(report["metrics"]["auroc"], abs=1e-12)
+    # the calls `score` makes, each read against its length's threshold (here all 250 bp: the rule's)
+    assert result["at_thresholds"]["thresholds"] == "fpr:0.1"
+    assert result["at_thresholds"]["fpr"] == report["metrics"]["fpr"] and result["at_thresholds"]["tpr"] == \
+        report["metrics"]["tpr"]
     in_ll, ood_ll = split_scores(val_rows, "loglik_fg")
-    assert result["likelihood"]["auroc"] == pytest.approx(brute_force_auroc(-in_ll, -ood_ll), abs=1e-3)
+    assert scores["likelihood"]["auroc"] == pytest.approx(brute_force_auroc(-in_ll, -ood_ll), abs=1e-3)
     table = done.stdout.decode().splitlines()
     assert table[0].split("\t") == ["score", "AUROC", "AUPRC", "FPR@80%TPR", "FPR@95%TPR"]
-    assert table[2].startswith("LLR") and f"{result['llr']['auroc']:.4f}" in table[2]
+    assert table[2].startswith("llr") and f"{scores['llr']['auroc']:.4f}" in table[2]
 
 
 def test_uncalibrated_model_scores_to_stdout_with_na_flags(model):
@@ -295,5 +302,22 @@ def test_failed_calibration_leaves_the_model_intact(model, tmp_path):
     assert done.returncode == 1 and b"record 41" in done.stderr
     done = gd("calibrate", copy, "--in-dist", VAL_IN, "--youden", "--threads", "1", check=False)
     assert done.returncode == 1 and b"needs both" in done.stderr
+    done = gd("calibrate", copy, "--ood", VAL_OOD, "--threads", "1", check=False)
+    assert done.returncode == 1 and b"needs in-distribution reads" in done.stderr
     assert copy.read_bytes() == model.read_bytes()
     assert temp_leftovers(tmp_path) == []
+
+
+def test_defaults_learn_on_the_small_example_set(tmp_path):
+    """`train` with no tuning flags on the 6,000 example windows: the data-sized defaults pick a small k-mer input
+    and enough epochs, the foreground's validation loss falls well below uniform (log 4 = 1.386 nats/base) and the
+    LLR separates the example reads (with the old fixed defaults, K = 10 and one epoch: AUROC 0.36 on val)."""
+    model = tmp_path / "m.gdm"
+    gd("train", *TRAIN, "-o", model, "--threads", "2")
+    training = json.loads(gd("info", "--json", model).stdout)["training"]
+    assert training["sized_defaults"] == {"kmer_input": 6, "epochs": 5}
+    assert training["validation"]["foreground"]["val_loss"] < 1.36
+    result = tmp_path / "e.json"
+    gd("evaluate", model, READS, "--labels", READS_LABELS, "--json", result, "--threads", "2")
+    scores = json.loads(result.read_text())["scores"]
+    assert scores["llr"]["auroc"] > 0.75 and scores["llr"]["auroc"] > scores["likelihood"]["auroc"] + 0.1

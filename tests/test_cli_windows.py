@@ -11,7 +11,9 @@ import pytest
 from conftest import write_file
 from gooddetect import __version__
 from test_seqio import BAD_INPUTS
-from test_windows import LABEL, fasta_text, random_bases, revcomp_text
+from test_windows import fasta_text, random_bases, revcomp_text
+
+LABEL = re.compile(r"(?P<read>.+):(?P<start>\d+)-(?P<end>\d+)\((?P<strand>[+-])\)", re.S)
 
 
 def parse_fasta(text: str) -> list[tuple[str, str]]:
@@ -38,8 +40,8 @@ def reads() -> dict[str, str]:
 
 
 def expected_windows(reads: dict[str, str]) -> list[tuple[str, str]]:
-    """length 250, min 50: long -> 3 windows, short -> none, with_n -> the first of its two windows is skipped."""
-    spans = [("long", 0, 250), ("long", 250, 500), ("long", 500, 600), ("with_n", 250, 300)]
+    """length 250, min 50: long -> 3 windows, short -> none, with_n -> two windows, its N kept (249 known bases)."""
+    spans = [("long", 0, 250), ("long", 250, 500), ("long", 500, 600), ("with_n", 0, 250), ("with_n", 250, 300)]
     return [(f"{name}:{s + 1}-{e}(+)", reads[name][s:e].upper()) for name, s, e in spans]
 
 
@@ -49,7 +51,7 @@ def test_windows_fasta_to_stdout(tmp_path, run_cli, reads):
     assert result.returncode == 0, result.stderr
     assert parse_fasta(result.stdout.decode()) == expected_windows(reads)
     summary = result.stderr.decode()
-    assert re.search(r"4 written from 3 reads.* 1 reads shorter .* 1 windows with unknown", summary), summary
+    assert re.search(r"5 written from 3 reads.* 1 reads shorter than 50 bp and 0 windows with fewer", summary), summary
 
 
 def test_windows_both_strands_and_output_file(tmp_path, run_cli, reads):
@@ -124,7 +126,7 @@ def test_sample_genome_windows(tmp_path, run_cli):
     result = run_cli("windows", "--sample", 25, "--length", 100, "--both-strands", "--seed", 3, path)
     assert result.returncode == 0, result.stderr
     records = parse_fasta(result.stdout.decode())
-    assert len(records) == 25
+    assert len(records) == 50 and [h[-3:] for h, _ in records] == ["(+)", "(-)"] * 25
     for header, seq in records:
         match = LABEL.fullmatch(header)
         start, end = int(match["start"]) - 1, int(match["end"])
@@ -155,11 +157,16 @@ def test_help(run_cli):
 
 
 def test_cli_defaults_match_the_library():
-    """The CLI spells some library constants out (it imports no numpy at start-up); they must not drift apart."""
+    """The CLI spells some library constants out (it imports neither torch nor the models at start-up); they must
+    not drift apart."""
     from gooddetect import cli
+    from gooddetect.build import KIND_OPTIONS
     from gooddetect.detector import STRANDS
+    from gooddetect.models import KINDS
     from gooddetect.score import DEFAULT_BATCH_SIZE
 
     options = {name: {p.name: p for p in cli.main.commands[name].params} for name in ("train", "score")}
     assert options["score"]["batch_size"].default == DEFAULT_BATCH_SIZE
     assert tuple(options["train"]["score_strands"].type.choices) == STRANDS
+    assert tuple(options["train"]["arch"].type.choices) == tuple(KINDS) == tuple(KIND_OPTIONS)
+    assert all(name in options["train"] for names in KIND_OPTIONS.values() for name in names)

@@ -10,9 +10,11 @@ import pytest
 
 import gooddetect
 from gooddetect import api, runtime
-from gooddetect.detector import FORMAT_NAME, FORMAT_VERSION, Detector, check_window_length, read_model_file
-from gooddetect.errors import UsageError
-from gooddetect.windows import decode, encode, pad_batch, reverse_complement
+from gooddetect.alphabet import decode, encode, reverse_complement
+from gooddetect.detector import FORMAT_NAME, FORMAT_VERSION, Detector, read_model_file
+from gooddetect.errors import ModelFileError, UsageError
+from conftest import pad_batch
+from gooddetect.formatting import format_info
 
 FG_PROBS = (0.1, 0.2, 0.3, 0.4)
 BG_PROBS = (0.25, 0.25, 0.25, 0.25)
@@ -36,6 +38,13 @@ class BaseFrequencyModel:
     @classmethod
     def from_state(cls, config, arrays):
         return cls(np.exp(arrays["logp"]))
+
+    @classmethod
+    def pair_loglik(cls, foreground, background, codes, lengths):
+        return foreground.loglik(codes, lengths), background.loglik(codes, lengths)
+
+    def configure(self, *, threads=None, device="cpu", bf16=False):
+        pass
 
     def loglik(self, codes, lengths):
         codes, lengths = np.asarray(codes), np.asarray(lengths)
@@ -115,19 +124,10 @@ def test_strands_default_and_round_trip(tmp_path):
 def test_properties_come_from_meta():
     detector = fake_detector(window_length=12, min_length=5)
     assert (detector.kind, detector.window_length, detector.min_length) == ("fake", 12, 5)
-    assert detector.threshold is None
-    assert Detector(detector.foreground, detector.background, {"window_length": 1}).threshold is None
-    assert fake_detector(threshold=0.125).threshold == 0.125
-    assert isinstance(fake_detector(threshold=1).threshold, float)
-    assert detector.to("cpu") is detector  # models without a device: a no-op
-
-
-def test_check_window_length():
-    detector = fake_detector(window_length=12)
-    assert check_window_length(detector, None) == 12
-    assert check_window_length(detector, 12) == 12
-    with pytest.raises(UsageError, match="12 bp"):
-        check_window_length(detector, 250)
+    assert detector.calibration is None
+    assert Detector(detector.foreground, detector.background, {"window_length": 1}).calibration is None
+    assert fake_detector(threshold=0.125).calibration == {"value": 0.125, "rule": "test"}
+    assert detector.configure(threads=1, device="cpu") is detector
 
 
 def test_lstm_save_load_round_trip(tmp_path):
@@ -149,15 +149,13 @@ def test_lstm_save_load_round_trip(tmp_path):
     codes = rng.integers(0, 5, size=(6, 40)).astype(np.uint8)
     lengths = np.array([40, 39, 25, 2, 1, 0])
     np.testing.assert_array_equal(loaded.llr(codes, lengths), detector.llr(codes, lengths))
-    assert loaded.threshold == -0.0123
-    assert loaded.meta["threshold"] == threshold
+    assert loaded.calibration == threshold
     assert loaded.meta["training"] == {"seed": 0, "note": "unit test"}
     assert (loaded.window_length, loaded.min_length) == (250, 50)
-    assert loaded.meta["file_gooddetect_version"] == gooddetect.__version__
+    assert loaded.version == gooddetect.__version__ and "gooddetect_version" not in loaded.meta
 
     # Saving what was loaded writes the same document and tensors again.
     again = tmp_path / "again.gdm"
-    loaded.meta.pop("file_gooddetect_version")
     loaded.save(again)
     (doc_a, tensors_a), (doc_b, tensors_b) = read_model_file(path), read_model_file(again)
     assert doc_a == doc_b
@@ -193,11 +191,12 @@ def test_info_document(tmp_path):
     assert document["threshold"] == {"value": 0.5, "rule": "youden", "rule_value": None}
     n_params = sum(a.size for a in detector.foreground.state_arrays().values())
     assert document["parameters"] == {"foreground": n_params, "background": n_params}
-    # The 2-mer table (17 rows of 3), 4 * (input 4 + 3, hidden 8, 2 biases) * 8 LSTM weights and biases, 8 -> 4 head.
-    assert n_params == 17 * 3 + 4 * 8 * (4 + 3 + 8 + 2) + 8 * 4 + 4
+    # The 2-mer table (17 rows of 3, and a scale per row), 4 * (input 4 + 3, hidden 8, 2 biases) * 8 LSTM weights and
+    # biases, 8 -> 4 head.
+    assert n_params == 17 * 3 + 17 + 4 * 8 * (4 + 3 + 8 + 2) + 8 * 4 + 4
     assert document["file_bytes"] == os.path.getsize(path)
 
-    text = api.format_info(document)
+    text = format_info(document)
     assert "threshold.value" in text and "0.5" in text
     assert "models.foreground.hidden" in text
 
@@ -206,20 +205,39 @@ def test_uncalibrated_info_has_null_threshold(tmp_path):
     path = tmp_path / "m.gdm"
     lstm_detector().save(path)
     assert api.info(str(path))["threshold"] is None
-    assert Detector.load(path).threshold is None
-    assert "none" in [line.split()[-1] for line in api.format_info(api.info(str(path))).splitlines()
+    assert Detector.load(path).calibration is None
+    assert "none" in [line.split()[-1] for line in format_info(api.info(str(path))).splitlines()
                       if line.startswith("threshold")]
 
 
-def test_fake_pair_round_trips_through_save(tmp_path):
-    """Saving needs no registered kind: the fake pair's document is readable with `info` (not loadable)."""
+def test_a_file_of_an_unknown_kind_is_refused_before_its_arrays_are_read(tmp_path):
+    """Saving needs no registered kind, but reading checks the arrays against the kind's configs first."""
     path = tmp_path / "fake.gdm"
     fake_detector(threshold=1.5).save(path)
-    document = api.info(str(path))
-    assert document["kind"] == "fake"
-    assert document["models"]["foreground"]["probs"] == pytest.approx(list(FG_PROBS))
-    assert document["parameters"] == {"foreground": 4, "background": 4}
-    assert document["threshold"]["value"] == 1.5
+    with pytest.raises(ModelFileError, match="unknown model kind 'fake'"):
+        api.info(str(path))
+
+
+def test_training_provenance_survives_calibration(tmp_path):
+    """The version that trained a model stays in the file when a later version calibrates it; calibration
+    records its own."""
+    from gooddetect.models.kmer import KmerConfig, KmerModel
+
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 4, (400, 120), dtype=np.uint8)
+    rows = [(codes, np.full(400, 120), np.zeros(400, np.int64))]
+    config = KmerConfig(max_order=6, direct_order=6)
+    foreground, background = KmerModel.fit_pair(rows, config=config, background=config, mutation_rate=0.3)
+    detector = Detector(foreground, background, {"window_length": 120, "min_length": 50, "threshold": None},
+                        version="0.0.1-trained-elsewhere")
+    model = tmp_path / "m.gdm"
+    detector.save(model)
+    reads = tmp_path / "in.fa"
+    reads.write_text("".join(f">r{i}\n{decode(row)}\n" for i, row in enumerate(codes[:300])))
+    api.calibrate(str(model), in_dist=[str(reads)])
+    document = api.info(str(model))
+    assert document["gooddetect_version"] == "0.0.1-trained-elsewhere"
+    assert document["threshold"]["gooddetect_version"] == gooddetect.__version__
 
 
 def _leftovers(directory) -> list[str]:
@@ -254,7 +272,9 @@ def test_failing_model_keeps_previous_file(tmp_path):
             return {"logp": np.array(["not", "numbers"], dtype=object)}
 
     broken = Detector(Unserialisable(FG_PROBS), Unserialisable(BG_PROBS), {"window_length": 10, "min_length": 4})
-    with pytest.raises(Exception):
+    from safetensors import SafetensorError
+
+    with pytest.raises(SafetensorError, match="dtype"):
         broken.save(path)
     assert path.read_bytes() == before
     assert _leftovers(tmp_path) == []

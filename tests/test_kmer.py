@@ -1,4 +1,5 @@
-"""The interpolated k-mer Markov chain: hand-computed probabilities, normalisation, strands, unknown bases, state."""
+"""The interpolated k-mer Markov chain: the compiled scoring and counting against brute-force references written
+from the definitions (random data, unknown bases, both strands, edge lengths), normalisation, the file layout."""
 
 import json
 import math
@@ -9,12 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gooddetect.errors import ModelFileError
-from gooddetect.models import kmer
-from gooddetect.models.kmer import KmerConfig, KmerModel
+from gooddetect.models import kmer, kmer_kernels
+from gooddetect.models.kmer import KmerConfig, KmerModel, pack_counts, reverse_complemented, unpack_counts
 
 A, C, G, T, N = 0, 1, 2, 3, 4
-SMALL = dict(direct_order=5, max_order=11, order_step=2, hash_bits=12, bucket_slots=8)  # hashed: 7, 9, 11 (sparse)
+SMALL = dict(direct_order=5, max_order=11, order_step=3, hash_bits=12)  # hashed orders 8, 11
 
 
 def batch(*seqs):
@@ -26,17 +26,19 @@ def batch(*seqs):
     return codes, np.array([len(s) for s in seqs], dtype=np.int64)
 
 
-def random_windows(rng, n, length):
-    return rng.integers(0, 4, size=(n, length), dtype=np.uint8), np.full(n, length, dtype=np.int64)
-
-
-def reverse_complement(codes):
-    return (3 - codes)[:, ::-1].copy()
+def random_windows(rng, n, length, unknown=0.0):
+    codes = rng.integers(0, 4, size=(n, length), dtype=np.uint8)
+    codes[rng.random(codes.shape) < unknown] = N
+    return codes, np.full(n, length, dtype=np.int64)
 
 
 def fit(codes, lengths, seed=0, mutation_rate=0.0, **config):
-    return KmerModel.fit(codes, lengths, config=KmerConfig(**config), mutation_rate=mutation_rate,
-                         rng=np.random.default_rng(seed))
+    """The model counted from the rows (mutated when mutation_rate > 0), at the config's own table size."""
+    cfg = KmerConfig(**config)
+    rows = [(codes, lengths, np.zeros(len(codes), dtype=np.int64))]
+    foreground, background = KmerModel.fit_pair(rows, config=cfg, background=cfg, mutation_rate=mutation_rate,
+                                                 seed=seed)
+    return background if mutation_rate else foreground
 
 
 def loglik1(model, seq):
@@ -50,79 +52,112 @@ def small_model():
     return fit(codes, lengths, **SMALL), codes
 
 
-# -- the smoother, by hand --------------------------------------------------------------------------------------------
-
-# Corpus ACACAG (one strand), discount 0.5, concentration 1:
-#   order 0: A3 C2 G1 T0 -> p0(x) = (max(n - .5, 0) + (1 + .5 * 3) / 4) / 7
-#   order 1: after A: C2 G1; after C: A2      order 2: after AC: A2; after CA: C1 G1
-P0 = {A: 3.125 / 7, C: 2.125 / 7, G: 1.125 / 7, T: 0.625 / 7}
-P1_C_AFTER_A = (1.5 + 2.0 * P0[C]) / 4
-P1_T_AFTER_C = 1.5 * P0[T] / 3
-P1_A_AFTER_C = (1.5 + 1.5 * P0[A]) / 3
-P2_A_AFTER_AC = (1.5 + 1.5 * P1_A_AFTER_C) / 3
-
-
-@pytest.mark.parametrize("direct_order", [1, 0])  # order 1 exact, or order 1 from a hashed table
-def test_order_one_matches_hand_computation(direct_order):
-    model = fit(*batch([A, C, A, C, A, G]), max_order=1, direct_order=direct_order, both_strands=False,
-                hash_bits=8, bucket_slots=16)
-    total, n = loglik1(model, [A, C, T])
-    assert n == 2
-    assert total == pytest.approx(math.log(P1_C_AFTER_A) + math.log(P1_T_AFTER_C), rel=1e-6)
-
-
-def test_hashed_order_two_matches_hand_computation():
-    model = fit(*batch([A, C, A, C, A, G]), max_order=2, direct_order=1, both_strands=False, hash_bits=8,
-                bucket_slots=16)
-    total, n = loglik1(model, [A, C, A])
-    assert n == 2
-    assert total == pytest.approx(math.log(P1_C_AFTER_A) + math.log(P2_A_AFTER_AC), rel=1e-6)
-
-
-def reference_loglik(train, config: KmerConfig, seq) -> float:
-    """Brute force: exact counts in a dict (capped like the hashed tables), the smoother's formula order by order."""
+def reference_counts(train, lengths, config: KmerConfig) -> Counter:
+    """(k+1)-mer counts as the model defines them: a word of order k <= D (the top direct order) counts at the
+    positions with at least D known bases before them (lower orders are the top one summed over its oldest base),
+    a hashed order's at the positions with at least k; both strands add every reverse complement."""
     counts = Counter()
-    strands = [train, reverse_complement(train)] if config.both_strands else [train]
-    for row in np.concatenate(strands):
-        for t in range(len(row)):
-            for k in range(min(t, config.max_order) + 1):
-                counts[tuple(row[t - k : t + 1])] += 1
-    orders = config.direct_orders + config.hashed_orders
-    total = 0.0
-    for t in range(1, len(seq)):
-        context, p = tuple(seq[:t]), 0.25
-        for k in orders:
-            if k > len(context):
-                break
-            stem = context[len(context) - k :]
-            n = [counts[stem + (x,)] for x in range(4)]
-            if k in config.hashed_orders:
-                n = [min(v, kmer.COUNT_CAP) for v in n]
-            if sum(n):
+    rows = [row[:n] for row, n in zip(train, lengths)]
+    if config.both_strands:
+        rows += [(3 - row[::-1]) for row in rows]
+    top = config.top_direct_order
+    for row in rows:
+        run = 0
+        for t, x in enumerate(row):
+            if x >= 4:
+                run = 0
+                continue
+            for k in [*range(top + 1), *config.hashed_orders]:
+                if run >= (top if k <= top else k):
+                    counts[tuple(row[t - k: t + 1])] += 1
+            run += 1
+    return counts
+
+
+def reference_loglik(counts: Counter, config: KmerConfig, seq) -> tuple[float, int]:
+    """Σ ln p(x_t | context) by the smoother's formula, order by order, from a Counter of (k+1)-mers."""
+    total, scored, run = 0.0, 0, 0
+    for t, x in enumerate(seq):
+        if x >= 4:
+            run = 0
+            continue
+        if t >= 1:
+            p = 0.25
+            for k in [*range(config.top_direct_order + 1), *config.hashed_orders]:
+                if k > run:
+                    break
+                stem = tuple(seq[t - k: t])
+                n = [counts[stem + (b,)] for b in range(4)]
+                if k in config.hashed_orders:
+                    n = [min(v, kmer_kernels.COUNT_CAP) for v in n]
+                if not sum(n):
+                    if k in config.hashed_orders:
+                        break
+                    continue
                 d, alpha = config.discount, config.concentration
-                p = (max(n[seq[t]] - d, 0) + (alpha + d * sum(v > 0 for v in n)) * p) / (sum(n) + alpha)
-        total += math.log(p)
-    return total
+                p = (max(n[x] - d, 0) + (alpha + d * sum(v > 0 for v in n)) * p) / (sum(n) + alpha)
+            total += math.log(p)
+            scored += 1
+        run += 1
+    return total, scored
 
 
 @pytest.mark.parametrize("both_strands", [False, True])
-def test_matches_brute_force_reference(both_strands):
+@pytest.mark.parametrize("unknown", [0.0, 0.05])
+def test_scores_match_the_brute_force_reference(both_strands, unknown):
     rng = np.random.default_rng(2)
-    train, lengths = random_windows(rng, 12, 30)
+    train, lengths = random_windows(rng, 12, 40, unknown)
+    lengths[3] = 17  # a shorter row
     config = KmerConfig(both_strands=both_strands, discount=0.6, concentration=0.7, **SMALL)
-    model = KmerModel.fit(train, lengths, config=config, rng=rng)
-    for seq in [train[0, :25], train[5], rng.integers(0, 4, 30, dtype=np.uint8)]:
-        assert loglik1(model, list(seq))[0] == pytest.approx(reference_loglik(train, config, list(seq)), rel=1e-6)
+    model = fit(train, lengths, **config.to_dict())
+    counts = reference_counts(train, lengths, config)
+    queries = [list(train[0, :35]), list(train[5]), list(rng.integers(0, 5, 30)), [A], [A, C], [N, N, G]]
+    for seq in queries:
+        got = loglik1(model, seq)
+        want = reference_loglik(counts, config, seq)
+        assert got[1] == want[1] and got[0] == pytest.approx(want[0], rel=1e-6, abs=1e-6)  # float32 direct table
+
+
+def test_counts_match_the_reference():
+    rng = np.random.default_rng(3)
+    train, lengths = random_windows(rng, 20, 30, unknown=0.03)
+    config = KmerConfig(**SMALL)
+    model = fit(train, lengths, **SMALL)
+    counts = reference_counts(train, lengths, config)
+    top = config.top_direct_order + 1
+    words = np.indices((4,) * top).reshape(top, -1).T
+    np.testing.assert_array_equal(model.top_counts, [counts[tuple(w)] for w in words])
+
+
+def test_hand_computed_order_one():
+    # corpus ACACAG, one strand, d 0.5, alpha 1: order-0 counts from positions 1..5 (C A C A G: A2 C2 G1)
+    model = fit(*batch([A, C, A, C, A, G]), max_order=1, direct_order=1, both_strands=False, hash_bits=8)
+    p0 = {b: (max(n - 0.5, 0) + (1 + 0.5 * 3) / 4) / 6 for b, n in ((A, 2), (C, 2), (G, 1), (T, 0))}
+    c_after_a = (1.5 + (1 + 0.5 * 2) * p0[C]) / 4  # after A: C2 G1
+    t_after_c = (1 + 0.5 * 1) * p0[T] / 3  # after C: A2
+    assert loglik1(model, [A, C, T]) == (pytest.approx(math.log(c_after_a) + math.log(t_after_c), rel=1e-6), 2)
 
 
 def test_both_strands_equals_adding_reverse_complements():
     train, lengths = random_windows(np.random.default_rng(3), 20, 40)
-    both = fit(train, lengths, both_strands=True, **SMALL)
-    single = fit(np.concatenate([train, reverse_complement(train)]), np.concatenate([lengths, lengths]),
-                 both_strands=False, **SMALL)
+    both = fit(train, lengths, **{**SMALL, "both_strands": True})
+    single = fit(np.concatenate([train, (3 - train)[:, ::-1]]), np.concatenate([lengths, lengths]),
+                 **{**SMALL, "both_strands": False})
     test, test_lengths = random_windows(np.random.default_rng(4), 5, 40)
     test[:2] = train[:2]
     np.testing.assert_allclose(both.loglik(test, test_lengths)[0], single.loglik(test, test_lengths)[0], rtol=1e-9)
+
+
+def test_slices_with_context_count_like_whole_rows():
+    """Counting a long row in slices whose first `skip` bases are context only equals counting it whole."""
+    row, length = random_windows(np.random.default_rng(11), 1, 300)
+    whole = fit(row, length, **SMALL)
+    config = KmerConfig(**SMALL)
+    slices = [(row[:, :100], np.array([100]), np.array([0])), (row[:, 100 - 11:200], np.array([111]), np.array([11])),
+              (row[:, 200 - 11:], np.array([111]), np.array([11]))]
+    pieces, _ = KmerModel.fit_pair(slices, config=config, background=config, mutation_rate=0.0)
+    np.testing.assert_array_equal(pieces.top_counts, whole.top_counts)
+    np.testing.assert_array_equal(pieces.hashed_tables, whole.hashed_tables)
 
 
 # -- normalisation ---------------------------------------------------------------------------------------------------
@@ -173,28 +208,26 @@ def test_padding_beyond_length_is_ignored(small_model):
     model, train = small_model
     codes, lengths = batch(list(train[0, :30]))
     padded = np.concatenate([codes, train[1:2, :10]], axis=1)  # junk bases beyond `lengths`
-    np.testing.assert_allclose(model.loglik(padded, lengths)[0], model.loglik(codes, lengths)[0], rtol=1e-12)
+    np.testing.assert_array_equal(model.loglik(padded, lengths)[0], model.loglik(codes, lengths)[0])
 
 
-def test_batch_and_chunk_invariance(small_model, monkeypatch):
+def test_rows_do_not_depend_on_batch_or_threads(small_model, monkeypatch):
     model, train = small_model
     rng = np.random.default_rng(5)
-    codes, lengths = random_windows(rng, 30, 60)
+    codes, lengths = random_windows(rng, 30, 60, unknown=0.02)
     codes[:10, :40] = train[:10, :40]
-    codes[rng.random(codes.shape) < 0.02] = N
     lengths = rng.integers(1, 61, size=30)
-    codes[np.arange(60)[None, :] >= lengths[:, None]] = N
     together, n_together = model.loglik(codes, lengths)
-    monkeypatch.setattr(kmer, "SCORE_CHUNK", 7)
-    alone = [model.loglik(codes[i : i + 1, : lengths[i]], lengths[i : i + 1]) for i in range(30)]
-    np.testing.assert_allclose(together, [a[0][0] for a in alone], rtol=1e-12)
+    monkeypatch.setattr(kmer, "SCORE_ROWS", 7)
+    alone = [model.loglik(codes[i: i + 1, : lengths[i]], lengths[i: i + 1]) for i in range(30)]
+    np.testing.assert_array_equal(together, [a[0][0] for a in alone])
     np.testing.assert_array_equal(n_together, [a[1][0] for a in alone])
     model.threads = 3
     try:
         threaded, n_threaded = model.loglik(codes, lengths)
     finally:
         model.threads = 1
-    np.testing.assert_allclose(threaded, together, rtol=1e-12)
+    np.testing.assert_array_equal(threaded, together)
     np.testing.assert_array_equal(n_threaded, n_together)
 
 
@@ -211,64 +244,88 @@ def test_training_sequence_scores_higher_than_random(small_model):
 
 def test_fit_is_deterministic_and_mutation_changes_counts():
     train, lengths = random_windows(np.random.default_rng(7), 30, 40)
-    mutated = [fit(train, lengths, seed=s, mutation_rate=0.2, **SMALL).state_arrays() for s in (1, 1, 2)]
-    clean = fit(train, lengths, seed=1, **SMALL).state_arrays()
-    for name in clean:
-        np.testing.assert_array_equal(mutated[0][name], mutated[1][name])
-    assert any(not np.array_equal(mutated[0][name], mutated[2][name]) for name in clean)
-    assert any(not np.array_equal(mutated[0][name], clean[name]) for name in clean)
-    assert mutated[0]["direct_0"].sum() == clean["direct_0"].sum()  # same positions, different bases
+    mutated = [fit(train, lengths, seed=s, mutation_rate=0.2, **SMALL) for s in (1, 1, 2)]
+    clean = fit(train, lengths, seed=1, **SMALL)
+    np.testing.assert_array_equal(mutated[0].top_counts, mutated[1].top_counts)
+    assert not np.array_equal(mutated[0].top_counts, mutated[2].top_counts)
+    assert not np.array_equal(mutated[0].top_counts, clean.top_counts)
+    assert mutated[0].top_counts.sum() == clean.top_counts.sum()  # same positions, different bases
 
 
-def test_mutation_passes_add_fresh_copies():
-    train, lengths = random_windows(np.random.default_rng(8), 10, 30)
-    one = KmerModel.fit(train, lengths, config=KmerConfig(**SMALL), mutation_rate=0.1, rng=np.random.default_rng(0))
-    three = KmerModel.fit(train, lengths, config=KmerConfig(**SMALL), mutation_rate=0.1, mutation_passes=3,
-                          rng=np.random.default_rng(0))
-    assert three.direct_counts[0].sum() == 3 * one.direct_counts[0].sum()
+def test_tables_halve_while_they_stay_sparse():
+    train, lengths = random_windows(np.random.default_rng(12), 20, 60)
+    config = KmerConfig(**SMALL)
+    folded, _ = KmerModel.fit_pair([(train, lengths, np.zeros(20, np.int64))], config=config, background=config,
+                                   mutation_rate=0.0, max_hash_bits=16)
+    fixed = fit(train, lengths, **{**SMALL, "hash_bits": 16})
+    bits = folded.config.hash_bits
+    entries = (folded.hashed_tables != 0).sum(axis=(1, 2)).max()
+    assert bits < 16 and entries <= kmer.TARGET_FILL * folded.hashed_tables[0].size
+    assert bits == 8 or entries > kmer.TARGET_FILL * folded.hashed_tables[0].size / 2  # one more halving: too full
+    # every entry kept is one of the merged buckets' (only a full bucket's least frequent entries are dropped)
+    group = 1 << (16 - bits)
+    for order, table in enumerate(folded.hashed_tables):
+        merged = fixed.hashed_tables[order].reshape(len(table), group * 8)
+        for bucket, slots in enumerate(table):
+            kept = sorted(s for s in slots.tolist() if s)
+            source = sorted(s for s in merged[bucket].tolist() if s)
+            assert set(kept) <= set(source) and (len(kept) == len(source) or len(kept) == 8)
+            if len(kept) < len(source):
+                assert min(s & 0xF for s in kept) >= max(s & 0xF for s in set(source) - set(kept))
 
 
-# -- config and state ------------------------------------------------------------------------------------------------
+def test_full_buckets_keep_the_first_entries_and_count_the_dropped():
+    table = np.zeros((1, 8), dtype=np.uint16)
+    tallies = np.zeros(3, dtype=np.int64)
+    for fingerprint in [*range(1, 11), 1]:
+        kmer_kernels.insert(table, 0, np.uint64(fingerprint), np.uint64(5), tallies)
+    assert [slot >> 8 for slot in table[0].tolist()] == list(range(1, 9))
+    assert table[0, 0] & 0xF == 2 and tallies.tolist() == [0, 8, 2]
 
 
-def test_state_round_trip(small_model):
-    model, train = small_model
-    config = json.loads(json.dumps(model.config_dict()))
-    arrays = {name: array.copy() for name, array in model.state_arrays().items()}
-    restored = KmerModel.from_state(config, arrays)
-    codes, lengths = random_windows(np.random.default_rng(9), 4, 50)
-    np.testing.assert_array_equal(restored.loglik(codes, lengths)[0], model.loglik(codes, lengths)[0])
-    assert sorted(arrays) == [f"direct_{k}" for k in range(6)] + ["hashed_11", "hashed_7", "hashed_9"]
+# -- the file layout ---------------------------------------------------------------------------------------------------
 
 
-def test_from_state_refuses_mismatched_arrays(small_model):
+@given(st.integers(1, 7), st.integers(0, 2**32 - 1))
+def test_count_packing_round_trips(n_bases, seed):
+    counts = np.random.default_rng(seed).integers(0, 1000, 4**n_bases).astype(np.uint32)
+    symmetric = counts + reverse_complemented(counts, n_bases)
+    packed = pack_counts(symmetric, n_bases)
+    assert len(packed) == kmer._n_stored_words(n_bases, True)
+    np.testing.assert_array_equal(unpack_counts(packed, n_bases), symmetric)
+
+
+def test_reverse_complemented_by_hand():
+    counts = np.arange(16)  # words of two bases: AA=0, AC=1, ... TT=15
+    assert reverse_complemented(counts, 2)[1] == 11  # rc(AC) = GT = 2*4 + 3
+    acgt = 0b00011011
+    assert reverse_complemented(np.arange(256), 4)[acgt] == acgt  # ACGT is its own reverse complement
+
+
+def test_state_round_trip_and_overflow(small_model):
     model, _ = small_model
-    arrays = model.state_arrays()
-    with pytest.raises(ModelFileError):
-        KmerModel.from_state(model.config_dict(), {k: v for k, v in arrays.items() if k != "hashed_9"})
-    with pytest.raises(ModelFileError):
-        KmerModel.from_state(model.config_dict(), {**arrays, "direct_2": arrays["direct_2"].astype(np.int64)})
-    with pytest.raises(ValueError):
-        KmerModel.from_state({**model.config_dict(), "colour": 1}, arrays)
+    model.top_counts[5] = 70_000  # above uint16: stored in the overflow list (and its reverse complement's)
+    rc = int(reverse_complemented(np.arange(len(model.top_counts)), model.config.top_direct_order + 1)[5])
+    model.top_counts[rc] = 70_000
+    arrays = {name: array.copy() for name, array in model.state_arrays().items()}
+    assert sorted(arrays) == ["direct_counts", "direct_overflow_count", "direct_overflow_index", "hashed_11_fill",
+                              "hashed_11_slots", "hashed_8_fill", "hashed_8_slots"]
+    assert arrays["direct_overflow_count"].tolist() == [70_000]
+    restored = KmerModel.from_state(json.loads(json.dumps(model.config_dict())), arrays)
+    np.testing.assert_array_equal(restored.top_counts, model.top_counts)
+    np.testing.assert_array_equal(restored.hashed_tables, model.hashed_tables)
+    shapes = KmerModel.expected_arrays(model.config_dict())
+    assert all(spec[0][0] in (None, arrays[name].shape[0]) for name, spec in shapes.items())
 
 
 def test_config_orders_and_validation():
-    assert KmerConfig().direct_orders == tuple(range(12)) and KmerConfig().hashed_orders == (13, 16)
-    assert KmerConfig(max_order=5).hashed_orders == () and KmerConfig(max_order=5).direct_orders == tuple(range(6))
+    assert KmerConfig().top_direct_order == 11 and KmerConfig().hashed_orders == (14,)
+    assert KmerConfig(max_order=5).hashed_orders == () and KmerConfig(max_order=5).top_direct_order == 5
     assert KmerConfig.from_dict(KmerConfig(max_order=20).to_dict()) == KmerConfig(max_order=20)
-    for bad in (dict(max_order=32), dict(bucket_slots=6), dict(discount=1.0), dict(discount=0.0, concentration=0.0),
-                dict(hash_bits=31), dict(order_step=0)):
+    for bad in (dict(max_order=32), dict(discount=1.0), dict(discount=0.0, concentration=0.0), dict(hash_bits=31),
+                dict(order_step=0), dict(direct_order=13)):
         with pytest.raises(ValueError):
             KmerConfig(**bad)
-
-
-def test_default_config_fits_and_scores():
-    codes, lengths = random_windows(np.random.default_rng(10), 50, 250)
-    model = fit(codes, lengths)
-    total, n = model.loglik(codes[:3], lengths[:3])
-    assert (n == 249).all() and (total / n > -0.5).all()  # every 17-mer was seen: near-certain predictions
-    sizes = {name: a.nbytes for name, a in model.state_arrays().items()}
-    assert sum(sizes.values()) < 300e6
 
 
 def test_background_config_caps_the_order():

@@ -6,8 +6,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gooddetect.errors import ModelFileError
-from gooddetect.models.lstm import PAIR_MAX_HIDDEN, UNKNOWN, LSTMConfig, LSTMModel, LSTMNet, kmer_tokens
+from conftest import cpu_runs_bf16
+from gooddetect.alphabet import UNKNOWN, mask_padding
+from gooddetect.errors import ModelFileError, UsageError
+from gooddetect.models.lstm import (PAIR_MAX_HIDDEN, LSTMConfig, LSTMModel, LSTMNet, dequantize_rows,
+                                    kmer_tokens, next_base_nll, quantize_rows)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -22,6 +25,16 @@ def random_model(seed: int = 0, **config) -> LSTMModel:
         with torch.no_grad():
             model.module.kmer_embed.weight[:-1].normal_()
     return model
+
+
+def token_logprobs(model: LSTMModel, codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """log p(base t | bases 0..t-1) [B, L] from the network itself; NaN where a position is not scored."""
+    masked = mask_padding(codes, lengths)
+    with torch.no_grad():
+        logp = -next_base_nll(model.module.eval(), torch.from_numpy(masked).long()).numpy()
+    out = np.full(codes.shape, np.nan, dtype=np.float32)
+    out[:, 1:] = np.where(masked[:, 1:] < UNKNOWN, logp, np.nan)
+    return out
 
 
 def random_windows(rng: np.random.Generator, n: int, width: int, unknown_rate: float = 0.1):
@@ -50,8 +63,7 @@ def test_loglik_of_a_constant_model_is_the_log_softmax_of_the_output_bias():
     np.testing.assert_allclose(sums, expected, rtol=1e-6)
     assert sums.dtype == np.float64 and n_scored.dtype == np.int64
 
-    tokens = model.token_logprobs(codes, lengths)
-    assert tokens.shape == codes.shape and tokens.dtype == np.float32
+    tokens = token_logprobs(model, codes, lengths)
     np.testing.assert_array_equal(np.isnan(tokens[0]), [True, False, False, False, False, True])
     np.testing.assert_allclose(np.nansum(tokens, axis=1), expected, rtol=1e-6)
 
@@ -90,7 +102,7 @@ def test_an_unknown_base_changes_only_later_positions_and_is_not_scored(config):
     masked = codes.copy()
     masked[0, 10] = UNKNOWN
     lengths = np.array([30])
-    clean, with_unknown = model.token_logprobs(codes, lengths)[0], model.token_logprobs(masked, lengths)[0]
+    clean, with_unknown = token_logprobs(model, codes, lengths)[0], token_logprobs(model, masked, lengths)[0]
     np.testing.assert_array_equal(clean[:10], with_unknown[:10])
     assert np.isnan(with_unknown[10])
     assert not np.allclose(clean[11:], with_unknown[11:])
@@ -100,26 +112,51 @@ def test_an_unknown_base_changes_only_later_positions_and_is_not_scored(config):
 @pytest.mark.parametrize("config", [{"kmer_input": 0}, {"embedding": 3, "layers": 2},
                                     {"kmer_input": 4, "kmer_embedding": 5}])
 def test_state_round_trip_gives_identical_logliks(config):
-    model = random_model(seed=3, **config)
+    """The stored form (the k-mer table in int8) loads to the model from_weights makes of the trained weights, and
+    storing that again changes nothing."""
+    trained = random_model(seed=3, **config)
+    weights = {name: t.detach().numpy().copy() for name, t in trained.module.state_dict().items()}
+    model = LSTMModel.from_weights(trained.config, weights)
     codes, lengths = random_windows(np.random.default_rng(3), 10, 25)
     arrays = model.state_arrays()
-    assert all(array.dtype == np.float32 for array in arrays.values())
-    assert set(arrays) == set(model.module.state_dict())
+    assert {a.dtype.name for name, a in arrays.items() if not name.startswith("kmer_embed")} == {"float32"}
     copy = LSTMModel.from_state(model.config_dict(), arrays)
     assert copy.kind == "lstm" and copy.config == model.config
     for original, restored in zip(model.loglik(codes, lengths), copy.loglik(codes, lengths)):
         np.testing.assert_array_equal(original, restored)
+    again = copy.state_arrays()
+    assert all(np.array_equal(again[name], arrays[name]) for name in arrays)
+    if model.config.kmer_input:  # rounding the table moves log-likelihoods a little, not a lot
+        np.testing.assert_allclose(model.loglik(codes, lengths)[0], trained.loglik(codes, lengths)[0], rtol=2e-3)
 
 
-def test_from_state_rejects_mismatched_arrays():
-    model = random_model()
-    arrays = model.state_arrays()
-    with pytest.raises(ModelFileError, match="shape"):
-        LSTMModel.from_state({**model.config_dict(), "hidden": 9}, arrays)
-    with pytest.raises(ModelFileError, match="missing"):
-        LSTMModel.from_state(model.config_dict(), {k: v for k, v in arrays.items() if k != "head.bias"})
+def test_quantized_rows_are_within_half_a_step_and_zero_rows_stay_zero():
+    table = np.random.default_rng(0).normal(size=(50, 16)).astype(np.float32) * np.geomspace(1e-4, 10, 50)[:, None]
+    table[7] = 0
+    codes, scales = quantize_rows(table)
+    assert codes.dtype == np.int8 and scales.dtype == np.float16 and scales[7] == 0
+    restored = dequantize_rows(codes, scales)
+    assert not restored[7].any()
+    step = scales.astype(np.float32)[:, None]
+    assert np.all(np.abs(restored - table) <= 0.5 * step + 1e-3 * np.abs(table).max(axis=1, keepdims=True))
+
+
+@pytest.mark.parametrize("config", [{"kmer_input": 0}, {"embedding": 3, "layers": 2},
+                                    {"kmer_input": 4, "kmer_embedding": 5}])
+def test_expected_arrays_are_what_the_model_stores(config):
+    model = random_model(**config)
+    expected = LSTMModel.expected_arrays(model.config_dict())
+    assert {name: (tuple(a.shape), a.dtype.name) for name, a in model.state_arrays().items()} == expected
+
+
+def test_expected_arrays_refuse_a_bad_config_without_building_anything():
     with pytest.raises(ModelFileError, match="unknown"):
-        LSTMModel.from_state({**model.config_dict(), "tie": True}, arrays)
+        LSTMModel.expected_arrays({**LSTMConfig().to_dict(), "tie": True})
+    with pytest.raises(ModelFileError, match="hidden"):
+        LSTMModel.expected_arrays({**LSTMConfig().to_dict(), "hidden": 0})
+    # a huge hidden size is only arithmetic here: nothing is allocated
+    assert LSTMModel.expected_arrays({**LSTMConfig().to_dict(), "hidden": 10**6})["lstm.weight_hh_l0"][0] == \
+        (4 * 10**6, 10**6)
 
 
 @settings(max_examples=40, deadline=None)
@@ -190,7 +227,7 @@ def test_loglik_pair_equals_the_two_calls_and_restores_the_thread_count(hidden, 
                         or loglik(self, *a))
     torch.set_num_threads(2)
     try:
-        mine, theirs = first.loglik_pair(second, codes, lengths)
+        mine, theirs = LSTMModel.pair_loglik(first, second, codes, lengths)
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(1)
@@ -201,6 +238,17 @@ def test_loglik_pair_equals_the_two_calls_and_restores_the_thread_count(hidden, 
     assert seen_threads == ([1, 1] if hidden <= PAIR_MAX_HIDDEN else [2, 2])
 
 
+def test_bf16_is_refused_with_a_clear_error_where_the_cpu_has_no_kernel():
+    model = random_model()
+    if cpu_runs_bf16():
+        model.configure(device="cpu", bf16=True)
+        assert model.bf16
+    else:
+        with pytest.raises(UsageError, match="no bfloat16 LSTM kernel"):
+            model.configure(device="cpu", bf16=True)
+
+
+@pytest.mark.skipif(not cpu_runs_bf16(), reason="this CPU has no bfloat16 LSTM kernel (AVX512-BF16 or AMX)")
 def test_bf16_scoring_is_close_to_float32_and_returns_float64_sums():
     codes, lengths = random_windows(np.random.default_rng(6), 16, 60, unknown_rate=0.0)
     model = random_model(3, hidden=32)

@@ -106,11 +106,15 @@ def test_threshold_max_f1_and_youden_by_hand():
     assert metrics.threshold_max_f1([5.0, 1.0, 2.0, 3.0, 4.0], [0, 1, 1, 1, 1]) == -np.inf
 
 
-def test_threshold_percentile_is_numpy_linear_percentile():
-    assert metrics.threshold_percentile([1.0, 2.0, 3.0, 4.0, 5.0], 90) == pytest.approx(4.6)
-    scores = np.random.default_rng(1).normal(size=101)
-    for p in (0, 5, 50, 95, 99.5, 100):
-        assert metrics.threshold_percentile(scores, p) == np.percentile(scores, p)
+def test_threshold_percentile_interpolates_linearly_between_order_statistics():
+    """alibi-detect's rule, by hand: the P-th percentile of n scores sits at rank (n - 1) P / 100 of the sorted
+    scores, interpolated linearly between its two neighbours."""
+    scores = [3.0, 1.0, 5.0, 2.0, 4.0]  # sorted: 1 2 3 4 5
+    assert metrics.threshold_percentile(scores, 90) == pytest.approx(4.6)  # rank 3.6: 4 + 0.6 * (5 - 4)
+    assert metrics.threshold_percentile(scores, 50) == 3.0  # rank 2
+    assert metrics.threshold_percentile(scores, 0) == 1.0 and metrics.threshold_percentile(scores, 100) == 5.0
+    assert metrics.threshold_percentile([10.0, 20.0], 25) == pytest.approx(12.5)  # rank 0.25
+    assert metrics.threshold_percentile([7.0], 37) == 7.0
 
 
 def test_summarize_is_json_ready():

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save
 
+from conftest import gooddetect_command
 from gooddetect.detector import Detector, _checksum
 from gooddetect.errors import ModelFileError
 
@@ -26,9 +27,7 @@ CLI_ENV = {k: v for k, v in os.environ.items() if k != "GOODDETECT_MODEL"} | {"O
 
 
 def gooddetect(*args, **kwargs) -> subprocess.CompletedProcess:
-    script = Path(sys.executable).with_name("gooddetect")
-    command = [str(script)] if script.is_file() else [sys.executable, "-m", "gooddetect.cli"]
-    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, errors="replace",
+    return subprocess.run([*gooddetect_command(), *map(str, args)], capture_output=True, text=True, errors="replace",
                           stdin=subprocess.DEVNULL, timeout=300, env=CLI_ENV, **kwargs)
 
 
@@ -66,10 +65,11 @@ def test_info_and_info_json(tiny_model):
     as_json = gooddetect("info", tiny_model, "--json")
     assert as_json.returncode == 0, as_json.stderr
     document = json.loads(as_json.stdout)
-    assert (document["format"], document["format_version"], document["kind"]) == ("gooddetect-model", 1, "lstm")
+    assert (document["format"], document["format_version"], document["kind"]) == ("gooddetect-model", 2, "lstm")
     assert (document["window_length"], document["min_length"], document["threshold"]) == (250, 50, None)
     assert document["models"]["foreground"]["hidden"] == 16 == document["models"]["background"]["hidden"]
-    assert document["parameters"]["foreground"] == document["parameters"]["background"] > 0
+    assert document["models"]["background"]["kmer_input"] == 0  # the default: the background has no k-mer table
+    assert document["parameters"]["foreground"] > document["parameters"]["background"] > 0
     assert document["file_bytes"] == tiny_model.stat().st_size
     text = gooddetect("info", tiny_model)
     assert text.returncode == 0, text.stderr
@@ -219,7 +219,11 @@ METADATA_EDITS = {
     "no-window-length": (lambda d: {k: v for k, v in d.items() if k != "window_length"}, "window_length"),
     "no-version": (lambda d: {k: v for k, v in d.items() if k != "gooddetect_version"}, "gooddetect_version"),
     "config-mismatch": (lambda d: {**d, "models": {**d["models"], "foreground": {
-        **d["models"]["foreground"], "hidden": 32}}}, "foreground model"),
+        **d["models"]["foreground"], "hidden": 32}}}, "foreground.lstm.weight_ih_l0 is F32.*calls for F32"),
+    "old-format": (lambda d: {**d, "format_version": 1}, "format version 1 .*train the model again"),
+    "foreign-config-key": (lambda d: {**d, "models": {**d["models"], "background": {
+        **d["models"]["background"], "attention": True}}}, "background model: bad LSTM configuration"),
+    "stray-part": (lambda d: {**d, "models": {**d["models"], "decoder": {}}}, "at most a classifier"),
     "bad-threshold": (lambda d: {**d, "threshold": {"value": "high"}}, "threshold"),
     "bad-strands": (lambda d: {**d, "strands": "reverse"}, "strands"),
 }
@@ -237,6 +241,47 @@ def test_unusable_metadata_is_refused(case, tiny_model, tmp_path):
 def test_unusable_metadata_is_refused_by_the_cli(tiny_model, tmp_path):
     model = _resave(tiny_model, tmp_path / "no-kind.gdm", METADATA_EDITS["no-kind"][0])
     score_and_info_refuse(model, tmp_path, "kind")
+
+
+LOAD_AND_MEASURE = """
+import resource, sys, time
+from gooddetect.detector import Detector
+from gooddetect.errors import ModelFileError
+import gooddetect.models.kmer, gooddetect.models.lstm  # imported before the clock starts
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started = time.perf_counter()
+try:
+    Detector.load(sys.argv[1])
+except ModelFileError as error:
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    print(time.perf_counter() - started, grown, error)
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_kmer_model(tmp_path_factory) -> Path:
+    model = tmp_path_factory.mktemp("kmer") / "k.gdm"
+    result = gooddetect("train", make_bad.TRAIN_READS, "-o", model, "--arch", "kmer", "--hash-bits", "12")
+    assert result.returncode == 0, result.stderr
+    return model
+
+
+@pytest.mark.parametrize("kind, edit", [
+    ("lstm", lambda c: {**c, "hidden": 50_000}),  # would allocate 4 x 50000^2 floats per model: 80 GB
+    ("kmer", lambda c: {**c, "hash_bits": 26}),  # 1 GiB tables
+    ("kmer", lambda c: {**c, "direct_order": 12, "max_order": 12}),
+])
+def test_a_lying_config_is_refused_quickly_in_flat_memory(kind, edit, tiny_model, tiny_kmer_model, tmp_path):
+    """Anyone can recompute the checksum: configs that call for huge arrays the file does not hold are refused from
+    the header, before anything is allocated."""
+    source = tiny_model if kind == "lstm" else tiny_kmer_model
+    model = _resave(source, tmp_path / "lying.gdm", lambda d: {**d, "models": {
+        role: edit(config) for role, config in d["models"].items()}})
+    result = subprocess.run([sys.executable, "-c", LOAD_AND_MEASURE, str(model)], capture_output=True, text=True,
+                            timeout=120, env=CLI_ENV)
+    seconds, grown_mb, message = result.stdout.split(" ", 2)
+    assert "the config calls for" in message or "arrays do not match" in message, result.stdout + result.stderr
+    assert float(seconds) < 0.5 and float(grown_mb) < 50, result.stdout
 
 
 def test_weights_survive_a_round_trip(tiny_model, tmp_path):

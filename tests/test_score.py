@@ -1,20 +1,20 @@
-"""Streaming scoring with a hand-checkable fake model pair: per-read aggregation, skipped reads, the TSV schema,
-and invariance to batch size and to a read's neighbours."""
+"""Streaming scoring: per-read and per-fragment aggregation checked by hand on a fake model pair, the TSV schema,
+and rows that do not depend on batch size, neighbours or threads (fake, LSTM and k-mer models)."""
 
 from __future__ import annotations
 
-import io
 import math
 import random
 import re
 from collections import Counter
 
+import dnaio
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from gooddetect.score import (COLUMNS, NA, TOO_MANY_UNKNOWN, TOO_SHORT, ReadScore, ScoreCounts, format_row,
-                              score_chunks, write_header, write_rows)
+from gooddetect.outputs import NA, columns, tsv_rows
+from gooddetect.score import TOO_MANY_UNKNOWN, TOO_SHORT, ScoreCounts, score_chunks
 from gooddetect.seqio import RecordChunk
 from test_detector import BG_PROBS, FG_PROBS, fake_detector
 
@@ -24,13 +24,15 @@ MEAN = re.compile(r"^-?\d+\.\d{6}$")
 SUM = re.compile(r"^-?\d+\.\d{3}$")
 
 
-def records(*seqs: str, prefix: str = "r") -> list[RecordChunk]:
-    """The reads as one chunk (r0, r1, ...)."""
-    return [RecordChunk([f"{prefix}{i}" for i in range(len(seqs))], list(seqs))]
+def chunk(*seqs: str, prefix: str = "r", mates: int = 1) -> RecordChunk:
+    """The reads (or, with two mates, consecutive pairs of sequences) as one chunk: r0, r1, ..."""
+    ids = [f"{prefix}{i}" for i in range(len(seqs) // mates)]
+    records = [dnaio.SequenceRecord(ids[i // mates], seq) for i, seq in enumerate(seqs)]
+    return RecordChunk(records, ids, list(seqs), mates)
 
 
-def one_per_chunk(chunks: list[RecordChunk]) -> list[RecordChunk]:
-    return [RecordChunk([name], [seq]) for chunk in chunks for name, seq in zip(chunk.names, chunk.seqs)]
+def one_per_chunk(whole: RecordChunk) -> list[RecordChunk]:
+    return [whole.every(i, len(whole)) for i in range(len(whole))]
 
 
 def hand_sums(window: str) -> tuple[float, float, int]:
@@ -39,151 +41,157 @@ def hand_sums(window: str) -> tuple[float, float, int]:
     return sum(LOGP_FG[b] for b in scored), sum(LOGP_BG[b] for b in scored), len(scored)
 
 
-def tsv(reads, threshold=None) -> list[dict[str, str]]:
-    out = io.StringIO()
-    write_header(out)
-    write_rows(reads, out, threshold, ScoreCounts())
-    lines = out.getvalue().splitlines()
-    assert lines[0].split("\t") == list(COLUMNS)
-    rows = [dict(zip(COLUMNS, line.split("\t"))) for line in lines[1:]]
-    assert all(len(line.split("\t")) == len(COLUMNS) for line in lines[1:])
+def score(detector, *chunks, **options):
+    return [scored for c in chunks for scored in score_chunks(detector, [c], **options)]
+
+
+def tsv(detector, *chunks, thresholds=None, **options) -> list[dict[str, str]]:
+    """The TSV rows of the chunks, parsed; with a threshold, every fragment is compared with it."""
+    rows = []
+    for scored in score(detector, *chunks, **options):
+        limits = None if thresholds is None else np.full(len(scored), thresholds)
+        header = columns(scored.chunk.mates)
+        for line in tsv_rows(scored, limits, {}).splitlines():
+            fields = line.split("\t")
+            assert len(fields) == len(header)
+            rows.append(dict(zip(header, fields)))
     return rows
 
 
-def test_one_score_per_record_in_input_order():
+def test_one_row_per_record_in_input_order():
     seqs = ["ACGTACGTAC", "ACG", "N" * 12, "A" * 35, "", "GATTACA"]
-    scores = list(score_chunks(fake_detector(), records(*seqs)))
-    assert [s.read_id for s in scores] == [f"r{i}" for i in range(len(seqs))]
-    assert [s.length for s in scores] == [len(s) for s in seqs]
-    assert [s.reason for s in scores] == [None, TOO_SHORT, TOO_MANY_UNKNOWN, None, TOO_SHORT, None]
+    (scored,) = score(fake_detector(), chunk(*seqs))
+    assert scored.chunk.ids == [f"r{i}" for i in range(len(seqs))]
+    assert scored.read_lengths[:, 0].tolist() == [len(s) for s in seqs]
+    assert scored.reasons == [None, TOO_SHORT, TOO_MANY_UNKNOWN, None, TOO_SHORT, None]
 
 
 def test_single_window_read_matches_hand_computation():
-    (read,) = score_chunks(fake_detector(), records("ACGTTA"))
+    (scored,) = score(fake_detector(), chunk("ACGTTA"))
     fg, bg, n = hand_sums("ACGTTA")
-    assert (read.n_windows, read.n_scored) == (1, 5)
-    assert read.fg_sum == pytest.approx(fg, abs=1e-12) and read.bg_sum == pytest.approx(bg, abs=1e-12)
-    assert read.loglik_fg == pytest.approx(fg / 5, abs=1e-12)
-    assert read.llr == pytest.approx((fg - bg) / 5, abs=1e-12)
-    assert read.score == -read.llr
-    assert read.window_llrs == [pytest.approx((fg - bg) / 5, abs=1e-12)]
+    assert (scored.n_windows[0], scored.n_scored[0]) == (1, 5)
+    assert scored.fg_sum[0] == pytest.approx(fg, abs=1e-12) and scored.bg_sum[0] == pytest.approx(bg, abs=1e-12)
+    assert scored.loglik_fg[0] == pytest.approx(fg / 5, abs=1e-12)
+    assert scored.llr[0] == pytest.approx((fg - bg) / 5, abs=1e-12) and scored.score[0] == -scored.llr[0]
+    assert scored.window_llr.tolist() == [pytest.approx((fg - bg) / 5, abs=1e-12)]
 
 
 def test_multi_window_read_is_a_base_weighted_mean():
     # Window 10 bp: the 20 bp read is tiled as [0, 10) and [10, 20); the second window has 4 unknown bases,
     # so the windows have 9 and 5 scored bases and the base-weighted mean differs from the mean of window LLRs.
     first, second = "ACGTACGTAC", "GGNNNNTTTA"
-    (read,) = score_chunks(fake_detector(window_length=10, min_length=4), records(first + second))
+    (scored,) = score(fake_detector(window_length=10, min_length=4), chunk(first + second))
     (f1, b1, n1), (f2, b2, n2) = hand_sums(first), hand_sums(second)
     assert (n1, n2) == (9, 5)
-    assert (read.n_windows, read.n_scored) == (2, 14)
-    assert read.fg_sum == pytest.approx(f1 + f2, abs=1e-12)
-    assert read.bg_sum == pytest.approx(b1 + b2, abs=1e-12)
-    assert read.llr == pytest.approx((f1 + f2 - b1 - b2) / 14, abs=1e-12)
-    assert read.window_llrs == pytest.approx([(f1 - b1) / 9, (f2 - b2) / 5], abs=1e-12)
-    assert read.llr != pytest.approx(np.mean(read.window_llrs), abs=1e-6)
-
-    row = tsv([read])[0]
+    assert (scored.n_windows[0], scored.n_scored[0]) == (2, 14)
+    assert scored.fg_sum[0] == pytest.approx(f1 + f2, abs=1e-12) and scored.bg_sum[0] == pytest.approx(b1 + b2)
+    assert scored.llr[0] == pytest.approx((f1 + f2 - b1 - b2) / 14, abs=1e-12)
+    assert scored.window_llr.tolist() == pytest.approx([(f1 - b1) / 9, (f2 - b2) / 5], abs=1e-12)
+    assert scored.llr[0] != pytest.approx(np.mean(scored.window_llr), abs=1e-6)
+    (row,) = tsv(fake_detector(window_length=10, min_length=4), chunk(first + second))
     assert row["n_windows"] == "2" and row["n_scored"] == "14"
-    assert [float(v) for v in row["window_llrs"].split(",")] == pytest.approx(read.window_llrs, abs=1e-6)
+    assert [float(v) for v in row["window_llrs"].split(",")] == pytest.approx(scored.window_llr.tolist(), abs=1e-6)
     assert all(MEAN.match(v) for v in row["window_llrs"].split(","))
+
+
+def test_a_pair_is_scored_over_both_mates_and_no_window_spans_them():
+    detector = fake_detector(window_length=10, min_length=4)
+    r1, r2 = "ACGTACGTACGGT", "TTGACCAN"  # 13 bp: windows [0, 10) [10, 13)? no: 3 bp < 4 merges: two halves
+    (scored,) = score(detector, chunk(r1, r2, "AC", "ACG", mates=2))
+    windows = [r1[:7], r1[7:], r2]  # 13 = 10 + 3 (< min_length 4): the two last tiles split in halves 7 + 6
+    sums = [hand_sums(w) for w in windows]
+    assert scored.chunk.ids == ["r0", "r1"] and scored.read_lengths.tolist() == [[13, 8], [2, 3]]
+    assert scored.n_windows.tolist() == [3, 0] and scored.n_scored[0] == sum(s[2] for s in sums)
+    assert scored.fg_sum[0] == pytest.approx(sum(s[0] for s in sums), abs=1e-12)
+    assert scored.llr[0] == pytest.approx(sum(s[0] - s[1] for s in sums) / sum(s[2] for s in sums), abs=1e-12)
+    assert scored.window_record.tolist() == [0, 0, 1] and scored.window_fragment.tolist() == [0, 0, 0]
+    assert scored.reasons == [None, TOO_SHORT]
+    first, second = tsv(detector, chunk(r1, r2, "AC", "ACG", mates=2))
+    assert (first["read_id"], first["length"], first["length2"]) == ("r0", "13", "8")
+    assert len(first["window_llrs"].split(",")) == 3 and second["reason"] == TOO_SHORT
+
+
+def test_a_pair_with_one_unscored_mate_is_scored_on_the_other():
+    detector = fake_detector(window_length=10, min_length=4)
+    (scored,) = score(detector, chunk("ACGTACG", "NNNNNNNNN", mates=2))
+    assert scored.n_windows.tolist() == [1] and scored.reasons == [None]
+    assert scored.llr[0] == pytest.approx(next(score(detector, chunk("ACGTACG"))[0].llr.flat))
 
 
 def test_windows_with_too_few_known_bases_are_dropped():
     # Three 10 bp windows; the middle one has only 3 known bases (< min_length 4) and is left out.
     seq = "ACGTACGTAC" + "ANNNNNNNCG" + "TTTTGGGGCC"
-    (read,) = score_chunks(fake_detector(window_length=10, min_length=4), records(seq))
+    (scored,) = score(fake_detector(window_length=10, min_length=4), chunk(seq))
     (f1, b1, n1), (f3, b3, n3) = hand_sums(seq[:10]), hand_sums(seq[20:])
-    assert read.n_windows == 2 and read.n_scored == n1 + n3 == 18
-    assert read.fg_sum == pytest.approx(f1 + f3, abs=1e-12) and read.bg_sum == pytest.approx(b1 + b3, abs=1e-12)
-    assert read.reason is None
+    assert scored.n_windows[0] == 2 and scored.n_scored[0] == n1 + n3 == 18
+    assert scored.fg_sum[0] == pytest.approx(f1 + f3, abs=1e-12) and scored.bg_sum[0] == pytest.approx(b1 + b3)
+    assert scored.window_start.tolist() == [0, 20] and scored.window_end.tolist() == [10, 30]
 
 
 def test_sliding_windows_count_overlapping_bases_once_per_window():
     seq = "ACGTACGTACGTTGCAAGCT"
-    (read,) = score_chunks(fake_detector(window_length=10, min_length=4), records(seq), stride=5)
+    (scored,) = score(fake_detector(window_length=10, min_length=4), chunk(seq), stride=5)
     windows = [seq[0:10], seq[5:15], seq[10:20]]
-    assert read.n_windows == 3 and read.n_scored == 27
-    assert read.fg_sum == pytest.approx(sum(hand_sums(w)[0] for w in windows), abs=1e-12)
+    assert scored.n_windows[0] == 3 and scored.n_scored[0] == 27
+    assert scored.fg_sum[0] == pytest.approx(sum(hand_sums(w)[0] for w in windows), abs=1e-12)
 
 
 def test_too_short_and_too_many_unknown_rows_are_na():
     # Too short; all unknown; 10 bp but only 2 known bases (< min_length 4).
     seqs = ("ACG", "NNNNNNNNNNNN", "ANNNNNNNNC")
-    reads = list(score_chunks(fake_detector(window_length=10, min_length=4), records(*seqs)))
-    reasons = [TOO_SHORT, TOO_MANY_UNKNOWN, TOO_MANY_UNKNOWN]
-    assert [r.reason for r in reads] == reasons
-    assert all(r.n_windows == 0 and r.n_scored == 0 and math.isnan(r.llr) for r in reads)
+    detector = fake_detector(window_length=10, min_length=4)
     for threshold in (None, 0.0):
-        for row, seq, reason in zip(tsv(reads, threshold), seqs, reasons):
-            assert row["length"] == str(len(seq))
-            assert row["n_windows"] == "0" and row["n_scored"] == "0"
-            assert row["reason"] == reason
+        for row, seq, reason in zip(tsv(detector, chunk(*seqs), thresholds=threshold), seqs,
+                                    [TOO_SHORT, TOO_MANY_UNKNOWN, TOO_MANY_UNKNOWN]):
+            assert (row["length"], row["n_windows"], row["n_scored"], row["reason"]) == (str(len(seq)), "0", "0",
+                                                                                         reason)
             for column in ("loglik_fg", "loglik_bg", "llr", "score", "is_ood", "window_llrs", "loglik_fg_sum",
                            "loglik_bg_sum"):
                 assert row[column] == NA, column
+            assert row["threshold"] == (NA if threshold is None else "0.000000")
 
 
 def test_tsv_schema_and_precision():
-    reads = list(score_chunks(fake_detector(window_length=10, min_length=4),
-                               records("ACGTTAGGCA", "ACGTACGTACGTACGTACGTA", "CCCCCC")))
-    rows = tsv(reads)
-    for read, row in zip(reads, rows):
-        assert row["read_id"] == read.read_id
-        assert (row["length"], row["n_windows"], row["n_scored"]) == (str(read.length), str(read.n_windows),
-                                                                     str(read.n_scored))
-        for column, value in (("loglik_fg", read.loglik_fg), ("loglik_bg", read.loglik_bg), ("llr", read.llr),
-                              ("score", read.score)):
-            assert MEAN.match(row[column]), (column, row[column])
-            assert float(row[column]) == pytest.approx(value, abs=5e-7)
-        for column, value in (("loglik_fg_sum", read.fg_sum), ("loglik_bg_sum", read.bg_sum)):
-            assert SUM.match(row[column]), (column, row[column])
-            assert float(row[column]) == pytest.approx(value, abs=5e-4)
-        assert row["is_ood"] == NA  # uncalibrated
-        assert row["reason"] == NA
+    detector = fake_detector(window_length=10, min_length=4)
+    seqs = ("ACGTTAGGCA", "ACGTACGTACGTACGTACGTA", "CCCCCC")
+    (scored,) = score(detector, chunk(*seqs))
+    rows = tsv(detector, chunk(*seqs))
+    assert list(rows[0]) == list(columns(1))
+    for i, row in enumerate(rows):
+        for column, value in (("loglik_fg", scored.loglik_fg), ("loglik_bg", scored.loglik_bg), ("llr", scored.llr),
+                              ("score", scored.score)):
+            assert MEAN.match(row[column]) and float(row[column]) == pytest.approx(value[i], abs=5e-7), column
+        for column, value in (("loglik_fg_sum", scored.fg_sum), ("loglik_bg_sum", scored.bg_sum)):
+            assert SUM.match(row[column]) and float(row[column]) == pytest.approx(value[i], abs=5e-4), column
+        assert row["is_ood"] == row["threshold"] == row["reason"] == NA  # uncalibrated
     assert rows[0]["window_llrs"] == NA and rows[2]["window_llrs"] == NA  # one window: no list
-    assert len(rows[1]["window_llrs"].split(",")) == reads[1].n_windows == 3  # 10 + 5 + 6 bp
+    assert len(rows[1]["window_llrs"].split(",")) == 3  # 10 + 5 + 6 bp
     assert float(rows[0]["score"]) == -float(rows[0]["llr"])
 
 
 def test_is_ood_flags_strictly_above_the_threshold():
-    reads = list(score_chunks(fake_detector(), records("AAAAAAAA", "TTTTTTTT", "ACGTACGT", "CC")))
-    scores = [r.score for r in reads[:3]]
+    detector = fake_detector()
+    (scored,) = score(detector, chunk("AAAAAAAA", "TTTTTTTT", "ACGTACGT", "CC"))
+    scores = scored.score[:3].tolist()
     assert len(set(scores)) == 3
     middle = sorted(scores)[1]
-    counts = ScoreCounts()
-    out = io.StringIO()
-    write_rows(reads, out, middle, counts)
-    flags = [line.split("\t")[COLUMNS.index("is_ood")] for line in out.getvalue().splitlines()]
-    expected = ["1" if s > middle else "0" for s in scores] + [NA]  # a score equal to the threshold is not flagged
-    assert flags == expected and expected.count("1") == 1
-    assert counts.ood == 1
-    assert [format_row(r, middle - 1e-9).split("\t")[8] for r in reads[:3]] == \
-           ["0" if s < middle else "1" for s in scores]
-
-
-@pytest.mark.parametrize("batch_size", [1, 3, 1024])
-def test_rows_do_not_depend_on_batch_size(batch_size):
-    seqs = ["ACGTACGTACGTACGTACGTACGTAC", "AC", "NNNNNNNNNN", "GGGCCCAAATTT", "ACGNNNNNNNNNNNNGT" * 3,
-            "TTGACA" * 7, "ACGTA"]
-    detector = fake_detector(window_length=10, min_length=4)
-    reference = [format_row(r, 0.1) for r in score_chunks(detector, records(*seqs), batch_size=1024)]
-    rows = [format_row(r, 0.1) for r in score_chunks(detector, records(*seqs), batch_size=batch_size)]
-    assert rows == reference
+    flags = [row["is_ood"] for row in tsv(detector, chunk("AAAAAAAA", "TTTTTTTT", "ACGTACGT", "CC"), thresholds=middle)]
+    assert flags == ["1" if s > middle else "0" for s in scores] + [NA]  # equal to the threshold: not flagged
+    assert flags.count("1") == 1
 
 
 def test_rows_do_not_depend_on_neighbours():
     rng = random.Random(7)
     seqs = ["".join(rng.choice("ACGTN" if i % 3 else "ACGT") for _ in range(rng.randint(0, 45))) for i in range(40)]
-    recs = one_per_chunk(records(*seqs))
     detector = fake_detector(window_length=10, min_length=4)
-    reference = {r.read_id: format_row(r, None) for r in score_chunks(detector, recs, batch_size=5)}
-    shuffled = recs[:]
-    rng.shuffle(shuffled)
-    shuffled = [RecordChunk([n for c in shuffled for n in c.names], [s for c in shuffled for s in c.seqs])]
-    scored = list(score_chunks(detector, shuffled, batch_size=5))
-    assert [r.read_id for r in scored] == shuffled[0].names
-    assert {r.read_id: format_row(r, None) for r in scored} == reference
+    reference = {row["read_id"]: row for row in tsv(detector, *one_per_chunk(chunk(*seqs)), batch_size=5)}
+    order = list(range(40))
+    rng.shuffle(order)
+    shuffled = RecordChunk([dnaio.SequenceRecord(f"r{i}", seqs[i]) for i in order], [f"r{i}" for i in order],
+                           [seqs[i] for i in order])
+    rows = tsv(detector, shuffled, batch_size=5)
+    assert [row["read_id"] for row in rows] == shuffled.ids
+    assert {row["read_id"]: row for row in rows} == reference
 
 
 read_seqs = st.lists(st.text(alphabet="ACGTN", max_size=40), min_size=1, max_size=12)
@@ -193,47 +201,76 @@ read_seqs = st.lists(st.text(alphabet="ACGTN", max_size=40), min_size=1, max_siz
 @given(seqs=read_seqs, batch_size=st.integers(1, 8), stride=st.sampled_from([None, 3, 10]))
 def test_batched_scores_equal_scoring_each_read_alone(seqs, batch_size, stride):
     detector = fake_detector(window_length=10, min_length=4)
-    together = [format_row(r, 0.0) for r in score_chunks(detector, records(*seqs), batch_size=batch_size,
-                                                          stride=stride)]
-    alone = [format_row(next(iter(score_chunks(detector, [rec], stride=stride))), 0.0)
-             for rec in one_per_chunk(records(*seqs))]
+    together = tsv(detector, chunk(*seqs), batch_size=batch_size, stride=stride, thresholds=0.0)
+    alone = tsv(detector, *one_per_chunk(chunk(*seqs)), stride=stride, thresholds=0.0)
     assert together == alone
-    split = [format_row(r, 0.0) for r in score_chunks(detector, records(*seqs[:3]) + records(*seqs[3:], prefix="s"),
-                                                        batch_size=batch_size, stride=stride)]
-    assert [row.split("\t", 1)[1] for row in split] == [row.split("\t", 1)[1] for row in together]
+
+
+@pytest.fixture(scope="module")
+def real_models():
+    """A small LSTM pair (random weights, k-mer table randomised) and a small k-mer pair."""
+    import torch
+
+    from gooddetect.detector import Detector
+    from gooddetect.models.kmer import KmerConfig, KmerModel
+    from gooddetect.models.lstm import LSTMConfig, LSTMModel
+
+    torch.manual_seed(0)
+    lstm = [LSTMModel(LSTMConfig(hidden=24, kmer_input=4, kmer_embedding=4)) for _ in range(2)]
+    for model in lstm:
+        with torch.no_grad():
+            model.module.kmer_embed.weight[:-1].normal_()
+    meta = {"window_length": 60, "min_length": 20, "strands": "both"}
+    rng = np.random.default_rng(1)
+    codes = rng.integers(0, 4, (300, 200), dtype=np.uint8)
+    config = KmerConfig(max_order=12, direct_order=6, hash_bits=12)
+    kmer = KmerModel.fit_pair([(codes, np.full(300, 200), np.zeros(300, np.int64))], config=config,
+                              background=config.background(), mutation_rate=0.3)
+    return {"lstm": Detector(*lstm, meta), "kmer": Detector(*kmer, {**meta, "strands": "forward"})}, codes
+
+
+@pytest.mark.parametrize("kind", ["lstm", "kmer"])
+def test_real_models_rows_do_not_depend_on_batch_size_or_threads(kind, real_models):
+    import torch
+
+    from gooddetect.alphabet import decode
+
+    detectors, codes = real_models
+    rng = np.random.default_rng(2)
+    seqs = [decode(codes[i, :n]) if i % 2 else "".join(rng.choice(list("ACGTN"), n))
+            for i, n in enumerate(rng.integers(1, 200, 40).tolist())]  # mixed lengths: 1 to 3 windows
+    detector = detectors[kind]
+    reference = tsv(detector, chunk(*seqs), batch_size=4096, thresholds=0.1)
+    threads = torch.get_num_threads()
+    try:
+        for n_threads in (1, 2):
+            torch.set_num_threads(n_threads)
+            detector.configure(threads=n_threads, device="cpu")
+            for batch_size in (1, 7, 4096):
+                assert tsv(detector, chunk(*seqs), batch_size=batch_size, thresholds=0.1) == reference
+    finally:
+        torch.set_num_threads(threads)
+        detector.configure(threads=1, device="cpu")
 
 
 def test_score_counts_totals():
     seqs = ["ACGTACGTAC" * 3, "AC", "N" * 20, "GATTACAGATTACA", "", "T" * 10]
+    (scored,) = score(fake_detector(window_length=10, min_length=4), chunk(*seqs), batch_size=2)
+    threshold = sorted(scored.score[scored.scored])[0]  # flags the two higher-scoring reads
     counts = ScoreCounts()
-    reads = list(score_chunks(fake_detector(window_length=10, min_length=4), records(*seqs), batch_size=2,
-                               counts=counts))
+    counts.add(scored, (scored.score > threshold) & scored.scored)
     assert (counts.reads, counts.scored_reads, counts.windows) == (6, 3, 3 + 2 + 1)
     assert counts.skipped == {TOO_SHORT: 2, TOO_MANY_UNKNOWN: 1}
-    assert counts.windows == sum(r.n_windows for r in reads)
-
-    threshold = sorted(r.score for r in reads if r.n_scored)[0]  # flags the two higher-scoring reads
-    write_rows(reads, io.StringIO(), threshold, counts)
-    assert counts.ood == 2
-    assert counts.as_dict(threshold) == {
-        "reads": 6, "scored_reads": 3, "windows": 6, "threshold": threshold, "ood": 2, "ood_fraction": 2 / 3,
-        "skipped": {TOO_MANY_UNKNOWN: 1, TOO_SHORT: 2}}
-    uncalibrated = counts.as_dict(None)
-    assert uncalibrated["ood"] is None and uncalibrated["ood_fraction"] is None and uncalibrated["threshold"] is None
-
+    assert counts.as_dict(True) == {"reads": 6, "scored_reads": 3, "windows": 6, "ood": 2, "ood_fraction": 2 / 3,
+                                    "unscored_reads": 3, "skipped": {TOO_MANY_UNKNOWN: 1, TOO_SHORT: 2}}
+    uncalibrated = counts.as_dict(False)
+    assert uncalibrated["ood"] is None and uncalibrated["ood_fraction"] is None
     total = counts + ScoreCounts(reads=1, skipped=Counter({TOO_SHORT: 1}))
     assert (total.reads, total.scored_reads, total.skipped[TOO_SHORT]) == (7, 3, 3)
     assert counts.reads == 6  # `+` leaves its operands alone
 
 
 def test_empty_input():
-    counts = ScoreCounts()
-    assert list(score_chunks(fake_detector(), [], counts=counts)) == []
-    assert counts.as_dict(0.5) == {"reads": 0, "scored_reads": 0, "windows": 0, "threshold": 0.5, "ood": 0,
-                                   "ood_fraction": None, "skipped": {}}
-
-
-def test_read_score_without_windows_has_nan_means():
-    read = ReadScore("x", 3, reason=TOO_SHORT)
-    assert math.isnan(read.loglik_fg) and math.isnan(read.loglik_bg) and math.isnan(read.llr)
-    assert math.isnan(read.score)
+    assert score(fake_detector()) == []
+    (scored,) = score(fake_detector(), chunk())
+    assert len(scored) == 0 and tsv_rows(scored, None, {}) == ""

@@ -13,14 +13,13 @@ from Bio import bgzf
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import SHARED, write_file
+from conftest import pad_batch, write_file
+from gooddetect.alphabet import UNKNOWN, decode, encode, gc_fraction, reverse_complement, reverse_complement_padded
 from gooddetect.errors import InputError, UsageError
-from gooddetect.seqio import Record, read_records
-from gooddetect.windows import (UNKNOWN, Window, WindowCounts, collect_windows, cut_reads, decode, encode, gc_fraction,
-                                pad_batch, read_windows, reverse_complement, reverse_complement_padded,
-                                sample_genome_windows, window_spans)
+from gooddetect.windows import (WindowCounts, collect_windows, cut_reads, sample_genome_windows,
+                                sequence_slices, window_label, window_spans, with_reverse_complements)
 
-LABEL = re.compile(r"(?P<read>.+):(?P<start>\d+)-(?P<end>\d+)\((?P<strand>[+-])\)", re.S)
+LABEL = re.compile(r"(?P<read>.+):(?P<start>\d+)-(?P<end>\d+)", re.S)
 READ_IDS = st.text(st.characters(exclude_categories=["Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn"])
                    | st.sampled_from(":-()+"), min_size=1, max_size=20)
 
@@ -38,8 +37,9 @@ def revcomp_text(seq: str) -> str:
     return decode(reverse_complement(encode(seq)))
 
 
-def window_key(w: Window) -> tuple:
-    return w.read, w.start, w.end, w.strand, w.codes.tobytes()
+def window_key(w: tuple) -> tuple:
+    name, start, codes = w
+    return name, start, codes.tobytes()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -86,15 +86,6 @@ def test_reverse_complement_padded_matches_each_row(seqs):
     codes, lengths = pad_batch([encode(s) for s in seqs])
     expected, _ = pad_batch([reverse_complement(encode(s)) for s in seqs], width=codes.shape[1])
     np.testing.assert_array_equal(reverse_complement_padded(codes, lengths), expected)
-
-
-def test_pad_batch():
-    codes, lengths = pad_batch([encode("ACG"), encode("T")])
-    np.testing.assert_array_equal(codes, [[0, 1, 2], [3, 4, 4]])
-    np.testing.assert_array_equal(lengths, [3, 1])
-    assert codes.dtype == np.uint8 and lengths.dtype == np.int64
-    assert pad_batch([encode("A")], width=4)[0].shape == (1, 4)
-    assert pad_batch([])[0].shape == (0, 0)
 
 
 def test_gc_fraction():
@@ -191,57 +182,59 @@ def test_cut_reads_equals_each_read_windowed_alone(seqs, length, data):
             assert np.array_equal(codes, want_codes) and np.array_equal(lengths, want_lengths)
 
 
-@given(READ_IDS, st.integers(0, 10**9), st.integers(1, 10**4), st.sampled_from("+-"))
-def test_window_label_round_trips(read, start, size, strand):
-    window = Window(read, start, start + size, strand, np.zeros(0, dtype=np.uint8))
-    match = LABEL.fullmatch(window.label)
+@given(READ_IDS, st.integers(0, 10**9), st.integers(1, 10**4))
+def test_window_label_round_trips(read, start, size):
+    match = LABEL.fullmatch(window_label(read, start, start + size))
     assert match is not None
-    assert (match["read"], int(match["start"]) - 1, int(match["end"]), match["strand"]) == \
-        (read, start, start + size, strand)
+    assert (match["read"], int(match["start"]) - 1, int(match["end"])) == (read, start, start + size)
 
 
 def test_window_label_is_one_based_inclusive():
-    assert Window("chr1:x", 0, 250, "-", encode("A")).label == "chr1:x:1-250(-)"
+    assert window_label("chr1:x", 0, 250) == "chr1:x:1-250"
 
 
-def make_reads() -> tuple[list[Record], dict[str, str]]:
+def make_reads() -> dict[str, str]:
     rng = np.random.default_rng(3)
     seqs = {"short": random_bases(rng, 30), "one": random_bases(rng, 90), "three": random_bases(rng, 250)}
     with_n = random_bases(rng, 220)
-    seqs["with_n"] = with_n[:150] + "N" + with_n[151:]  # length 100, min 40: spans 0-100, 100-160, 160-220
-    return [Record(name, seq) for name, seq in seqs.items()], seqs
+    # length 100, min 40: spans 0-100, 100-160 (25 N: 35 known bases), 160-220 (10 N: 50 known)
+    seqs["with_n"] = with_n[:110] + "N" * 25 + with_n[135:170] + "N" * 10 + with_n[180:]
+    return seqs
 
 
-def test_read_windows_counts_and_content():
-    records, seqs = make_reads()
+def test_cut_reads_counts_content_and_masks_unknown_bases():
+    seqs = make_reads()
+    names = list(seqs)
+    cut = cut_reads(list(seqs.values()), length=100, min_length=40)
     counts = WindowCounts()
-    windows = list(read_windows(records, counts, length=100, min_length=40))
-    assert [(w.read, w.start, w.end) for w in windows] == [
-        ("one", 0, 90), ("three", 0, 100), ("three", 100, 200), ("three", 200, 250),
-        ("with_n", 0, 100), ("with_n", 160, 220)]
-    assert all(w.strand == "+" and decode(w.codes) == seqs[w.read][w.start:w.end].upper() for w in windows)
-    assert counts.as_dict() == {"reads": 4, "windows": 6, "reads_too_short": 1, "windows_with_unknown": 1,
+    counts.add(cut, 40)
+    starts, ends = cut.spans()
+    got = [(names[r], s, e) for r, s, e in zip(cut.reads.tolist(), starts.tolist(), ends.tolist())]
+    # with_n 100-160 holds 25 N among 60 bases: 35 known < 40, dropped; 160-220 keeps its 10 N, masked
+    assert got == [("one", 0, 90), ("three", 0, 100), ("three", 100, 200), ("three", 200, 250),
+                   ("with_n", 0, 100), ("with_n", 160, 220)]
+    codes, lengths = cut.padded(0, len(cut))
+    for (name, s, e), row, n in zip(got, codes, lengths):
+        assert decode(row[:n]) == seqs[name][s:e].upper() and (row[n:] == UNKNOWN).all()
+    assert counts.as_dict() == {"reads": 4, "windows": 6, "reads_too_short": 1, "windows_too_many_unknown": 1,
                                 "duplicate_ids": 0}
 
 
-def test_read_windows_both_strands_doubles_windows_and_skips():
-    records, seqs = make_reads()
-    counts = WindowCounts()
-    windows = list(read_windows(records, counts, length=100, min_length=40, both_strands=True))
-    assert (counts.windows, counts.windows_with_unknown, counts.reads_too_short) == (12, 2, 1)
-    plus, minus = windows[0::2], windows[1::2]
-    assert [w.strand for w in plus] == ["+"] * 6 and [w.strand for w in minus] == ["-"] * 6
-    for p, m in zip(plus, minus):
-        assert (p.read, p.start, p.end) == (m.read, m.start, m.end)
-        assert decode(m.codes) == revcomp_text(seqs[m.read][m.start:m.end])
+def test_with_reverse_complements_follows_each_window():
+    codes, lengths = pad_batch([encode("ACGTT"), encode("GGA")], width=6)
+    both, both_lengths = with_reverse_complements(codes, lengths)
+    assert [decode(row[:n]) for row, n in zip(both, both_lengths)] == ["ACGTT", "AACGT", "GGA", "TCC"]
 
 
-def test_read_windows_can_keep_unknown_bases():
-    records, _ = make_reads()
-    counts = WindowCounts()
-    windows = list(read_windows(records, counts, length=100, min_length=40, skip_unknown=False))
-    assert counts.windows == 7 and counts.windows_with_unknown == 0
-    assert (windows[5].codes == UNKNOWN).sum() == 1
+@given(st.lists(st.text("ACGTN", max_size=30), min_size=1, max_size=6), st.integers(1, 12), st.integers(0, 5))
+def test_sequence_slices_give_every_position_once_with_its_context(seqs, slice_length, overlap):
+    rows, lengths, skip = sequence_slices(seqs, slice_length, overlap)
+    counted = "".join(decode(row[k:n]) for row, n, k in zip(rows, lengths, skip))
+    assert counted == "".join(s.upper() for s in seqs)
+    position = 0
+    for row, n, k in zip(rows, lengths, skip):  # the context bases are the ones just before, in the same sequence
+        assert k <= overlap and (row[n:] == UNKNOWN).all()
+        position += n - k
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -268,33 +261,30 @@ def genome_file(directory: Path, genome: dict[str, str], kind: str, name: str) -
     return write_file(directory, name, text, gz=kind == "gzip")
 
 
-def sample(path, n=40, seed=5, both_strands=True, counts=None) -> list[Window]:
+def sample(path, n=40, seed=5, counts=None, min_length=WINDOW) -> list[tuple]:
     counts = WindowCounts() if counts is None else counts
-    return list(sample_genome_windows(str(path), n, np.random.default_rng(seed), counts, WINDOW, both_strands))
+    return list(sample_genome_windows(str(path), n, np.random.default_rng(seed), counts, WINDOW, min_length))
 
 
-def assert_windows_in_genome(windows: list[Window], genome: dict[str, str]) -> None:
-    for w in windows:
-        source = genome[w.read][w.start:w.end].upper()
-        assert w.end - w.start == WINDOW == w.codes.size
-        assert decode(w.codes) == (source if w.strand == "+" else revcomp_text(source))
-        assert (w.codes < UNKNOWN).all()
+def assert_windows_in_genome(windows: list[tuple], genome: dict[str, str], min_length: int = WINDOW) -> None:
+    for name, start, codes in windows:
+        assert codes.size == WINDOW and decode(codes) == genome[name][start:start + WINDOW].upper()
+        assert (codes < UNKNOWN).sum() >= min_length
 
 
-def test_genome_windows_come_from_the_genome_without_unknowns(tmp_path, genome):
+def test_genome_windows_come_from_the_genome_with_enough_known_bases(tmp_path, genome):
     counts = WindowCounts()
     windows = sample(genome_file(tmp_path, genome, "plain", "g.fa"), n=200, counts=counts)
     assert len(windows) == counts.windows == 200
     assert_windows_in_genome(windows, genome)
-    assert {w.read for w in windows} == {"chr1", "chr2"}
-    assert {w.strand for w in windows} == {"+", "-"}
-    assert counts.windows_with_unknown > 0  # the N block was hit and redrawn
+    assert {name for name, _, _ in windows} == {"chr1", "chr2"}
+    assert counts.windows_too_many_unknown > 0  # the N block was hit and redrawn
 
 
-def test_genome_windows_forward_strand_only(tmp_path, genome):
-    windows = sample(genome_file(tmp_path, genome, "plain", "g.fa"), both_strands=False)
-    assert {w.strand for w in windows} == {"+"}
-    assert_windows_in_genome(windows, genome)
+def test_genome_windows_may_hold_masked_unknown_bases(tmp_path, genome):
+    windows = sample(genome_file(tmp_path, genome, "plain", "g.fa"), n=300, min_length=60)
+    assert_windows_in_genome(windows, genome, min_length=60)
+    assert any((codes == UNKNOWN).any() for _, _, codes in windows)
 
 
 def test_genome_windows_deterministic_per_seed(tmp_path, genome):
@@ -356,7 +346,7 @@ def test_stale_index_is_rebuilt(tmp_path, genome):
     later = os.stat(tmp_path / "g.fa.fai").st_mtime + 10
     os.utime(path, (later, later))
     windows = sample(path)
-    assert {w.read for w in windows} == {"chrX", "chr1"}
+    assert {name for name, _, _ in windows} == {"chrX", "chr1"}
     assert_windows_in_genome(windows, changed)
 
 
@@ -379,16 +369,6 @@ def test_genome_sampling_needs_a_regular_file(path):
         sample(path)
 
 
-def test_shared_hsv1_genome_windows():
-    path = SHARED / "genomes" / "Virus_HSV1_strain17.fna.gz"
-    if not path.is_file():
-        pytest.skip(f"{path} not present")
-    genome = {r.name: r.seq for r in read_records(str(path))}
-    windows = sample(path, n=30)
-    assert len(windows) == 30
-    assert_windows_in_genome(windows, genome)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Training sets
 
@@ -402,37 +382,40 @@ def reads_file(tmp_path) -> Path:
 
 def test_collect_windows_all(reads_file):
     counts = WindowCounts()
-    codes, lengths = collect_windows([str(reads_file)], counts, length=100, min_length=40)
-    expected = [w.codes for w in read_windows(read_records(str(reads_file)), WindowCounts(), 100, None, 40)]
-    assert codes.shape == (90, 100) and codes.dtype == np.uint8
-    np.testing.assert_array_equal(lengths, [w.size for w in expected])
-    np.testing.assert_array_equal(codes, pad_batch(expected, width=100)[0])
+    windows = collect_windows([str(reads_file)], counts, length=100, min_length=40)
+    seqs = [line for line in reads_file.read_text().splitlines()[1::4]]
+    cut = cut_reads(seqs, 100, None, 40)
+    assert windows.codes.shape == (90, 100) and windows.codes.dtype == np.uint8 and windows.labels is None
+    np.testing.assert_array_equal(windows.codes, cut.padded(0, len(cut), width=100)[0])
+    np.testing.assert_array_equal(windows.lengths, cut.lengths)
     assert counts.files == [str(reads_file)] and counts.windows == 90
 
 
 def test_collect_windows_reservoir_is_exact_and_deterministic(reads_file):
     def collect(seed):
         return collect_windows([str(reads_file)], WindowCounts(), length=100, min_length=40, max_windows=7,
-                               seed=seed)
+                               seed=seed, classes=lambda file, ids: np.array([int(i[1:]) for i in ids]))
 
-    codes, lengths = collect(3)
-    assert codes.shape == (7, 100) and lengths.shape == (7,)
-    np.testing.assert_array_equal(codes, collect(3)[0])
-    assert not np.array_equal(codes, collect(4)[0])
-    all_rows = {row.tobytes() for row in collect_windows([str(reads_file)], WindowCounts(), length=100,
-                                                         min_length=40)[0]}
-    assert {row.tobytes() for row in codes} <= all_rows
+    first = collect(3)
+    assert first.codes.shape == (7, 100) and first.lengths.shape == (7,)
+    np.testing.assert_array_equal(first.codes, collect(3).codes)
+    assert not np.array_equal(first.codes, collect(4).codes)
+    everything = collect_windows([str(reads_file)], WindowCounts(), length=100, min_length=40,
+                                 classes=lambda file, ids: np.array([int(i[1:]) for i in ids]))
+    pairs = {(row.tobytes(), label) for row, label in zip(everything.codes, everything.labels.tolist())}
+    assert {(row.tobytes(), label) for row, label in zip(first.codes, first.labels.tolist())} <= pairs
 
 
 def test_collect_windows_from_genomes(tmp_path, genome):
     paths = [str(genome_file(tmp_path, genome, "plain", "a.fa")), str(genome_file(tmp_path, genome, "gzip", "b.fa.gz"))]
     counts = WindowCounts()
-    codes, lengths = collect_windows(paths, counts, length=WINDOW, windows_per_file=25, seed=2)
-    assert codes.shape == (50, WINDOW) and (lengths == WINDOW).all() and (codes < UNKNOWN).all()
-    assert counts.windows == 50
+    windows = collect_windows(paths, counts, length=WINDOW, windows_per_file=25, seed=2,
+                              classes=lambda file, ids: np.full(len(ids), file))
+    assert windows.codes.shape == (50, WINDOW) and (windows.lengths == WINDOW).all()
+    assert windows.labels.tolist() == [0] * 25 + [1] * 25 and counts.windows == 50
 
 
 def test_collect_windows_with_nothing_usable(tmp_path):
     path = write_file(tmp_path, "short.fa", ">a\nACGT\n>b\nNNNNNNNNNNNNNNNNNNNN\n")
-    with pytest.raises(InputError, match=r"no usable window.*1 too short, 1 windows with unknown"):
+    with pytest.raises(InputError, match=r"no usable window \(1 reads shorter than 10 bp, 1 windows with fewer"):
         collect_windows([str(path)], WindowCounts(), length=20, min_length=10)

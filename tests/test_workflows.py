@@ -70,8 +70,8 @@ def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def model(work) -> str:
     """A tiny calibrated model (16 hidden units, 3-mer input, 20 steps, one thread)."""
-    ok(gooddetect_cli(work, "train", str(DATA / "train_in.fa.gz"), "-o", "model.gdm", "--hidden", "16",
-                      "--kmer-input", "3", "--steps", "20", "--threads", "1"))
+    ok(gooddetect_cli(work, "train", str(DATA / "train" / "Escherichia_coli.fa.gz"), "-o", "model.gdm", "--hidden",
+                      "16", "--kmer-input", "3", "--steps", "20", "--threads", "1"))
     ok(gooddetect_cli(work, "calibrate", "model.gdm", "--in-dist", str(DATA / "val_in.fa.gz"), "--threads", "1"))
     return "model.gdm"
 
@@ -109,7 +109,7 @@ def test_score_writes_only_the_tsv_on_stdout_and_logs_on_stderr(work, reference)
     for sample, reads in SAMPLES.items():
         rows = tsv_rows(reference[sample]["tsv"])
         assert [row["read_id"] for row in rows] == read_ids(work / reads)
-        assert all(None not in row.values() and len(row) == 13 for row in rows)
+        assert all(None not in row.values() and len(row) == 14 for row in rows)
         assert reference[sample]["stderr"].startswith("gooddetect: score: ")
         assert "read_id" not in reference[sample]["stderr"]
 
@@ -181,10 +181,10 @@ def workflow_run(request, work, model) -> tuple[Path, int]:
 
 def test_workflow_trains_and_calibrates_a_model_when_none_is_given(work):
     """A dry run (training for real is what the model fixture does): the planned jobs and their command lines;
-    a sample with two reads files (e.g. R1, R2) is scored in one run."""
+    a sample with two reads files (R1, R2) is scored as pairs."""
     pytest.importorskip("snakemake")
-    train = {"inputs": [str(DATA / "train_in.fa.gz")], "options": "--hidden 16 --kmer-input 3 --steps 20",
-             "calibrate": [str(DATA / "val_in.fa.gz")]}
+    train = {"inputs": [str(DATA / "train" / "Escherichia_coli.fa.gz")],
+             "options": "--hidden 16 --kmer-input 3 --steps 20", "calibrate": [str(DATA / "val_in.fa.gz")]}
     (work / "train.samples.tsv").write_text("a\treads/a.fq.gz\npaired\treads/b.fq\treads/a.fq.gz\n")
     (work / "train.config.json").write_text(json.dumps({"samples": "train.samples.tsv", "threads": 1,
                                                         "train": train}))
@@ -202,7 +202,17 @@ def test_workflow_trains_and_calibrates_a_model_when_none_is_given(work):
             "results/logs/calibrate.log"] in commands
     scored = sorted(command[2:command.index("-o")] for command in commands if command[1] == "score")
     assert scored == [["results/model/model.gdm", "reads/a.fq.gz"],
-                      ["results/model/model.gdm", "reads/b.fq", "reads/a.fq.gz"]]
+                      ["results/model/model.gdm", "reads/b.fq", "reads/a.fq.gz", "--paired"]]
+
+
+def test_workflow_refuses_a_sample_with_three_files(work):
+    pytest.importorskip("snakemake")
+    (work / "three.samples.tsv").write_text("x\treads/a.fq.gz\treads/b.fq\treads/a.fq.gz\n")
+    (work / "three.config.json").write_text(json.dumps({"samples": "three.samples.tsv", "model": "model.gdm"}))
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(WORKFLOWS / "Snakefile"), "--configfile",
+                             "three.config.json", "--cores", "1", "--dry-run"], cwd=work, capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "PATH": BIN_PATH})
+    assert result.returncode != 0 and "sample<TAB>R1<TAB>R2" in result.stdout + result.stderr
 
 
 def test_workflow_scores_each_sample_like_a_direct_run(workflow_run, reference):
@@ -224,7 +234,12 @@ def test_workflow_summary_has_each_samples_ood_fraction(workflow_run, reference)
         direct.pop("input")
         assert row == direct, sample
         assert row["ood_fraction"] == ood_fraction(reference[sample]["tsv"])
-    assert float(summary["b"]["ood_fraction"]) > float(summary["a"]["ood_fraction"])
+    assert summary["a"]["ood_fraction"] != summary["b"]["ood_fraction"]  # each sample's own, not one copied
+    multiqc = json.loads((out / "multiqc" / "gooddetect_mqc.json").read_text())
+    assert list(multiqc["data"]) == list(SAMPLES) and multiqc["section_name"] == "gooddetect"
+    for sample, row in summary.items():
+        assert multiqc["data"][sample]["ood_reads"] == int(row["ood_reads"])
+        assert multiqc["data"][sample]["reads"] == int(row["reads"])
 
 
 def test_workflow_records_versions_and_logs(workflow_run):
@@ -277,9 +292,9 @@ def task_dir(tmp_path, work, model) -> Path:
     return tmp_path
 
 
-def run_module(task_dir: Path, section: str) -> None:
+def run_module(task_dir: Path, section: str, reads: str = "b.fq", layout: str = "") -> None:
     values = {"args": "", "prefix": "sample_b", "task.cpus": "1", "task.process": "GOODDETECT_SCORE",
-              "meta.id": "sample_b", "model": "model.gdm", "reads": "b.fq"}
+              "meta.id": "sample_b", "model": "model.gdm", "reads": reads, "layout": layout}
     script = interpolate(nextflow_block(section), values)
     result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=task_dir, capture_output=True,
                             timeout=300, env={**os.environ, "PATH": BIN_PATH})
@@ -296,11 +311,22 @@ def test_nextflow_module_script_scores_the_reads(task_dir, reference):
     assert [row["input"] for row in report] == ["b.fq"]
     assert json.loads((task_dir / "sample_b.summary.json").read_text())["reads"] == 200
     assert sorted(p.name for p in task_dir.glob("*.tsv")) == ["sample_b.tsv"]  # the `scores` glob matches one file
+    assert list(json.loads((task_dir / "sample_b_mqc.json").read_text())["data"]) == ["sample_b"]
+
+
+def test_nextflow_module_scores_pairs_when_not_single_end(task_dir):
+    """nf-core's convention: meta.single_end false and two files, R1 and R2."""
+    assert "def layout = meta.single_end ? '' : '--paired'" in (MODULE / "main.nf").read_text()
+    for mate in (1, 2):
+        (task_dir / f"p_{mate}.fq.gz").symlink_to(DATA / f"pairs_R{mate}.fq.gz")
+    run_module(task_dir, "script", reads="p_1.fq.gz p_2.fq.gz", layout="--paired")
+    rows = tsv_rows((task_dir / "sample_b.tsv").read_bytes())
+    assert len(rows) == 500 and all(row["length2"] == "150" for row in rows)
 
 
 def test_nextflow_module_stub_creates_empty_outputs(task_dir):
     run_module(task_dir, "stub")
-    for name in ("sample_b.tsv", "sample_b.report.txt", "sample_b.summary.json"):
+    for name in ("sample_b.tsv", "sample_b.report.txt", "sample_b.summary.json", "sample_b_mqc.json"):
         assert (task_dir / name).read_bytes() == b""
 
 

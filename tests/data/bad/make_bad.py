@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-TRAIN_READS = HERE.parents[2] / "data" / "train_in.fa.gz"
+TRAIN_READS = HERE.parents[2] / "data" / "train" / "Escherichia_coli.fa.gz"
 BASES = np.frombuffer(b"ACGT", dtype=np.uint8)
 LENGTH_SERIES = (1, 49, 50, 249, 250, 251)
 
@@ -138,7 +138,7 @@ def tiny_model(directory: Path) -> Path:
     if not model.exists():
         directory.mkdir(parents=True, exist_ok=True)
         script = Path(sys.executable).with_name("gooddetect")
-        command = [str(script)] if script.is_file() else [sys.executable, "-m", "gooddetect.cli"]
+        command = [str(script)] if script.is_file() else [sys.executable, "-m", "gooddetect"]
         result = subprocess.run([*command, "--quiet", "train", str(TRAIN_READS), "-o", str(model), "--hidden", "16", "--kmer-input", "3",
                                  "--steps", "10", "--threads", "1", "--max-windows", "500"],
                                 capture_output=True, text=True, timeout=300)

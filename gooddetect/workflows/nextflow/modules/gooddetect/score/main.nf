@@ -3,7 +3,7 @@ process GOODDETECT_SCORE {
     label 'process_medium'
 
     // No bioconda package or container yet: put `gooddetect` on PATH, or set `container` for this process
-    // in your config (e.g. withName: 'GOODDETECT_SCORE' { container = 'my/gooddetect:0.1.0' }).
+    // in your config (e.g. withName: 'GOODDETECT_SCORE' { container = 'my/gooddetect:0.2.0' }).
 
     input:
     tuple val(meta), path(reads)
@@ -13,6 +13,7 @@ process GOODDETECT_SCORE {
     tuple val(meta), path("*.tsv")         , emit: scores
     tuple val(meta), path("*.report.txt")  , emit: report
     tuple val(meta), path("*.summary.json"), emit: summary
+    tuple val(meta), path("*_mqc.json")    , emit: multiqc
     path "versions.yml"                    , emit: versions
 
     when:
@@ -21,14 +22,18 @@ process GOODDETECT_SCORE {
     script:
     def args = task.ext.args ?: ''
     def prefix = task.ext.prefix ?: "${meta.id}"
+    def layout = meta.single_end ? '' : '--paired'
     """
     gooddetect \\
         score \\
         $args \\
+        $layout \\
         --threads $task.cpus \\
         --output ${prefix}.tsv \\
         --report ${prefix}.report.txt \\
         --summary ${prefix}.summary.json \\
+        --multiqc ${prefix}_mqc.json \\
+        --sample-name ${prefix} \\
         $model \\
         $reads
 
@@ -46,6 +51,7 @@ process GOODDETECT_SCORE {
     touch ${prefix}.tsv
     touch ${prefix}.report.txt
     touch ${prefix}.summary.json
+    touch ${prefix}_mqc.json
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

@@ -1,0 +1,317 @@
+"""The paper's second program: a ConvNet classifier over the in-distribution classes, and the OOD scores derived from
+it that the paper compares the likelihood ratio with.
+
+Architecture (genomics_ood classifier.py): one-hot input, a 1-D convolution (`filters` of `width` bases), ReLU, the
+maximum over positions, a dense layer of `hidden` units with ReLU, dropout, and a softmax over the classes. OOD
+scores, each "higher = more out of distribution":
+- msp: 1 − the largest class probability (Hendrycks & Gimpel 2017);
+- entropy: of the class probabilities;
+- odin: 1 − the largest probability at temperature T after a perturbation of the (one-hot) input of size eps
+  towards a higher top class score (Liang et al. 2018); needs a gradient, so `evaluate` computes it, not `score`;
+- mahalanobis: the smallest Mahalanobis distance of the penultimate features to a class mean, with one shared
+  covariance, all fitted on the training windows (Lee et al. 2018);
+- rel_mahalanobis: that distance minus the one to a single class-agnostic Gaussian (Ren et al. 2021).
+With `both_strands`, every window is also read as its reverse complement and the two strands' outputs averaged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..alphabet import N_BASES, mask_padding, reverse_complement_padded
+from ..errors import ModelFileError
+from . import ArraySpec
+
+log = logging.getLogger("gooddetect")
+COVARIANCE_RIDGE = 1e-6  # added to the covariances' diagonals before inverting
+
+
+@dataclass
+class ClassifierConfig:
+    """The network (the paper's seed: filters 1000, width 20, hidden 200, dropout 0.1) and the ODIN settings."""
+
+    classes: list[str] = field(default_factory=list)
+    filters: int = 1000
+    width: int = 20
+    hidden: int = 200
+    dropout: float = 0.1
+    both_strands: bool = True
+    odin_temperature: float = 1000.0
+    odin_epsilon: float = 0.001
+
+    def __post_init__(self) -> None:
+        if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+            raise ValueError("a classifier needs two or more distinct classes")
+        if not (1 <= self.filters <= 8192 and 1 <= self.width <= 1024 and 1 <= self.hidden <= 8192):
+            raise ValueError("filters, width and hidden out of range")
+        if not 0 <= self.dropout < 1 or self.odin_temperature <= 0 or self.odin_epsilon < 0:
+            raise ValueError("dropout in [0, 1), odin_temperature > 0 and odin_epsilon >= 0 needed")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ClassifierConfig:
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown classifier settings: {sorted(unknown)}")
+        return cls(**values)
+
+
+class ConvNet(nn.Module):
+    """Codes [B, L] (long, 0..4) and lengths [B] → class logits [B, C]; `features` gives the penultimate layer."""
+
+    def __init__(self, config: ClassifierConfig):
+        super().__init__()
+        self.width = config.width
+        self.conv = nn.Conv1d(N_BASES, config.filters, config.width)
+        self.dense = nn.Linear(config.filters, config.hidden)
+        self.dropout = nn.Dropout(config.dropout)
+        self.out = nn.Linear(config.hidden, len(config.classes))
+        self.register_buffer("one_hot", torch.cat([torch.eye(N_BASES), torch.zeros(1, N_BASES)]), persistent=False)
+
+    def encode(self, codes: torch.Tensor) -> torch.Tensor:
+        """One-hot input [B, 4, L] (an unknown base is all zero)."""
+        return self.one_hot[codes].transpose(1, 2)
+
+    def features(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Penultimate features [B, hidden] of one-hot inputs [B, 4, L]: the maximum over the positions whose
+        filter lies inside the window."""
+        activations = F.relu(self.conv(inputs))
+        inside = torch.arange(activations.shape[-1], device=inputs.device) <= (lengths[:, None] - self.width)
+        pooled = activations.masked_fill(~inside[:, None, :], 0.0).amax(dim=-1)  # ReLU output >= 0
+        return F.relu(self.dense(pooled))
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.out(self.dropout(features))
+
+    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.logits(self.features(inputs, lengths))
+
+
+@dataclass
+class Gaussians:
+    """Class means and a shared precision, and a class-agnostic mean and precision, of the penultimate features."""
+
+    means: np.ndarray  # [C, H]
+    precision: np.ndarray  # [H, H]
+    global_mean: np.ndarray  # [H]
+    global_precision: np.ndarray  # [H, H]
+
+    @classmethod
+    def fit(cls, features: np.ndarray, labels: np.ndarray, n_classes: int) -> Gaussians:
+        features = features.astype(np.float64)
+        means = np.stack([features[labels == c].mean(axis=0) for c in range(n_classes)])
+        centred = features - means[labels]
+        ridge = COVARIANCE_RIDGE * np.eye(features.shape[1])
+        precision = np.linalg.pinv(centred.T @ centred / len(features) + ridge)
+        global_mean = features.mean(axis=0)
+        spread = features - global_mean
+        global_precision = np.linalg.pinv(spread.T @ spread / len(features) + ridge)
+        return cls(*(a.astype(np.float32) for a in (means, precision, global_mean, global_precision)))
+
+    def distances(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(min over classes of the Mahalanobis distance, that minus the class-agnostic distance) per row: the
+        relative distance is taken per class, then minimised, as in Ren et al. 2021."""
+        f = features.astype(np.float64)
+        to_class = _squared_distances(f, self.means.astype(np.float64), self.precision.astype(np.float64))
+        to_global = _squared_distances(f, self.global_mean[None].astype(np.float64),
+                                       self.global_precision.astype(np.float64))[:, 0]
+        return to_class.min(axis=1), (to_class - to_global[:, None]).min(axis=1)
+
+    @classmethod
+    def untrained(cls, config: ClassifierConfig) -> Gaussians:
+        """Zero means and identity precisions, until Gaussians.fit."""
+        n, h = len(config.classes), config.hidden
+        return cls(np.zeros((n, h), np.float32), np.eye(h, dtype=np.float32), np.zeros(h, np.float32),
+                   np.eye(h, dtype=np.float32))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"gaussians.means": self.means, "gaussians.precision": self.precision,
+                "gaussians.global_mean": self.global_mean, "gaussians.global_precision": self.global_precision}
+
+
+def _squared_distances(x: np.ndarray, means: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """(x - m)' P (x - m) for every row x [B, H] and mean m [C, H] as [B, C], expanded into matrix products."""
+    xp = x @ precision
+    return ((xp * x).sum(axis=1)[:, None] - 2 * xp @ means.T + ((means @ precision) * means).sum(axis=1)[None]).clip(0)
+
+
+class Classifier:
+    """The ConvNet classifier of a model file: class probabilities and classifier-based OOD scores per window."""
+
+    kind: ClassVar[str] = "classifier"
+
+    def __init__(self, config: ClassifierConfig, net: ConvNet, gaussians: Gaussians, stats: dict | None = None,
+                 batch_size: int = 1024):
+        self.config, self.net, self.gaussians = config, net.eval(), gaussians
+        self.stats = stats or {}
+        self.device = torch.device("cpu")
+        self.batch_size = batch_size
+
+    @property
+    def classes(self) -> list[str]:
+        return self.config.classes
+
+    # -- the model file -------------------------------------------------------------------------------------------
+
+    def configure(self, *, threads: int | None = None, device: str = "cpu", bf16: bool = False) -> None:
+        self.device = torch.device(device)
+        self.net.to(self.device)
+
+    def config_dict(self) -> dict:
+        return self.config.to_dict()
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {f"net.{k}": v.detach().cpu().numpy().astype(np.float32) for k, v in self.net.state_dict().items()}
+        return arrays | self.gaussians.arrays()
+
+    @classmethod
+    def expected_arrays(cls, config: dict) -> dict[str, ArraySpec]:
+        try:
+            c = ClassifierConfig.from_dict(config)
+        except (TypeError, ValueError) as error:
+            raise ModelFileError(f"bad classifier configuration: {error}") from None
+        n, h = len(c.classes), c.hidden
+        shapes = {"net.conv.weight": (c.filters, N_BASES, c.width), "net.conv.bias": (c.filters,),
+                  "net.dense.weight": (h, c.filters), "net.dense.bias": (h,), "net.out.weight": (n, h),
+                  "net.out.bias": (n,), "gaussians.means": (n, h), "gaussians.precision": (h, h),
+                  "gaussians.global_mean": (h,), "gaussians.global_precision": (h, h)}
+        return {name: (shape, "float32") for name, shape in shapes.items()}
+
+    @classmethod
+    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> Classifier:
+        c = ClassifierConfig.from_dict(config)
+        net = ConvNet(c)
+        net.load_state_dict({k[len("net."):]: torch.from_numpy(np.array(v)) for k, v in arrays.items()
+                             if k.startswith("net.")})
+        gaussians = Gaussians(*(np.array(arrays[f"gaussians.{k}"]) for k in
+                                ("means", "precision", "global_mean", "global_precision")))
+        return cls(c, net, gaussians)
+
+    # -- prediction -----------------------------------------------------------------------------------------------
+
+    def predict(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(class probabilities [B, C], {name: [B]} for each of CLASSIFIER_SCORES) of windows codes [B, L] holding
+        lengths [B]."""
+        probs, features = self._both_strands(codes, lengths, self._probs_and_features)
+        msp = 1.0 - probs.max(axis=1)
+        entropy = -(probs * np.log(np.maximum(probs, 1e-30))).sum(axis=1)
+        distance, relative = (np.mean(pair, axis=0) for pair in zip(*(self.gaussians.distances(f) for f in features)))
+        return probs, {"msp": msp, "entropy": entropy, "mahalanobis": distance, "rel_mahalanobis": relative}
+
+    def odin(self, codes: np.ndarray, lengths: np.ndarray, temperature: float | None = None,
+             epsilon: float | None = None) -> np.ndarray:
+        """ODIN's OOD score per window: 1 − the largest softmax probability at `temperature` of the one-hot input
+        moved by `epsilon` in the direction that raises the top class's tempered log-probability."""
+        t = self.config.odin_temperature if temperature is None else temperature
+        e = self.config.odin_epsilon if epsilon is None else epsilon
+        top, _ = self._both_strands(codes, lengths, lambda c, n: (self._odin_top(c, n, t, e), None))
+        return 1.0 - top
+
+    def _both_strands(self, codes, lengths, function):
+        """`function` of the windows, averaged with its value on their reverse complements with both_strands."""
+        codes, lengths = mask_padding(codes, lengths), np.asarray(lengths, dtype=np.int64)
+        first, first_extra = function(codes, lengths)
+        if not self.config.both_strands:
+            return first, [first_extra]
+        second, second_extra = function(reverse_complement_padded(codes, lengths), lengths)
+        return (first + second) / 2, [first_extra, second_extra]
+
+    def _batches(self, codes: np.ndarray, lengths: np.ndarray):
+        for start in range(0, len(codes), self.batch_size):
+            rows = slice(start, start + self.batch_size)
+            yield (torch.from_numpy(codes[rows]).long().to(self.device),
+                   torch.from_numpy(lengths[rows]).to(self.device))
+
+    def _probs_and_features(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probs, features = [], []
+        with torch.inference_mode():
+            for batch, batch_lengths in self._batches(codes, lengths):
+                f = self.net.features(self.net.encode(batch), batch_lengths)
+                probs.append(torch.softmax(self.net.logits(f), dim=1).double().cpu().numpy())
+                features.append(f.cpu().numpy())
+        return np.concatenate(probs), np.concatenate(features)
+
+    def _odin_top(self, codes: np.ndarray, lengths: np.ndarray, temperature: float, epsilon: float) -> np.ndarray:
+        tops = []
+        for batch, batch_lengths in self._batches(codes, lengths):
+            inputs = self.net.encode(batch).clone().requires_grad_(True)
+            log_probs = torch.log_softmax(self.net(inputs, batch_lengths) / temperature, dim=1)
+            log_probs.max(dim=1).values.sum().backward()
+            with torch.inference_mode():
+                moved = inputs + epsilon * inputs.grad.sign()
+                probs = torch.softmax(self.net(moved, batch_lengths) / temperature, dim=1)
+                tops.append(probs.max(dim=1).values.double().cpu().numpy())
+        return np.concatenate(tops)
+
+
+# -- training ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ClassifierTraining:
+    """Optimisation settings (the seed: Adam, learning rate 1e-4, batch 100)."""
+
+    lr: float = 1e-4
+    batch_size: int = 100
+    epochs: int = 1
+    seed: int = 0
+
+
+def train_classifier(codes: np.ndarray, lengths: np.ndarray, labels: np.ndarray, val_codes: np.ndarray,
+                     val_lengths: np.ndarray, val_labels: np.ndarray, config: ClassifierConfig,
+                     training: ClassifierTraining) -> Classifier:
+    """Train the ConvNet on labeled windows (a random strand per window and step with both_strands), keep the
+    weights of the best validation accuracy, and fit the Gaussians of its penultimate features."""
+    started = time.monotonic()
+    torch.manual_seed(training.seed)
+    codes, lengths = mask_padding(codes, lengths), np.asarray(lengths, dtype=np.int64)
+    net = ConvNet(config)
+    optimizer = torch.optim.Adam(net.parameters(), lr=training.lr)
+    classifier = Classifier(config, net, Gaussians.untrained(config))
+    best, best_state, history = -1.0, None, []
+    rng = np.random.default_rng([training.seed, 7])
+    for epoch in range(training.epochs):
+        net.train()
+        order = rng.permutation(len(codes))
+        for start in range(0, len(order), training.batch_size):
+            rows = order[start:start + training.batch_size]
+            batch, batch_lengths = codes[rows], lengths[rows]
+            if config.both_strands:
+                flip = rng.random(len(rows)) < 0.5
+                batch = np.where(flip[:, None], reverse_complement_padded(batch, batch_lengths), batch)
+            inputs = net.encode(torch.from_numpy(batch).long())
+            loss = F.cross_entropy(net(inputs, torch.from_numpy(batch_lengths)), torch.from_numpy(labels[rows]).long())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        net.eval()
+        accuracy = float((classifier.predict(val_codes, val_lengths)[0].argmax(axis=1) == val_labels).mean())
+        history.append(round(accuracy, 4))
+        log.info("classifier epoch %d: validation accuracy %.4f", epoch + 1, accuracy)
+        if accuracy > best:
+            best, best_state = accuracy, {k: v.detach().clone() for k, v in net.state_dict().items()}
+    net.load_state_dict(best_state)
+    net.eval()
+    features = np.concatenate([classifier._probs_and_features(c, n)[1]
+                               for c, n in _slices(codes, lengths, 4096)])
+    classifier.gaussians = Gaussians.fit(features, labels, len(config.classes))
+    classifier.stats = {"val_accuracy": best, "val_accuracy_by_epoch": history, "windows": int(len(codes)),
+                        "val_windows": int(len(val_codes)),
+                        "windows_per_class": np.bincount(labels, minlength=len(config.classes)).tolist()}
+    log.info("classifier trained in %.1f s", time.monotonic() - started)
+    return classifier
+
+
+def _slices(codes: np.ndarray, lengths: np.ndarray, size: int):
+    for start in range(0, len(codes), size):
+        yield codes[start:start + size], lengths[start:start + size]

@@ -1,0 +1,313 @@
+"""The compiled loops of the k-mer model (numba, cached on disk after the first use): counting, scoring, and the
+table layouts of the model file. Every function here has a plain-numpy twin in tests/test_kmer_kernels.py.
+
+Codes are uint64 words of 2-bit bases, oldest base most significant. Per position t of a row: `fwd` holds the last
+`width` bases up to and including t, `rev` their reverse complement (same layout), `run` the number of known bases
+directly before t (the usable context; an unknown base, code 4, resets it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+U64 = np.uint64
+ONE, TWO, THREE = U64(1), U64(2), U64(3)
+COUNT_MASK = 0xF
+COUNT_CAP = 15
+PRODUCT_BLOCK = 16
+JIT = {"nogil": True, "cache": True}
+
+
+def _slot_patterns() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lookup tables indexed by flipped << 4 | a << 2 | x: the slot bits (below the fingerprint) that select the
+    context's slots (mask, value) and the slot of its continuation x (value under mask 0x00F0)."""
+    index = np.arange(32)
+    flipped, first, last = index >> 4, index >> 2 & 3, index & 3
+    mask = np.where(flipped, 0x0030, 0x00C0)  # reverse-complement filed: last base 3-a; forward: first base a
+    value = np.where(flipped, (3 - first) << 4, first << 6)
+    pair = np.where(flipped, ((3 - last) << 2) | (3 - first), (first << 2) | last)
+    return mask.astype(np.uint16), value.astype(np.uint16), (pair << 4).astype(np.uint16)
+
+
+SLOT_MASK, SLOT_CONTEXT, SLOT_TARGET = _slot_patterns()
+
+
+@numba.njit(**JIT)
+def low_mask(n_bases):
+    """The low 2 * n_bases bits (n_bases <= 32)."""
+    if n_bases >= 32:
+        return ~U64(0)
+    return (ONE << U64(2 * n_bases)) - ONE
+
+
+@numba.njit(**JIT)
+def bucket_and_fingerprint(key, hash_bits):
+    """(bucket: the top hash_bits bits, fingerprint: the low 8 bits, never 0) of a splitmix64 hash of `key`."""
+    h = key ^ (key >> U64(30))
+    h = h * U64(0xBF58476D1CE4E5B9)
+    h ^= h >> U64(27)
+    h = h * U64(0x94D049BB133111EB)
+    h ^= h >> U64(31)
+    fingerprint = h & U64(0xFF)
+    return np.int64(h >> U64(64 - hash_bits)), max(fingerprint, ONE)
+
+
+@numba.njit(**JIT)
+def split_word(k, fwd, rev, width, canonical):
+    """For the (k+1)-mer a·m·x ending at a position: (filing key m*, flipped, palindromic, a), m* being m or, with
+    `canonical`, the smaller of m and its reverse complement (read from `rev`: rc(a·m·x) = x'·rc(m)·a')."""
+    middle = (fwd >> TWO) & low_mask(k - 1)
+    first = (fwd >> U64(2 * k)) & THREE
+    if not canonical:
+        return middle, False, False, first
+    rc_middle = (rev >> U64(2 * (width - k))) & low_mask(k - 1)
+    return min(middle, rc_middle), rc_middle < middle, rc_middle == middle, first
+
+
+@numba.njit(**JIT)
+def pair_bits(first, last, flipped):
+    """The 4-bit (first, last) code of a slot: the word's, or its reverse complement's if flipped."""
+    if flipped:
+        return ((THREE - last) << TWO) | (THREE - first)
+    return (first << TWO) | last
+
+
+@numba.njit(**JIT)
+def insert(table, bucket, fingerprint, pair, tallies):
+    """Count the entry (fingerprint, pair) in its bucket: +1 (saturating), a new slot, or dropped when the bucket is
+    full (first come, first served)."""
+    entry = (np.int64(fingerprint) << 8) | (np.int64(pair) << 4)
+    for j in range(table.shape[1]):
+        slot = np.int64(table[bucket, j])
+        if slot == 0:
+            table[bucket, j] = np.uint16(entry | 1)
+            tallies[1] += 1
+            return
+        if (slot & 0xFFF0) == entry:
+            if (slot & COUNT_MASK) < COUNT_CAP:
+                table[bucket, j] = np.uint16(slot + 1)
+            return
+    tallies[2] += 1
+
+
+@numba.njit(**JIT)
+def count_rows(codes, lengths, skip, top, top_counts, tables, orders, canonical, width, tallies):
+    """Add the (top+1)-mers and the hashed orders' words ending at every position t >= skip[i] with a known base
+    and enough known context to the counts. tallies: positions counted, new hashed entries, dropped entries."""
+    top_mask = low_mask(top + 1)
+    window = low_mask(width)
+    hash_bits = int(math.log2(tables.shape[1])) if tables.shape[0] else 0
+    for i in range(codes.shape[0]):
+        fwd = U64(0)
+        rev = U64(0)
+        run = 0
+        for t in range(lengths[i]):
+            x = codes[i, t]
+            base = U64(x & 3)
+            fwd = ((fwd << TWO) | base) & window
+            rev = (rev >> TWO) | ((THREE - base) << U64(2 * (width - 1)))
+            if x >= 4:
+                run = 0
+                continue
+            if t >= skip[i]:
+                tallies[0] += 1
+                if run >= top:
+                    top_counts[np.int64(fwd & top_mask)] += 1
+                for j in range(orders.size):
+                    k = orders[j]
+                    if run < k:
+                        break
+                    key, flipped, palindromic, first = split_word(k, fwd, rev, width, canonical)
+                    bucket, fingerprint = bucket_and_fingerprint(key, hash_bits)
+                    insert(tables[j], bucket, fingerprint, pair_bits(first, base, flipped), tallies)
+                    if palindromic:  # m equal to its reverse complement: file the reverse-strand word too
+                        insert(tables[j], bucket, fingerprint, pair_bits(first, base, True), tallies)
+            run += 1
+
+
+@numba.njit(**JIT)
+def loglik_rows(codes, lengths, first, last, probs, offsets, top, tables, orders, canonical, width, discount,
+                concentration, sums, scored):
+    """sums[i], scored[i] = Σ ln p(x_t | context), number of scored positions, for rows first..last-1.
+
+    Table reads miss the caches, so each row goes in three passes: the table addresses of every position, then the
+    reads alone (a short loop, so the processor keeps many in flight), then the arithmetic on what was read. The
+    probabilities are multiplied in blocks and a block's log taken once."""
+    n_orders = orders.size
+    hash_bits = int(math.log2(tables.shape[1])) if n_orders else 0
+    words = tables.view(np.uint64)  # a bucket of 8 slots: two uint64 words of four
+    length = codes.shape[1]
+    direct = np.zeros(length, dtype=np.int64)  # index into probs
+    run_at = np.zeros(length, dtype=np.int64)  # known bases before t; -1: t not scored
+    buckets = np.zeros((n_orders, length), dtype=np.int64)  # -1: context too short
+    patterns = np.zeros((n_orders, length), dtype=np.int64)  # fingerprint << 8 | flipped << 4 | first << 2 | x
+    p_direct = np.zeros(length, dtype=np.float64)
+    slots = np.zeros((n_orders, length, 2), dtype=np.uint64)
+    window = low_mask(width)
+    for i in range(first, last):
+        fwd = U64(0)
+        rev = U64(0)
+        run = 0
+        n = lengths[i]
+        for t in range(n):  # pass 1: addresses
+            x = codes[i, t]
+            base = U64(x & 3)
+            fwd = ((fwd << TWO) | base) & window
+            rev = (rev >> TWO) | ((THREE - base) << U64(2 * (width - 1)))
+            run_at[t] = run if x < 4 and t >= 1 else -1
+            k = min(run, top)
+            direct[t] = offsets[k] + np.int64(fwd & low_mask(k + 1))
+            for j in range(n_orders):
+                buckets[j, t] = -1
+                if x >= 4 or run < orders[j]:
+                    continue
+                key, flipped, _, first_base = split_word(orders[j], fwd, rev, width, canonical)
+                bucket, fingerprint = bucket_and_fingerprint(key, hash_bits)
+                buckets[j, t] = bucket
+                patterns[j, t] = (np.int64(fingerprint) << 8) | (int(flipped) << 4) | (np.int64(first_base) << 2) \
+                    | np.int64(base)
+            run = run + 1 if x < 4 else 0
+        for t in range(n):  # pass 2: the reads
+            p_direct[t] = probs[direct[t]]
+        for j in range(n_orders):
+            for t in range(n):  # no branch and no inner loop here: they would keep the reads from overlapping
+                bucket = max(buckets[j, t], 0)
+                slots[j, t, 0] = words[j, bucket, 0]
+                slots[j, t, 1] = words[j, bucket, 1]
+        total = 0.0
+        product = 1.0
+        scored_here = 0
+        for t in range(n):  # pass 3: the smoother
+            if run_at[t] < 0:
+                continue
+            p = p_direct[t]
+            alive = True  # an unseen context ends the chain (a longer one containing it is unseen too)
+            for j in range(n_orders):
+                if buckets[j, t] < 0:
+                    break
+                n_x, n_context, seen = _bucket_counts(slots[j, t], patterns[j, t])
+                alive = alive and n_context > 0
+                mixed = (max(n_x - discount, 0.0) + (concentration + discount * seen) * p) / (n_context + concentration)
+                p = mixed if alive else p
+            product *= p
+            scored_here += 1
+            if scored_here % PRODUCT_BLOCK == 0 or product < 1e-200:
+                total += math.log(product)
+                product = 1.0
+        sums[i] = total + math.log(product)
+        scored[i] = scored_here
+
+
+LANES = U64(0x0001000100010001)  # one in each 16-bit lane of a uint64
+HIGH_BITS = U64(0x8000800080008000)
+LOW_15 = U64(0x7FFF7FFF7FFF7FFF)
+
+
+@numba.njit(**JIT)
+def _equal_lanes(words, value):
+    """1 in each 16-bit lane of `words` that equals the lane of `value`, else 0 (exact, no carries across lanes)."""
+    diff = words ^ value
+    nonzero = ((diff & LOW_15) + LOW_15) | diff
+    return (~nonzero & HIGH_BITS) >> U64(15)
+
+
+@numba.njit(**JIT)
+def _bucket_counts(words, pattern):
+    """(n_k(c, x), n_k(c), u_k(c)) from a bucket's 8 slots (two uint64 words of four 16-bit slots) for a position's
+    pattern: fingerprint << 8 | flipped << 4 | first base << 2 | next base. The four slots of a word are compared
+    at once, lane by lane."""
+    low = pattern & 31
+    top = pattern >> 8 << 8
+    mask = U64(np.int64(SLOT_MASK[low]) | 0xFF00) * LANES
+    context = U64(np.int64(SLOT_CONTEXT[low]) | top) * LANES
+    target = U64(np.int64(SLOT_TARGET[low]) | top) * LANES
+    n_x = n_context = seen = U64(0)
+    for w in range(2):
+        counts = words[w] & U64(COUNT_MASK) * LANES
+        mine = _equal_lanes(words[w] & mask, context)
+        hit = _equal_lanes(words[w] & (U64(0xFFF0) * LANES), target)
+        n_context += ((counts & (mine * U64(COUNT_MASK))) * LANES) >> U64(48)
+        seen += (mine * LANES) >> U64(48)
+        n_x += ((counts & (hit * U64(COUNT_MASK))) * LANES) >> U64(48)
+    return float(n_x), float(n_context), float(seen)
+
+
+@numba.njit(**JIT)
+def fill_symmetric(upper, out):
+    """out [N, N] = the symmetric matrix whose upper triangle (row by row, diagonal included) is `upper`; in
+    tiles, so that the mirrored writes stay in cache."""
+    size = out.shape[0]
+    tile = 32
+    for row_tile in range(0, size, tile):
+        for col_tile in range(row_tile, size, tile):
+            for r in range(row_tile, min(row_tile + tile, size)):
+                first = r * size - (r * (r - 1)) // 2 - r  # packed index of (r, r) is first + r
+                for c in range(max(col_tile, r), min(col_tile + tile, size)):
+                    out[r, c] = upper[first + c]
+            for c in range(col_tile, min(col_tile + tile, size)):
+                for r in range(row_tile, min(row_tile + tile, size, c)):
+                    out[c, r] = out[r, c]
+
+
+@numba.njit(**JIT)
+def interpolate(counts, lower, discount, concentration, out):
+    """out[c, x] = p_k(x | c) of every order-k context c from its counts [4^k, 4] and p_{k-1} `lower` [4^(k-1), 4]
+    (row c uses lower row c without its oldest base), in float32."""
+    d, alpha = np.float32(discount), np.float32(concentration)
+    rows = lower.shape[0]
+    for c in range(counts.shape[0]):
+        below = lower[c % rows]
+        n_context = np.float32(counts[c, 0]) + np.float32(counts[c, 1]) + np.float32(counts[c, 2]) \
+            + np.float32(counts[c, 3])
+        if n_context == 0:
+            out[c] = below
+            continue
+        seen = np.float32((counts[c, 0] > 0) + (counts[c, 1] > 0) + (counts[c, 2] > 0) + (counts[c, 3] > 0))
+        for x in range(4):
+            out[c, x] = (max(np.float32(counts[c, x]) - d, np.float32(0)) + (alpha + d * seen) * below[x]) \
+                / (n_context + alpha)
+
+
+@numba.njit(**JIT)
+def unpack_buckets(fill, slots, table):
+    """table[b, :fill[b]] = the next fill[b] of `slots`, bucket after bucket."""
+    position = 0
+    for bucket in range(fill.size):
+        for j in range(fill[bucket]):
+            table[bucket, j] = slots[position]
+            position += 1
+
+
+@numba.njit(**JIT)
+def _halve(tables, out):
+    width = tables.shape[2]
+    merged = np.zeros(2 * width, dtype=np.uint16)
+    for t in range(tables.shape[0]):
+        for bucket in range(out.shape[1]):
+            n = 0
+            for source in (2 * bucket, 2 * bucket + 1):
+                for j in range(width):
+                    if tables[t, source, j] != 0:
+                        merged[n] = tables[t, source, j]
+                        n += 1
+            for j in range(min(n, width)):  # keep the largest counts, earlier entries first among equals
+                best = j
+                for m in range(j + 1, n):
+                    if (merged[m] & COUNT_MASK) > (merged[best] & COUNT_MASK):
+                        best = m
+                chosen = merged[best]
+                for m in range(best, j, -1):
+                    merged[m] = merged[m - 1]
+                merged[j] = chosen
+                out[t, bucket, j] = chosen
+
+
+def halve_tables(tables: np.ndarray) -> np.ndarray:
+    """Tables with half the buckets: bucket b takes the entries of buckets 2b and 2b+1 (the hash's next-lower top
+    bit), keeping the most frequent when they do not fit."""
+    out = np.zeros((tables.shape[0], tables.shape[1] // 2, tables.shape[2]), dtype=tables.dtype)
+    _halve(tables, out)
+    return out

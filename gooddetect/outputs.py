@@ -1,0 +1,206 @@
+"""What `score` writes: the per-fragment TSV, the reads split by call, per-window BED tracks, the per-input
+report and MultiQC custom content. Every file goes through runtime.atomic_output (atomic; gzip for `.gz`)."""
+
+from __future__ import annotations
+
+import json
+import re
+from contextlib import ExitStack
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from .errors import InputError, UsageError
+from .models import CLASSIFIER_SCORES
+from .runtime import atomic_output
+from .score import ScoreCounts, ScoredChunk
+from .seqio import format_record
+
+NA = "NA"
+BASE_COLUMNS = ("read_id", "length", "n_windows", "n_scored", "loglik_fg", "loglik_bg", "llr", "score", "threshold",
+                "is_ood", "window_llrs", "loglik_fg_sum", "loglik_bg_sum", "reason")
+SEQUENCE_SUFFIXES = re.compile(r"(\.(fastq|fq|fasta|fa|fna|fas|seq|txt))?(\.(gz|bgz))?$", re.IGNORECASE)
+MATE_TAG = re.compile(r"([._-]R?[12])$")
+
+
+def columns(mates: int, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The TSV columns: with pairs, `length` is R1's and `length2` R2's; `extra` (the classifier's) at the end."""
+    base = BASE_COLUMNS if mates == 1 else ("read_id", "length", "length2", *BASE_COLUMNS[2:])
+    return (*base, *extra)
+
+
+def _text(values: np.ndarray, digits: int) -> list[str]:
+    return [NA if v != v else f"{v:.{digits}f}" for v in values.tolist()]
+
+
+def classifier_columns(classes: list[str] | None) -> tuple[str, ...]:
+    """The TSV columns a model with a classifier adds."""
+    return ("class", "class_prob", *CLASSIFIER_SCORES) if classes else ()
+
+
+def classifier_fields(scored: ScoredChunk, classes: list[str]) -> dict[str, list[str]]:
+    """The classifier's columns of one scored chunk: most probable class, its probability, the OOD scores."""
+    probs = scored.class_probs
+    best = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+    unscored = ~scored.scored
+    fields = {"class": [NA if u else classes[b] for b, u in zip(best.tolist(), unscored.tolist())],
+              "class_prob": _text(np.where(unscored, np.nan, probs.max(axis=1, initial=0)), 6)}
+    return fields | {name: _text(scored.classifier_scores[name], 6) for name in CLASSIFIER_SCORES}
+
+
+def tsv_rows(scored: ScoredChunk, thresholds: np.ndarray | None, extra: dict[str, list[str]]) -> str:
+    """The TSV lines of one scored chunk (see README for the columns)."""
+    n = len(scored)
+    lengths = [list(map(str, column)) for column in scored.read_lengths.T.tolist()]
+    window_text = _text(scored.window_llr, 6)
+    bounds = np.concatenate([[0], np.cumsum(scored.n_windows)]).tolist()
+    window_llrs = [",".join(window_text[a:b]) if b - a > 1 else NA for a, b in zip(bounds[:-1], bounds[1:])]
+    scored_mask = scored.scored
+    if thresholds is None:
+        threshold_text, calls = [NA] * n, [NA] * n
+    else:
+        is_ood = (scored.score > thresholds).tolist()
+        threshold_text = _text(thresholds, 6)
+        calls = [("1" if flag else "0") if ok else NA for flag, ok in zip(is_ood, scored_mask.tolist())]
+    unscored = ~scored_mask
+    sums = [_text(np.where(unscored, np.nan, s), 3) for s in (scored.fg_sum, scored.bg_sum)]
+    fields = [scored.chunk.ids, *lengths, list(map(str, scored.n_windows.tolist())),
+              list(map(str, scored.n_scored.tolist())), _text(scored.loglik_fg, 6), _text(scored.loglik_bg, 6),
+              _text(scored.llr, 6), _text(scored.score, 6), threshold_text, calls, window_llrs, *sums,
+              [r or NA for r in scored.reasons], *extra.values()]
+    return "".join("\t".join(row) + "\n" for row in zip(*fields))
+
+
+class ReadSplitter:
+    """Writes each input record, unchanged, to the output of its fragment's call: `in`, `ood` or `unscored`
+    (unscored fragments go with `in` when no `unscored` output is given, so no read is silently dropped). With two
+    mates, a '#' in an output name becomes _1 and _2 (Kraken2's convention); paired input needs it."""
+
+    CALLS = ("in", "ood", "unscored")
+
+    def __init__(self, paths: dict[str, str | None], mates: int, layout: str):
+        self.paths = {call: path for call, path in paths.items() if path}
+        self.mates = mates
+        if layout == "paired" and any("#" not in p for p in self.paths.values()):
+            raise UsageError("with --paired, read outputs need a '#' in their name (written as _1 and _2), e.g. "
+                             "--in-out clean#.fq.gz")
+        self.split_mates = mates == 2 and all("#" in p for p in self.paths.values())
+        if mates == 2 and not self.split_mates and any("#" in p for p in self.paths.values()):
+            raise UsageError("with --interleaved, give every read output a '#' (one file per mate) or none "
+                             "(interleaved output)")
+        self.handles: dict[str, list[IO[bytes]]] = {}
+        self.format: str | None = None
+
+    @staticmethod
+    def output_files(paths: dict[str, str | None], mates: int) -> list[str]:
+        """Every file the outputs `paths` name ('#' expanded for two mates)."""
+        files = []
+        for path in filter(None, paths.values()):
+            files += [path.replace("#", f"_{m}") for m in (1, 2)] if mates == 2 and "#" in path else [path]
+        return files
+
+    def open(self, stack: ExitStack) -> None:
+        for call, path in self.paths.items():
+            names = [path.replace("#", f"_{m}") for m in (1, 2)] if self.split_mates else [path]
+            self.handles[call] = [stack.enter_context(atomic_output(name, "wb")) for name in names]
+
+    def write(self, scored: ScoredChunk, is_ood: np.ndarray | None) -> None:
+        chunk = scored.chunk
+        if self.format is None:
+            self.format = chunk.format
+        elif chunk.format != self.format:
+            raise InputError("read outputs: the inputs mix FASTA and FASTQ; split them into separate runs")
+        calls = np.where(~scored.scored, 2, np.where(is_ood, 1, 0)) if is_ood is not None else np.zeros(len(scored))
+        for code, call in enumerate(self.CALLS):
+            target = call if call in self.handles else "in" if call == "unscored" else None
+            if target not in self.handles:
+                continue
+            fragments = np.flatnonzero(calls == code).tolist()
+            outputs = self.handles[target]
+            for mate in range(self.mates):
+                handle = outputs[mate] if self.split_mates else outputs[0]
+                rows = [f * self.mates + m for f in fragments for m in ((mate,) if self.split_mates else
+                                                                       range(self.mates))]
+                handle.write(b"".join(format_record(chunk.records[r], chunk.format, chunk.two_headers)
+                                      for r in rows))
+                if not self.split_mates:
+                    break
+
+
+def bed_rows(scored: ScoredChunk, window_thresholds: np.ndarray | None) -> str:
+    """One BED line per scored window: read id, 0-based start, end, call (in/ood/. without a threshold), per-base
+    LLR as the score."""
+    ids = scored.chunk.record_ids
+    keep = scored.window_scored > 0
+    llr = scored.window_llr[keep]
+    if window_thresholds is None:
+        names = ["."] * len(llr)
+    else:
+        names = ["ood" if flag else "in" for flag in (-llr > window_thresholds[keep]).tolist()]
+    return "".join(f"{ids[r]}\t{s}\t{e}\t{name}\t{v:.6f}\n" for r, s, e, name, v in zip(
+        scored.window_record[keep].tolist(), scored.window_start[keep].tolist(), scored.window_end[keep].tolist(),
+        names, llr.tolist()))
+
+
+REPORT_COLUMNS = ("input", "reads", "scored_reads", "ood_reads", "ood_fraction", "unscored_reads", "thresholds")
+
+
+def write_report(out: IO[str], per_input: dict[str, ScoreCounts], thresholds: str) -> None:
+    """A Kraken2-style one-glance table: per input, reads, scored reads, OOD reads and their fraction; the
+    thresholds as `fixed:T` or `fpr:F` (by read length), NA without any."""
+    out.write("\t".join(REPORT_COLUMNS) + "\n")
+    for name, counts in per_input.items():
+        d = counts.as_dict(thresholds != NA)
+        fraction = NA if d["ood_fraction"] is None else f"{d['ood_fraction']:.6f}"
+        ood = NA if d["ood"] is None else str(d["ood"])
+        out.write(f"{name}\t{counts.reads}\t{counts.scored_reads}\t{ood}\t{fraction}\t{d['unscored_reads']}\t"
+                  f"{thresholds}\n")
+
+
+def multiqc_sample(label: str) -> str:
+    """A MultiQC sample name from an input label: the first file's name without sequence suffixes (and, for a
+    pair, without its mate tag such as _R1)."""
+    first = label.split(",")[0]
+    name = SEQUENCE_SUFFIXES.sub("", Path(first).name) or first
+    return MATE_TAG.sub("", name) if "," in label else name
+
+
+def multiqc_content(rows: dict[str, dict], thresholds: str) -> dict:
+    """MultiQC custom content (a `*_mqc.json` file): one table row per sample from its counts (ScoreCounts.as_dict:
+    reads, scored_reads, unscored_reads, and ood, None without a threshold)."""
+    calibrated = any(row["ood"] is not None for row in rows.values())
+    data = {}
+    for name, counts in rows.items():
+        row = {key: counts[key] for key in ("reads", "scored_reads", "unscored_reads")}
+        if counts["ood"] is not None:
+            row |= {"ood_reads": counts["ood"], "in_reads": counts["scored_reads"] - counts["ood"],
+                    "ood_percent": 100 * counts["ood"] / counts["scored_reads"] if counts["scored_reads"] else None}
+        data[name] = row
+    headers = {"reads": {"title": "Reads", "description": "Reads (fragments for pairs) in the input",
+                         "format": "{:,.0f}", "scale": "Blues"},
+               "scored_reads": {"title": "Scored", "description": "Fragments with a score", "format": "{:,.0f}",
+                                "hidden": True},
+               "unscored_reads": {"title": "Unscored", "description": "Too short or too many unknown bases",
+                                  "format": "{:,.0f}", "hidden": True}}
+    if calibrated:
+        headers |= {"in_reads": {"title": "In-dist.", "description": "Fragments like the training organisms",
+                                 "format": "{:,.0f}", "hidden": True},
+                    "ood_reads": {"title": "OOD", "description": "Fragments flagged out of distribution",
+                                  "format": "{:,.0f}"},
+                    "ood_percent": {"title": "% OOD", "description": f"Scored fragments flagged OOD ({thresholds})",
+                                    "min": 0, "max": 100, "suffix": "%", "format": "{:,.2f}", "scale": "OrRd"}}
+    return {"id": "gooddetect", "section_name": "gooddetect",
+            "description": "Reads from organisms the model was not trained on (likelihood ratio of a foreground "
+                           "and a background model; Ren et al. 2019).",
+            "plot_type": "table", "pconfig": {"id": "gooddetect_table", "title": "gooddetect: out-of-distribution reads",
+                                              "namespace": "gooddetect"},
+            "headers": headers, "data": data}
+
+
+def write_multiqc(path: str, content: dict) -> None:
+    if not Path(path).name.endswith("_mqc.json"):
+        raise UsageError(f"--multiqc {path}: MultiQC finds custom content by name; end it in _mqc.json")
+    with atomic_output(path) as handle:
+        json.dump(content, handle, indent=2, sort_keys=True)
+        handle.write("\n")
