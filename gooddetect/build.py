@@ -47,7 +47,7 @@ DEFAULT_VAL_FRACTION = 0.05
 DEFAULT_BACKGROUND_KMER_INPUT = 0  # chosen on validation (see the README): no k-mer table in the background
 # The foreground's default k-mer input by training bases (upper bound, exclusive), and the default epochs.
 KMER_INPUT_BY_BASES = ((3_000_000, 6), (6_000_000, 7), (10_000_000, 8), (15_000_000, 9), (math.inf, 10))
-MIN_STEPS, MAX_EPOCHS = 250, 10
+MIN_STEPS, MAX_EPOCHS = 200, 10
 
 
 class ClassLabels:

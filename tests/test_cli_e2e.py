@@ -315,7 +315,7 @@ def test_defaults_learn_on_the_small_example_set(tmp_path):
     model = tmp_path / "m.gdm"
     gd("train", *TRAIN, "-o", model, "--threads", "2")
     training = json.loads(gd("info", "--json", model).stdout)["training"]
-    assert training["sized_defaults"] == {"kmer_input": 6, "epochs": 5}
+    assert training["sized_defaults"] == {"kmer_input": 6, "epochs": 4}
     assert training["validation"]["foreground"]["val_loss"] < 1.36
     result = tmp_path / "e.json"
     gd("evaluate", model, READS, "--labels", READS_LABELS, "--json", result, "--threads", "2")
