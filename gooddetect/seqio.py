@@ -271,12 +271,15 @@ def _first_line(exc) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+_BLANK = re.compile(r"[\t\n\x0b\x0c\r\x1c-\x1f ]")  # what str.split() splits ASCII on; dnaio splits on space and tab
+
+
 def record_ids(records: list[Record], before: int, name: str) -> list[str]:
     """The read id (first header word) of each record; `before` records of the file came earlier."""
     ids = [r.id for r in records]
-    if "" in ids:  # a header starting with blanks, or an empty one
+    if "" in ids or _BLANK.search("".join(ids)):  # a header starting with blanks, an empty one, or other blanks
         for index, record in enumerate(records):
-            if not ids[index]:
+            if not ids[index] or _BLANK.search(ids[index]):
                 words = record.name.split(None, 1)
                 if not words:
                     raise InputError(f"{name}: record {before + index + 1}: empty header (no read id)")

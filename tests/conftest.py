@@ -9,8 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+# No per-example deadline anywhere: a property test must not fail because the CI machine is busy (a test may still
+# set its own number of examples).
+settings.register_profile("no-deadline", deadline=None)
+settings.load_profile("no-deadline")
 
 
 def write_file(directory: Path, name: str, content: bytes | str, gz: bool = False) -> Path:

@@ -74,4 +74,4 @@ def test_classifier_options_need_classes(tmp_path, monkeypatch):
     result = run(["train", "r.fa", "-o", "m.gdm", "--arch", "kmer", "--classifier-epochs", "2"])
     assert result.exit_code == 1 and "only with --classes, --class-per-file or --record-classes" in result.output
     result = run(["train", "r.fa", "-o", "m.gdm", "--classes", "c.tsv", "--class-per-file"])
-    assert result.exit_code == 1 and "not both" in result.output
+    assert result.exit_code == 1 and "give one of --classes, --class-per-file, --record-classes" in result.output
