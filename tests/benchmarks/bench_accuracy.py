@@ -279,11 +279,13 @@ def markdown(result: dict) -> str:
         lines += [f"| {r['length']} | " + " | ".join(f"{r[name]:.4f}" for name in names) + " |"
                   for r in result["lengths"]["rows"]]
     if "class_accuracy" in result:
-        lines += ["", f"Class accuracy on test_in windows: gooddetect {result['class_accuracy']['gooddetect']:.4f}"]
-        if "kraken2" in result["class_accuracy"]:
-            k = result["class_accuracy"]["kraken2"]
-            lines[-1] += (f"; Kraken2 {k['correct_of_all']:.4f} of all windows ({k['unclassified']:.4f} unclassified, "
-                          f"{k['correct_of_called']:.4f} of its calls right)")
+        accuracy = result["class_accuracy"]
+        parts = [f"gooddetect {accuracy['gooddetect']:.4f}"] if "gooddetect" in accuracy else []
+        if "kraken2" in accuracy:
+            k = accuracy["kraken2"]
+            parts.append(f"Kraken2 {k['correct_of_all']:.4f} of all windows ({k['unclassified']:.4f} unclassified, "
+                         f"{k['correct_of_called']:.4f} of its calls right)")
+        lines += ["", "Class accuracy on test_in windows: " + "; ".join(parts)]
     if "timing" in result:
         lines += ["", "Scoring time, same file, same threads (with loading; without: minus a one-read run):", "",
                   "| tool | file | reads | reads/s with loading | reads/s without | loading s |",
