@@ -13,7 +13,8 @@ found), and times Kraken2 and `gooddetect score` the same way: each command end 
 loading included), and without loading (minus the time of the same command on a one-read file). --classes also
 trains the classifier and reports class accuracy on test_in next to Kraken2's species calls. --lengths reports the
 flagged fraction of in-distribution reads by read length (pieces of test_in genomes) at one fixed threshold and at
-the length-aware thresholds.
+the length-aware thresholds (with --calibrate-genomes also calibrated on the whole extra_in genomes). --model scores a
+model trained earlier on the same --train input instead of training one.
 
 Run from the repository root, e.g.
     python tests/benchmarks/bench_accuracy.py --arch kmer --kraken2 --classes --lengths --out bench_kmer
