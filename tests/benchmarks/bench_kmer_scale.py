@@ -111,10 +111,10 @@ def main() -> None:
             print(json.dumps(row), file=sys.stderr, flush=True)
         shutil.rmtree(refs_dir)
     lines = ["# k-mer training at reference scale", "",
-             "| references | --hash-bits | table bits | fill | dropped entries | train s | peak RSS MB | model MB | "
-             "val AUROC |", "|---|---|---|---|---|---|---|---|---|"]
+             "| references | --hash-bits | table bits | fill | entries kept | occurrences dropped (full bucket) | train s "
+             "| peak RSS MB | model MB | val AUROC |", "|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['reference_bases'] / 1e9:.2f} Gb ({r['files']} files) | {r['hash_bits_option']} | "
-              f"{r['hash_bits']} | {r['hashed_fill']} | {r['dropped']:,} of {r['entries']:,} | "
+              f"{r['hash_bits']} | {r['hashed_fill']} | {r['entries']:,} | {r['dropped']:,} | "
               f"{r['train_seconds']:.0f} | {r['peak_rss_mb']:.0f} | {r['model_mb']:.1f} | {r['val_auroc']:.4f} |"
               for r in rows]
     (out / "scale.md").write_text("\n".join(lines) + "\n")
