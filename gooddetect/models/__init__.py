@@ -5,6 +5,7 @@ A kind is imported only when used: the k-mer kind needs no torch."""
 from __future__ import annotations
 
 import importlib
+from dataclasses import asdict, fields
 from typing import ClassVar, Protocol
 
 import numpy as np
@@ -14,6 +15,23 @@ from ..errors import ModelFileError
 KINDS = {"lstm": "gooddetect.models.lstm:LSTMModel", "kmer": "gooddetect.models.kmer:KmerModel"}
 CLASSIFIER_SCORES = ("msp", "entropy", "mahalanobis", "rel_mahalanobis")  # the classifier's OOD scores in `score`
 ArraySpec = tuple[tuple[int, ...], str]  # (shape, numpy dtype name) of one stored array
+
+
+class ConfigDict:
+    """`to_dict` / `from_dict` of a model config dataclass; `from_dict` refuses unknown keys, naming them as
+    "unknown {SETTINGS}"."""
+
+    SETTINGS: ClassVar[str]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown {cls.SETTINGS}: {sorted(unknown)}")
+        return cls(**values)
 
 
 class GenerativeModel(Protocol):

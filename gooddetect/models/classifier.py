@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -28,15 +28,17 @@ from torch import nn
 
 from ..alphabet import N_BASES, mask_padding, reverse_complement_padded
 from ..errors import ModelFileError
-from . import ArraySpec
+from . import ArraySpec, ConfigDict
 
 log = logging.getLogger("gooddetect")
 COVARIANCE_RIDGE = 1e-6  # added to the covariances' diagonals before inverting
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(ConfigDict):
     """The network (the paper's seed: filters 1000, width 20, hidden 200, dropout 0.1) and the ODIN settings."""
+
+    SETTINGS: ClassVar[str] = "classifier settings"
 
     classes: list[str] = field(default_factory=list)
     filters: int = 1000
@@ -55,15 +57,6 @@ class ClassifierConfig:
         if not 0 <= self.dropout < 1 or self.odin_temperature <= 0 or self.odin_epsilon < 0:
             raise ValueError("dropout in [0, 1), odin_temperature > 0 and odin_epsilon >= 0 needed")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> ClassifierConfig:
-        unknown = set(values) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown classifier settings: {sorted(unknown)}")
-        return cls(**values)
 
 
 class ConvNet(nn.Module):

@@ -32,7 +32,7 @@ per-bucket count: a fraction of the tables' size in memory. The scoring and coun
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import ClassVar, Iterable
 
 import numpy as np
@@ -40,7 +40,7 @@ import numpy as np
 from ..alphabet import N_BASES
 from ..errors import ModelFileError, UsageError
 from ..mutate import mutate
-from . import ArraySpec
+from . import ArraySpec, ConfigDict
 from . import kmer_kernels as kernels
 
 BACKGROUND_MAX_ORDER = 8
@@ -55,13 +55,15 @@ SCORE_ROWS = 1 << 12  # windows per scoring task
 
 
 @dataclass
-class KmerConfig:
+class KmerConfig(ConfigDict):
     """Hyperparameters of the interpolated Markov chain.
 
     Orders 0..min(direct_order, max_order) use exact counts; above that, the hashed orders are max_order,
     max_order - order_step, ... down to direct_order + 1. discount (d) and concentration (alpha) are the smoother's
     (d in [0, 1), alpha >= 0, d + alpha > 0). both_strands also counts the reverse complement of every sequence.
     hash_bits is the size of the trained hashed tables (set by training)."""
+
+    SETTINGS: ClassVar[str] = "kmer hyperparameters"
 
     max_order: int = 14
     direct_order: int = 11
@@ -103,15 +105,6 @@ class KmerConfig:
         takes out base-composition effects."""
         return replace(self, max_order=min(self.max_order, BACKGROUND_MAX_ORDER))
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> KmerConfig:
-        unknown = set(values) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown kmer hyperparameters: {sorted(unknown)}")
-        return cls(**values)
 
 
 class KmerModel:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Callable, ClassVar, Iterator
 
 import numpy as np
@@ -26,7 +26,7 @@ from torch import nn
 
 from ..alphabet import N_BASES, UNKNOWN, mask_padding
 from ..errors import ModelFileError, UsageError
-from . import ArraySpec
+from . import ArraySpec, ConfigDict
 
 MAX_KMER_INPUT = 11  # 4^11 rows: the table is already 4.2M × kmer_embedding floats
 # Above this hidden size two models scored side by side on one core each are slower than one after the other on all
@@ -39,8 +39,10 @@ _pair_pool: ThreadPoolExecutor | None = None
 
 
 @dataclass
-class LSTMConfig:
+class LSTMConfig(ConfigDict):
     """Hyperparameters of the network (the paper: hidden=2000, one layer, one-hot input, kmer_input=0)."""
+
+    SETTINGS: ClassVar[str] = "LSTM hyperparameters"
 
     hidden: int = 32
     layers: int = 1
@@ -57,15 +59,6 @@ class LSTMConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> LSTMConfig:
-        unknown = set(values) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown LSTM hyperparameters: {sorted(unknown)}")
-        return cls(**values)
 
 
 class LSTMNet(nn.Module):
