@@ -290,13 +290,18 @@ def test_summary_counts_every_read(valid_run):
     assert f"{n_reads} reads" in stderr and "10 too_short" in stderr and "1 too_many_unknown" in stderr
 
 
+# glibc's malloc moves its mmap threshold with the program's history, so how much freed memory a run keeps mapped
+# (and so its peak RSS) varied by ±8 MB between identical runs; a fixed threshold measures what the program holds
+FIXED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(2**20)}
+
+
 def _peak_rss_mb(model: Path, reads: Path, out: Path) -> float:
     script = Path(sys.executable).with_name("gooddetect")
     measure = ("import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:]).returncode; "
                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)")
     result = subprocess.run([sys.executable, "-c", measure, str(script), "score", str(model), str(reads),
                              "-o", str(out), "--threads", "1"], capture_output=True, text=True, timeout=300,
-                            env=CLI_ENV)
+                            env=CLI_ENV | FIXED_MALLOC)
     assert result.returncode == 0, result.stderr
     return int(result.stdout.split()[-1]) / 1024
 
