@@ -44,11 +44,12 @@ from .alphabet import UNKNOWN, mask_padding
 from .errors import UsageError
 from .models.lstm import KMER_TABLE, LSTMConfig, LSTMModel, LSTMNet, check_bf16, next_base_nll
 from .mutate import mutate
+from .optim import Adam, KmerTableAdam
 from .runtime import atomic_output, progress, resolve_device
 
 log = logging.getLogger("gooddetect")
 
-CHECKPOINT_FORMAT = "gooddetect-train-checkpoint-2"
+CHECKPOINT_FORMAT = "gooddetect-train-checkpoint-3"
 PHASE_NAMES = {"fg": "foreground", "bg": "background"}
 # Purposes of the counter-keyed random streams.
 _INIT, _ORDER, _MUTATION, _DROPOUT, _VAL_MUTATION = range(5)
@@ -130,108 +131,6 @@ def training_loss(model: torch.nn.Module, net: LSTMNet, codes: torch.Tensor, l2:
         if table is not None:
             loss = loss + l2 * table.rows_in_use.square().sum()
     return loss
-
-
-class KmerTableAdam:
-    """Adam for the k-mer input table that costs only the rows a batch uses, with dense Adam's result.
-
-    A row a batch does not use has a zero gradient, so dense Adam would still move it by its decaying momentum every
-    step. Here those moves are deferred: when a row is next looked up (and at `catch_up`, before every validation),
-    the steps it missed are applied at once, in closed form (a geometric series, at the current learning rate and bias
-    corrections). The other rows cost nothing, so a step costs O(rows used) instead of O(table).
-
-    `lookup` serves the forward pass: it copies the batch's distinct rows into a small leaf tensor, whose dense
-    gradient `step` applies. Under DDP the ranks' rows and gradients are gathered and averaged first, as DDP
-    averages the other gradients. The padding row (the last: 'no k-mer') is never updated."""
-
-    def __init__(self, table: torch.nn.Parameter, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
-        self.table, self.lr, self.betas, self.eps = table, lr, betas, eps
-        self.exp_avg = torch.zeros_like(table, requires_grad=False)
-        self.exp_avg_sq = torch.zeros_like(table, requires_grad=False)
-        self.updated = torch.zeros(len(table), dtype=torch.long, device=table.device)  # steps each row is up to date with
-        self.steps = 0
-        self.rows = self.rows_in_use = None
-
-    def lookup(self, tokens: torch.Tensor) -> torch.Tensor:
-        self.rows, inverse = torch.unique(tokens, return_inverse=True)
-        self._bring_up_to_date(self.rows[self.rows != len(self.table) - 1])
-        self.rows_in_use = self.table.detach()[self.rows].requires_grad_(True)
-        return self.rows_in_use[inverse]
-
-    def step(self, ddp: _Distributed) -> None:
-        rows, grads = self.rows, self.rows_in_use.grad
-        if ddp.world > 1:
-            rows, grads = _gathered_rows(rows, grads, ddp)
-        keep = rows != len(self.table) - 1
-        rows, grads = rows[keep], grads[keep]
-        self._bring_up_to_date(rows)  # other ranks' rows
-        self.steps += 1
-        beta1, beta2 = self.betas
-        exp_avg = self.exp_avg[rows].mul_(beta1).add_(grads, alpha=1 - beta1)
-        exp_avg_sq = self.exp_avg_sq[rows].mul_(beta2).addcmul_(grads, grads, value=1 - beta2)
-        self.exp_avg[rows], self.exp_avg_sq[rows] = exp_avg, exp_avg_sq
-        with torch.no_grad():
-            self.table[rows] -= self._step_size() * exp_avg / self._denominator(exp_avg_sq)
-        self.updated[rows] = self.steps
-
-    def catch_up(self) -> None:
-        """Bring every row up to date (apply the momentum steps each row missed since it was last used)."""
-        self._bring_up_to_date(torch.arange(len(self.table) - 1, device=self.table.device))
-
-    def _bring_up_to_date(self, rows: torch.Tensor) -> None:
-        self._coast(rows, self.steps - self.updated[rows])
-        self.updated[rows] = self.steps
-
-    def _coast(self, rows: torch.Tensor, missed: torch.Tensor) -> None:
-        """Apply `missed` zero-gradient Adam steps to `rows`: moments decay by beta**k and the weights move by
-        sum_j beta1**j m / sqrt(beta2**j v) = m / sqrt(v) * r (1 - r**k) / (1 - r), r = beta1 / sqrt(beta2)."""
-        if self.steps == 0 or not bool((missed > 0).any()):
-            return
-        beta1, beta2 = self.betas
-        ratio = beta1 / math.sqrt(beta2)
-        k = missed.to(self.table.dtype).unsqueeze(1)
-        exp_avg, exp_avg_sq = self.exp_avg[rows], self.exp_avg_sq[rows]
-        series = ratio * (1 - ratio**k) / (1 - ratio)
-        with torch.no_grad():
-            self.table[rows] -= self._step_size() * series * exp_avg / self._denominator(exp_avg_sq)
-        self.exp_avg[rows] = exp_avg * beta1**k
-        self.exp_avg_sq[rows] = exp_avg_sq * beta2**k
-
-    def _step_size(self) -> float:
-        return self.lr / (1 - self.betas[0] ** self.steps)
-
-    def _denominator(self, exp_avg_sq: torch.Tensor) -> torch.Tensor:
-        return (exp_avg_sq / (1 - self.betas[1] ** self.steps)).sqrt().add_(self.eps)
-
-    def state_dict(self) -> dict:
-        return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "updated": self.updated, "steps": self.steps}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.exp_avg.copy_(state["exp_avg"])
-        self.exp_avg_sq.copy_(state["exp_avg_sq"])
-        self.updated.copy_(state["updated"])
-        self.steps = int(state["steps"])
-
-
-def _gathered_rows(rows: torch.Tensor, grads: torch.Tensor, ddp: _Distributed) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every rank's (rows, gradients), summed per row and divided by the number of ranks."""
-    sizes = [torch.zeros(1, dtype=torch.long, device=rows.device) for _ in range(ddp.world)]
-    dist.all_gather(sizes, torch.tensor([len(rows)], device=rows.device))
-    most = int(max(size.item() for size in sizes))
-    padded_rows = torch.full((most,), -1, dtype=rows.dtype, device=rows.device)
-    padded_rows[:len(rows)] = rows
-    padded_grads = torch.zeros((most, grads.shape[1]), dtype=grads.dtype, device=grads.device)
-    padded_grads[:len(rows)] = grads
-    all_rows = [torch.empty_like(padded_rows) for _ in range(ddp.world)]
-    all_grads = [torch.empty_like(padded_grads) for _ in range(ddp.world)]
-    dist.all_gather(all_rows, padded_rows)
-    dist.all_gather(all_grads, padded_grads)
-    every_row, every_grad = torch.cat(all_rows), torch.cat(all_grads)
-    valid = every_row >= 0
-    merged, inverse = torch.unique(every_row[valid], return_inverse=True)
-    summed = torch.zeros((len(merged), grads.shape[1]), dtype=grads.dtype, device=grads.device)
-    summed.index_add_(0, inverse, every_grad[valid])
-    return merged, summed / ddp.world
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
@@ -348,7 +247,7 @@ def train_phase(run: _Run, phase: Phase, finished: dict, resumed: dict | None) -
     config, ddp = run.config, run.ddp
     torch.manual_seed(_seed(config.seed, _INIT, phase.index))
     net = LSTMNet(run.model_configs[phase.name]).to(ddp.device)
-    optimizer = torch.optim.Adam([p for name, p in net.named_parameters() if name != KMER_TABLE], lr=config.lr)
+    optimizer = Adam([p for name, p in net.named_parameters() if name != KMER_TABLE], lr=config.lr)
     table = KmerTableAdam(net.kmer_embed.weight, config.lr) if net.kmer_embed is not None else None
     counters, best_state = _Counters(), None
     if resumed:
@@ -379,14 +278,13 @@ def train_phase(run: _Run, phase: Phase, finished: dict, resumed: dict | None) -
         torch.manual_seed(_seed(config.seed, _DROPOUT, phase.index, counters.epoch, global_batch))
         with torch.autocast(ddp.device.type, dtype=torch.bfloat16) if config.bf16 else contextlib.nullcontext():
             loss = training_loss(model, net, codes, phase.l2, table)
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         loss.backward()
         if config.grad_clip:
             clipped = [*net.parameters(), *([table.rows_in_use] if table is not None else [])]
             torch.nn.utils.clip_grad_norm_(clipped, config.grad_clip)
         lr = learning_rate(config, counters.step, total_steps)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        optimizer.lr = lr
         optimizer.step()
         if table is not None:
             table.lr = lr
@@ -472,7 +370,7 @@ def _agreed_signal(run: _Run) -> int:
     return signum
 
 
-def _save_checkpoint(run: _Run, phase: Phase, finished: dict, net: LSTMNet, optimizer: torch.optim.Optimizer,
+def _save_checkpoint(run: _Run, phase: Phase, finished: dict, net: LSTMNet, optimizer: Adam,
                      table: KmerTableAdam | None, counters: _Counters, best_state) -> None:
     if not run.ddp.is_main:
         return

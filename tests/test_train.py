@@ -14,10 +14,10 @@ import torch
 from conftest import cpu_runs_bf16
 from gooddetect.errors import UsageError
 from gooddetect.models.lstm import LSTMConfig, LSTMNet, dequantize_rows
+from gooddetect.optim import KmerTableAdam
 from gooddetect.runtime import is_main_process
 from gooddetect.train import (
     KMER_TABLE,
-    KmerTableAdam,
     TrainConfig,
     TrainingInterrupted,
     learning_rate,
@@ -103,54 +103,6 @@ def test_training_loss_adds_l2_of_the_non_bias_weights_and_of_the_kmer_rows_in_u
     with torch.no_grad():  # without the row-wise optimiser, the whole table is penalised
         whole = float(training_loss(net, net, codes, 0.5)) - float(training_loss(net, net, codes, 0.0))
     assert whole == pytest.approx(0.5 * (dense + float(net.kmer_embed.weight.detach().square().sum())), rel=1e-5)
-
-
-def test_kmer_table_adam_equals_dense_adam_on_the_rows_it_touches():
-    """Lazy Adam: a step moves exactly the rows in use, as torch's Adam would move them from the same state."""
-    torch.manual_seed(1)
-    table = torch.nn.Parameter(torch.randn(17, 3))
-    table.data[16] = 0
-    lazy, reference = KmerTableAdam(table, 0.05), torch.optim.Adam([torch.nn.Parameter(table.detach().clone())], lr=0.05)
-    ddp = type("Single", (), {"world": 1})()
-    for tokens in (torch.tensor([[1, 2, 16], [2, 5, 16]]), torch.tensor([[1, 1, 3]])):
-        before = table.detach().clone()
-        (lazy.lookup(tokens) ** 2).sum().backward()
-        lazy.step(ddp)
-        moved = set(torch.nonzero((table.detach() - before).abs().sum(dim=1)).flatten().tolist())
-        assert moved == set(tokens.flatten().tolist()) - {16}
-    # the rows used in both steps followed Adam exactly (rows 1 and 2 at step 1, row 1 at step 2)
-    param = reference.param_groups[0]["params"][0]
-    for tokens in (torch.tensor([[1, 2, 16], [2, 5, 16]]), torch.tensor([[1, 1, 3]])):
-        reference.zero_grad()
-        (param[tokens] ** 2).sum().backward()
-        reference.step()
-    np.testing.assert_allclose(table.detach()[1].numpy(), param.detach()[1].numpy(), rtol=1e-5, atol=1e-7)
-
-
-def test_kmer_table_adam_after_catch_up_equals_dense_adam_on_every_row():
-    """Rows a batch does not use move by their momentum, as in dense Adam; deferred, then applied by catch_up.
-    Both optimizers start at step 20,000 (bias corrections ~1, where the closed form is exact)."""
-    torch.manual_seed(2)
-    table = torch.nn.Parameter(torch.randn(9, 4))
-    table.data[8] = 0
-    lazy = KmerTableAdam(table, 0.01)
-    param = torch.nn.Parameter(table.detach().clone())
-    dense = torch.optim.Adam([param], lr=0.01)
-    lazy.steps = 20_000
-    dense.state[param] = {"step": torch.tensor(20_000.0), "exp_avg": torch.zeros_like(param),
-                          "exp_avg_sq": torch.zeros_like(param)}
-    ddp = type("Single", (), {"world": 1})()
-    batches = [[0, 1, 8], [2, 3], [0, 8], [4], [4, 5], [1], [6], [6], [0]] + [[7]] * 30
-    for rows in batches:
-        tokens = torch.tensor(rows)
-        (lazy.lookup(tokens) ** 3).sum().backward()
-        lazy.step(ddp)
-        dense.zero_grad()
-        (param[tokens] ** 3).sum().backward()
-        dense.step()
-    assert not torch.allclose(table.detach()[:7], param.detach()[:7], atol=1e-4)  # rows 0-6 still owe their steps
-    lazy.catch_up()
-    np.testing.assert_allclose(table.detach().numpy(), param.detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_background_learns_the_mutated_distribution_and_l2_shrinks_its_weights():

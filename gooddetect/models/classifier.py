@@ -28,6 +28,7 @@ from torch import nn
 
 from ..alphabet import N_BASES, mask_padding, reverse_complement_padded
 from ..errors import ModelFileError
+from ..optim import Adam
 from . import ArraySpec, ConfigDict
 
 log = logging.getLogger("gooddetect")
@@ -269,7 +270,7 @@ def train_classifier(codes: np.ndarray, lengths: np.ndarray, labels: np.ndarray,
     torch.manual_seed(training.seed)
     codes, lengths = mask_padding(codes, lengths), np.asarray(lengths, dtype=np.int64)
     net = ConvNet(config)
-    optimizer = torch.optim.Adam(net.parameters(), lr=training.lr)
+    optimizer = Adam(net.parameters(), lr=training.lr)
     classifier = Classifier(config, net, Gaussians.untrained(config))
     best, best_state, history = -1.0, None, []
     rng = np.random.default_rng([training.seed, 7])
@@ -284,7 +285,7 @@ def train_classifier(codes: np.ndarray, lengths: np.ndarray, labels: np.ndarray,
                 batch = np.where(flip[:, None], reverse_complement_padded(batch, batch_lengths), batch)
             inputs = net.encode(torch.from_numpy(batch).long())
             loss = F.cross_entropy(net(inputs, torch.from_numpy(batch_lengths)), torch.from_numpy(labels[rows]).long())
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         net.eval()
