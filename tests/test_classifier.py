@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from gooddetect import api
+from gooddetect.alphabet import mask_padding
 from gooddetect.detector import Detector
 from gooddetect.errors import InputError
 from gooddetect.models.classifier import (Classifier, ClassifierConfig, ClassifierTraining, ConvNet, Gaussians,
@@ -40,6 +41,40 @@ def test_shapes_and_probabilities():
     assert all(values.shape == (7,) for values in scores.values())
     np.testing.assert_allclose(scores["msp"], 1 - probs.max(axis=1))
     np.testing.assert_allclose(scores["entropy"], -(probs * np.log(probs)).sum(axis=1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("width", [1, 4, 7, 20])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_compiled_convolution_equals_the_network(width, threads):
+    """The table-lookup convolution (scoring) against torch's (training): unknown bases, windows shorter than the
+    filter, widths that are and are not a multiple of the lookup group, one and two threads."""
+    config = ClassifierConfig(classes=["a", "b"], filters=16, width=width, hidden=5, both_strands=False)
+    classifier = random_classifier(seed=width, config=config)
+    classifier.threads = threads
+    codes, lengths = windows(700, length=60, seed=width)
+    codes[np.random.default_rng(0).random(codes.shape) < 0.05] = 4
+    lengths[:3] = [width - 1, width, 0]
+    codes = mask_padding(codes, lengths)
+    with torch.inference_mode():
+        expected = classifier.net.features(classifier.net.encode(torch.from_numpy(codes).long()),
+                                           torch.from_numpy(lengths)).numpy()
+    features = classifier._probs_and_features(codes, lengths)[1]
+    np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-5)
+    assert (features[0] == np.maximum(classifier.net.dense.bias.detach().numpy(), 0)).all()  # no position fits
+
+
+def test_compiled_convolution_follows_new_weights():
+    classifier = random_classifier()
+    codes, lengths = windows(5)
+    before = classifier.predict(codes, lengths)[0]
+    with torch.no_grad():
+        classifier.net.conv.weight.mul_(-2.0)  # in place, as the optimiser changes it
+    with torch.inference_mode():
+        expected = torch.softmax(classifier.net(classifier.net.encode(torch.from_numpy(codes).long()),
+                                                torch.from_numpy(lengths)), dim=1).numpy()
+    after = classifier._probs_and_features(codes, lengths)[0]
+    assert not np.allclose(after, before)
+    np.testing.assert_allclose(after, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_positions_beyond_the_length_do_not_count():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -30,9 +31,11 @@ from ..alphabet import N_BASES, mask_padding, reverse_complement_padded
 from ..errors import ModelFileError
 from ..optim import Adam
 from . import ArraySpec, ConfigDict
+from .classifier_kernels import group_tables, max_pooled_conv
 
 log = logging.getLogger("gooddetect")
 COVARIANCE_RIDGE = 1e-6  # added to the covariances' diagonals before inverting
+KERNEL_ROWS = 256  # windows per task of the compiled convolution
 
 
 @dataclass
@@ -150,6 +153,8 @@ class Classifier:
         self.stats = stats or {}
         self.device = torch.device("cpu")
         self.batch_size = batch_size
+        self.threads = 1
+        self._tables = (None, None)  # (the conv weight's identity and version, its lookup tables)
 
     @property
     def classes(self) -> list[str]:
@@ -160,6 +165,7 @@ class Classifier:
     def configure(self, *, threads: int | None = None, device: str = "cpu", bf16: bool = False) -> None:
         self.device = torch.device(device)
         self.net.to(self.device)
+        self.threads = threads or 1
 
     def config_dict(self) -> dict:
         return self.config.to_dict()
@@ -227,6 +233,16 @@ class Classifier:
                    torch.from_numpy(lengths[rows]).to(self.device))
 
     def _probs_and_features(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """On the CPU the convolution runs as table lookups (classifier_kernels), else through the network."""
+        if self.device.type != "cpu":
+            return self._probs_and_features_on_device(codes, lengths)
+        pooled = self._pooled(codes, lengths)
+        with torch.inference_mode():
+            f = F.relu(self.net.dense(torch.from_numpy(pooled)))
+            probs = torch.softmax(self.net.logits(f), dim=1).double().numpy()
+        return probs, f.numpy()
+
+    def _probs_and_features_on_device(self, codes: np.ndarray, lengths: np.ndarray):
         probs, features = [], []
         with torch.inference_mode():
             for batch, batch_lengths in self._batches(codes, lengths):
@@ -234,6 +250,29 @@ class Classifier:
                 probs.append(torch.softmax(self.net.logits(f), dim=1).double().cpu().numpy())
                 features.append(f.cpu().numpy())
         return np.concatenate(probs), np.concatenate(features)
+
+    def _pooled(self, codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """The max-pooled ReLU convolution [B, filters] of windows (padding masked), by table lookups."""
+        weight = self.net.conv.weight
+        version = (weight.data_ptr(), weight._version)
+        if self._tables[0] != version:  # new weights (training changes them in place)
+            self._tables = (version, group_tables(weight.detach().cpu().numpy()))
+        tables, bias = self._tables[1], self.net.conv.bias.detach().cpu().numpy()
+        codes, lengths = np.ascontiguousarray(codes, dtype=np.uint8), np.asarray(lengths, dtype=np.int64)
+        out = np.empty((len(codes), self.config.filters), dtype=np.float32)
+
+        def pool(first: int) -> None:
+            max_pooled_conv(codes, lengths, tables, bias, self.config.width, first,
+                            min(first + KERNEL_ROWS, len(codes)), out)
+
+        starts = range(0, len(codes), KERNEL_ROWS)
+        if self.threads > 1 and len(starts) > 1:
+            with ThreadPoolExecutor(min(self.threads, len(starts))) as pool_:
+                list(pool_.map(pool, starts))
+        else:
+            for first in starts:
+                pool(first)
+        return out
 
     def _odin_top(self, codes: np.ndarray, lengths: np.ndarray, temperature: float, epsilon: float) -> np.ndarray:
         tops = []
