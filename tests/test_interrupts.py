@@ -35,8 +35,15 @@ def command(*args) -> list[str]:
     return [*gooddetect_command(), *map(str, args)]
 
 
+def _default_sigint() -> None:
+    """A job started in the background by a non-interactive shell (as a CI runner may start pytest) inherits SIGINT
+    ignored, and Python then keeps ignoring it: give the CLI the disposition a terminal would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(args: list[str], stderr) -> subprocess.Popen:
-    return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, env=CLI_ENV)
+    return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, env=CLI_ENV,
+                            preexec_fn=_default_sigint)
 
 
 def wait_for(condition, what: str, process: subprocess.Popen, timeout: float = 180) -> None:
