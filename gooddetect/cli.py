@@ -174,14 +174,14 @@ BATCH = click.option("--batch-size", default=4096, show_default=True, type=click
 @click.option("--record-classes", is_flag=True, help="Also train a classifier: each read's class is the `class=NAME` "
               "word of its header (TFRecord inputs have their `y`/`label` there).")
 @click.option("--classifier-filters", default=None, type=click.IntRange(1, 8192),
-              help="classifier: convolution filters (the paper: 1000).  [default: 1000]")
+              help="classifier: convolution filters (the paper: 1000).  [default: 128]")
 @click.option("--classifier-width", default=None, type=click.IntRange(1, 250), help="classifier: filter width "
               "(bases).  [default: 20]")
 @click.option("--classifier-hidden", default=None, type=click.IntRange(1, 8192), help="classifier: dense units.  "
               "[default: 200]")
-@click.option("--classifier-epochs", default=None, type=click.IntRange(min=1), help="classifier: epochs.  [default: 1]")
+@click.option("--classifier-epochs", default=None, type=click.IntRange(min=1), help="classifier: epochs (the paper: 1).  [default: 3]")
 @click.option("--classifier-lr", default=None, type=click.FloatRange(min=0, min_open=True),
-              help="classifier: Adam learning rate (the paper: 1e-4).  [default: 1e-4]")
+              help="classifier: Adam learning rate (the paper: 1e-4).  [default: 1e-3]")
 @click.option("--classifier-batch-size", default=None, type=click.IntRange(min=1),
               help="classifier: windows per step (the paper: 100).  [default: 100]")
 @THREADS
