@@ -20,6 +20,7 @@ The numbers mean something only on an idle machine: the load average is recorded
 Not collected by pytest. Run from the repository root, e.g.
     python tests/benchmarks/bench_throughput.py --quick --out /tmp/tp          # smoke run, ~1 min
     python tests/benchmarks/bench_throughput.py --threads 2 --out bench_tp     # full run
+    python tests/benchmarks/bench_throughput.py --kmer-only --out bench_kmer_tp    # the k-mer section alone
 Writes OUT/throughput.md and OUT/throughput.json (and OUT/throughput_profile.txt with --profile).
 """
 
@@ -687,7 +688,7 @@ def targets(result: dict) -> list[dict]:
     e2e = default["end_to_end"]["per_s"] if default else None
     add(f"LSTM end to end ≥ {TARGET_E2E:,.0f} reads/s, default model (hidden {default_hidden})", e2e,
         e2e is not None and e2e >= TARGET_E2E, f"{e2e or 0:,.0f} reads/s")
-    parse = next((r for r in result["parsing"]["rows"] if r["tool"] == "read_chunks + windows"), None)
+    parse = next((r for r in (result["parsing"] or {"rows": []})["rows"] if r["tool"] == "read_chunks + windows"), None)
     if parse and e2e:
         factor = parse["reads_per_s"] / e2e
         add(f"parsing + windowing ≥ {TARGET_PARSE_FACTOR:.0f}× default LSTM end to end", factor,
@@ -748,6 +749,40 @@ def markdown(result: dict) -> str:
     for t in result["targets"]:
         verdict = "n/a" if t["pass"] is None else "PASS" if t["pass"] else "FAIL"
         lines.append(f"| {t['target']} | {t['measured']} | {verdict} |")
+    if result["scoring"]:
+        lines += lstm_markdown(result)
+    p = result["parsing"]
+    if p:
+        lines += parsing_markdown(p)
+    t = result["training_comparison"]
+    if t:
+        lines += ["", "## LSTM training", "",
+                  f"Default model, one step = {TRAIN_BATCH} windows: {min(t['default_per_model'].values()):,.0f} "
+                  f"windows/s per model with the k-mer table updated row by row, {t['dense_per_model']:,.0f} with a "
+                  f"dense Adam step over the whole table ({t['speedup']:.1f}×). The paper's model (one-hot input, "
+                  f"hidden 128, one strand): {t['paper_h128']['pair_per_s']:,.0f} windows/s through the pair."]
+    lines += kmer_markdown(result["kmer"])
+    c = result["cuda"]
+    if c:
+        lines += ["", f"## CUDA ({c['device']})", "",
+                  "GEMM peak GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in c["gemm_gflops"].items()), "",
+                  "| hidden | precision | reads/s | GFLOP/s | % GEMM peak of that precision |",
+                  "|---:|---|---:|---:|---:|"]
+        lines += [f"| {r['hidden']} | {r['precision']} | {r['per_s']:,.0f} | "
+                  + (f"{r['gflops']:.0f} | {100 * r['fraction_of_peak']:.0f}% |" if "gflops" in r else "— | — |")
+                  for r in c["rows"]]
+    lines += ["", f"## Memory: peak RSS of `gooddetect score` (hidden {RSS_HIDDEN}, {RSS_READ_LENGTH} bp reads)", ""]
+    if result["rss"]:
+        lines += ["| reads | peak RSS MB | seconds | reads/s |", "|---:|---:|---:|---:|"]
+        lines += [f"| {r['reads']:,} | {r['peak_rss_mb']:.0f} | {r['seconds']:.1f} | {r['reads_per_s']:,.0f} |"
+                  for r in result["rss"]]
+    else:
+        lines.append("Not measured (--rss-reads empty).")
+    return "\n".join(lines) + "\n"
+
+
+def lstm_markdown(result: dict) -> list[str]:
+    lines = []
     train_of = {r["hidden"]: r for r in result["training"]}
     both = result["strands"] == "both"
     strands_scored, strands_factor = ("both strands", "2 strands") if both else ("the forward strand", "1 strand")
@@ -780,8 +815,11 @@ def markdown(result: dict) -> str:
         lines.append(f"| {r['hidden']} | {r['model']['per_s']:,.1f} | {r['model']['gflops']:.1f} | "
                      f"{100 * r['model']['fraction_of_peak']:.0f}% | {bf16_model} | {r['end_to_end']['per_s']:,.1f} | "
                      f"{bf16_e2e} | {r['end_to_end']['load_seconds']:.2f} | {fp32} | {bf16} |")
-    p = result["parsing"]
-    lines += [
+    return lines
+
+
+def parsing_markdown(p: dict) -> list[str]:
+    lines = [
         "",
         f"## Parsing + windowing ({p['file_reads']:,} random 250 bp reads, FASTQ.gz "
         f"{p['compressed_bytes'] / 1e6:.1f} MB, {p['uncompressed_bytes'] / 1e6:.1f} MB uncompressed)",
@@ -792,14 +830,11 @@ def markdown(result: dict) -> str:
     for r in p["rows"]:
         lines.append(f"| {r['tool']} | {r['reads_per_s']:,.0f} | {r['mb_per_s_compressed']:.1f} | "
                      f"{r['mb_per_s_uncompressed']:.1f} |")
-    t = result["training_comparison"]
-    lines += ["", "## LSTM training", "",
-              f"Default model, one step = {TRAIN_BATCH} windows: {min(t['default_per_model'].values()):,.0f} windows/s "
-              f"per model with the k-mer table updated row by row, {t['dense_per_model']:,.0f} with a dense Adam step "
-              f"over the whole table ({t['speedup']:.1f}×). The paper's model (one-hot input, hidden 128, one strand): "
-              f"{t['paper_h128']['pair_per_s']:,.0f} windows/s through the pair."]
-    k = result["kmer"]
-    lines += ["", "## k-mer model and Kraken2 on the same reads", ""]
+    return lines
+
+
+def kmer_markdown(k: dict | None) -> list[str]:
+    lines = ["", "## k-mer model and Kraken2 on the same reads", ""]
     if k:
         lines += [f"k-mer model trained on gdbench-v1 train.fa.gz in {k['fit_seconds']:.1f} s ({k['model_bytes'] / 1e6:.1f} "
                   f"MB file)" + (f"; Kraken2 database built from the same windows in {k['kraken2_build_seconds']:.0f} s"
@@ -817,23 +852,7 @@ def markdown(result: dict) -> str:
                   "with loading)."]
     else:
         lines.append("Not measured (../shared/benchmark is not there).")
-    c = result["cuda"]
-    if c:
-        lines += ["", f"## CUDA ({c['device']})", "",
-                  "GEMM peak GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in c["gemm_gflops"].items()), "",
-                  "| hidden | precision | reads/s | GFLOP/s | % GEMM peak of that precision |",
-                  "|---:|---|---:|---:|---:|"]
-        lines += [f"| {r['hidden']} | {r['precision']} | {r['per_s']:,.0f} | "
-                  + (f"{r['gflops']:.0f} | {100 * r['fraction_of_peak']:.0f}% |" if "gflops" in r else "— | — |")
-                  for r in c["rows"]]
-    lines += ["", f"## Memory: peak RSS of `gooddetect score` (hidden {RSS_HIDDEN}, {RSS_READ_LENGTH} bp reads)", ""]
-    if result["rss"]:
-        lines += ["| reads | peak RSS MB | seconds | reads/s |", "|---:|---:|---:|---:|"]
-        lines += [f"| {r['reads']:,} | {r['peak_rss_mb']:.0f} | {r['seconds']:.1f} | {r['reads_per_s']:,.0f} |"
-                  for r in result["rss"]]
-    else:
-        lines.append("Not measured (--rss-reads empty).")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def parse_ints(text: str) -> list[int]:
@@ -854,6 +873,8 @@ def main() -> None:
     parser.add_argument("--rss-reads", default=None, help="Read counts for the RSS runs (default 10000,1000000).")
     parser.add_argument("--profile", action="store_true", help="Also cProfile api.score at the default hidden size.")
     parser.add_argument("--quick", action="store_true", help="Smoke run: small sizes, few reads (~1 min).")
+    parser.add_argument("--kmer-only", action="store_true",
+                        help="Only the k-mer section: k-mer model and Kraken2, pairs, reads out, classifier.")
     args = parser.parse_args()
 
     set_threads(args.threads)  # before torch starts its thread pools
@@ -883,23 +904,26 @@ def main() -> None:
         repeats = 3 if args.quick else 10
         result["gemm_gflops"] = {"fp32": gemm_peak(torch, "cpu", torch.float32, repeats),
                                  "bf16": gemm_peak(torch, "cpu", torch.bfloat16, repeats) if cpu_has_bf16() else None}
-        print("scoring", file=sys.stderr)
-        result["scoring"] = scoring_rows(sizes, budget, result["gemm_gflops"], args.threads, workdir)
-        print("training", file=sys.stderr)
-        result["training"] = training_rows(train_sizes, result["scoring"], budget,
-                                           3 if args.quick else args.max_train_steps)
-        print("parsing", file=sys.stderr)
-        result["parsing"] = parsing_rows(workdir, parse_reads, args.threads)
-        print("training comparison", file=sys.stderr)
-        result["training_comparison"] = training_comparison(3 if args.quick else args.max_train_steps)
+        result |= {"scoring": [], "training": [], "parsing": None, "training_comparison": None, "cuda": None,
+                   "rss": []}
+        if not args.kmer_only:
+            print("scoring", file=sys.stderr)
+            result["scoring"] = scoring_rows(sizes, budget, result["gemm_gflops"], args.threads, workdir)
+            print("training", file=sys.stderr)
+            result["training"] = training_rows(train_sizes, result["scoring"], budget,
+                                               3 if args.quick else args.max_train_steps)
+            print("parsing", file=sys.stderr)
+            result["parsing"] = parsing_rows(workdir, parse_reads, args.threads)
+            print("training comparison", file=sys.stderr)
+            result["training_comparison"] = training_comparison(3 if args.quick else args.max_train_steps)
         print("k-mer model and Kraken2", file=sys.stderr)
         result["kmer"] = kmer_rows(args.threads, workdir)
-        result["cuda"] = None
-        if torch.cuda.is_available():
+        if torch.cuda.is_available() and not args.kmer_only:
             print("CUDA", file=sys.stderr)
             result["cuda"] = cuda_rows(sizes, budget, workdir)
-        print("memory", file=sys.stderr)
-        result["rss"] = rss_rows(rss_reads, args.threads, workdir)
+        if not args.kmer_only:
+            print("memory", file=sys.stderr)
+            result["rss"] = rss_rows(rss_reads, args.threads, workdir)
         if args.profile:
             from gooddetect.models.lstm import LSTMConfig
 
