@@ -313,7 +313,8 @@ def test_defaults_learn_on_the_small_example_set(tmp_path):
     and enough epochs, the foreground's validation loss falls well below uniform (log 4 = 1.386 nats/base) and the
     LLR separates the example reads (with the old fixed defaults, K = 10 and one epoch: AUROC 0.36 on val)."""
     model = tmp_path / "m.gdm"
-    gd("train", *TRAIN, "-o", model, "--threads", "2")
+    # one thread: two 2-thread trainings side by side on 2 cores took 387 s instead of 43 s (OpenMP spin-waits)
+    gd("train", *TRAIN, "-o", model, "--threads", "1")
     training = json.loads(gd("info", "--json", model).stdout)["training"]
     assert training["sized_defaults"] == {"kmer_input": 6, "epochs": 4}
     assert training["validation"]["foreground"]["val_loss"] < 1.36
