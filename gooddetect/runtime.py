@@ -8,8 +8,9 @@ import io
 import os
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 from .errors import UsageError
 
@@ -33,6 +34,19 @@ def _cap_torch_threads(n: int) -> None:
     torch.set_num_threads(n)
     with contextlib.suppress(RuntimeError):  # only settable before the first parallel op
         torch.set_num_interop_threads(n)
+
+
+def in_row_blocks(task: Callable[[int, int], None], n_rows: int, block: int, threads: int) -> None:
+    """task(first, last) over rows [0, n_rows) in blocks of `block` rows, on up to `threads` threads (for compiled
+    kernels that release the GIL and write disjoint rows of their outputs)."""
+    starts = range(0, n_rows, block)
+    blocks = [(first, min(first + block, n_rows)) for first in starts]
+    if threads > 1 and len(blocks) > 1:
+        with ThreadPoolExecutor(min(threads, len(blocks))) as pool:
+            list(pool.map(lambda bounds: task(*bounds), blocks))
+    else:
+        for first, last in blocks:
+            task(first, last)
 
 
 def is_main_process() -> bool:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -30,6 +29,7 @@ from torch import nn
 from ..alphabet import N_BASES, mask_padding, reverse_complement_padded
 from ..errors import ModelFileError
 from ..optim import Adam
+from ..runtime import in_row_blocks
 from . import ArraySpec, ConfigDict
 from .classifier_kernels import group_tables, max_pooled_conv
 
@@ -262,17 +262,10 @@ class Classifier:
         codes, lengths = np.ascontiguousarray(codes, dtype=np.uint8), np.asarray(lengths, dtype=np.int64)
         out = np.empty((len(codes), self.config.filters), dtype=np.float32)
 
-        def pool(first: int) -> None:
-            max_pooled_conv(codes, lengths, tables, bias, self.config.width, first,
-                            min(first + KERNEL_ROWS, len(codes)), out)
+        def pool(first: int, last: int) -> None:
+            max_pooled_conv(codes, lengths, tables, bias, self.config.width, first, last, out)
 
-        starts = range(0, len(codes), KERNEL_ROWS)
-        if self.threads > 1 and len(starts) > 1:
-            with ThreadPoolExecutor(min(self.threads, len(starts))) as pool_:
-                list(pool_.map(pool, starts))
-        else:
-            for first in starts:
-                pool(first)
+        in_row_blocks(pool, len(codes), KERNEL_ROWS, self.threads)
         return out
 
     def _odin_top(self, codes: np.ndarray, lengths: np.ndarray, temperature: float, epsilon: float) -> np.ndarray:

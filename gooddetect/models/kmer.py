@@ -31,7 +31,6 @@ per-bucket count: a fraction of the tables' size in memory. The scoring and coun
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import ClassVar, Iterable
 
@@ -40,6 +39,7 @@ import numpy as np
 from ..alphabet import N_BASES
 from ..errors import ModelFileError, UsageError
 from ..mutate import mutate
+from ..runtime import in_row_blocks
 from . import ArraySpec, ConfigDict
 from . import kmer_kernels as kernels
 
@@ -188,18 +188,12 @@ class KmerModel:
         c = self.config
         orders = np.array(c.hashed_orders, dtype=np.int64)
 
-        def score(first: int) -> None:
-            kernels.loglik_rows(codes, lengths, first, min(first + SCORE_ROWS, len(codes)), self._probs,
-                                self._offsets, c.top_direct_order, self.hashed_tables, orders, c.both_strands,
-                                c.width, c.discount, c.concentration, sums, scored)
+        def score(first: int, last: int) -> None:
+            kernels.loglik_rows(codes, lengths, first, last, self._probs, self._offsets, c.top_direct_order,
+                                self.hashed_tables, orders, c.both_strands, c.width, c.discount, c.concentration,
+                                sums, scored)
 
-        starts = range(0, len(codes), SCORE_ROWS)
-        if self.threads > 1 and len(starts) > 1:
-            with ThreadPoolExecutor(min(self.threads, len(starts))) as pool:
-                list(pool.map(score, starts))
-        else:
-            for first in starts:
-                score(first)
+        in_row_blocks(score, len(codes), SCORE_ROWS, self.threads)
         return sums, scored
 
     @classmethod
