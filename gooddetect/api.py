@@ -155,14 +155,14 @@ def score(model: str, reads: list[str], output: str | None = "-", *, layout: str
     duplicates = DuplicateCounter()
     per_input: dict[str, ScoreCounts] = {}
     sharded = _Shard(shard) if shard else None
-    classes = detector.classifier.classes if detector.classifier is not None else None
+    classifier = detector.classifier
     with ExitStack() as stack:
         out = stack.enter_context(atomic_output(output))
         bed_out = stack.enter_context(atomic_output(bed)) if bed else None
         if splitter:
             splitter.open(stack)
         bar = stack.enter_context(progress(unit="read", desc="scoring"))
-        out.write("\t".join(columns(mates, classifier_columns(classes))) + "\n")
+        out.write("\t".join(columns(mates, classifier_columns(classifier))) + "\n")
         for label, chunk in read_fragments(reads, layout, min(batch_size, CHUNK_RECORDS)):
             counts = per_input.setdefault(label, ScoreCounts())
             duplicates.add(chunk.ids)
@@ -171,7 +171,7 @@ def score(model: str, reads: list[str], output: str | None = "-", *, layout: str
                 limits = thresholds.for_fragments(scored.n_scored) if thresholds else None
                 is_ood = (scored.score > limits) & scored.scored if thresholds else None
                 counts.add(scored, is_ood)
-                out.write(tsv_rows(scored, limits, classifier_fields(scored, classes) if classes else {}))
+                out.write(tsv_rows(scored, limits, classifier_fields(scored, classifier) if classifier else {}))
                 if bed_out:
                     bed_out.write(bed_rows(scored, thresholds.for_fragments(scored.window_scored)
                                            if thresholds else None))
@@ -383,12 +383,13 @@ def evaluate(model: str, *, in_dist: list[str] = (), ood: list[str] = (), reads:
     detector = load_detector(model, device=device, threads=threads)
     has_classifier = detector.classifier is not None
     scored, is_ood, _ = labeled_scores(detector, in_dist=in_dist, ood=ood, reads=reads, labels=labels,
-                                       batch_size=batch_size, odin=has_classifier)
+                                       batch_size=batch_size, odin=has_classifier and detector.classifier.has_odin)
     if not is_ood.any() or is_ood.all():
         raise UsageError("evaluate needs both in-distribution and OOD reads")
     named = {"likelihood": -scored["loglik_fg"], "llr": scored["score"]}
     if has_classifier:
-        named |= {name: scored[name] for name in ("msp", "entropy", "odin", "mahalanobis", "rel_mahalanobis")}
+        odin = ("odin",) if detector.classifier.has_odin else ()
+        named |= {name: scored[name] for name in (*detector.classifier.score_names, *odin)}
     result = {"scores": {name: metrics.summarize(values, is_ood) for name, values in named.items()},
               "n_in": int((~is_ood).sum()), "n_ood": int(is_ood.sum())}
     thresholds = calibration.resolve(detector.calibration)

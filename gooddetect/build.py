@@ -40,8 +40,12 @@ KIND_OPTIONS = {
              "max_windows", "both_strands", "device"},
     "kmer": {"max_order", "hash_bits"},
 }
-CLASSIFIER_OPTIONS = {"classifier_filters": "filters", "classifier_width": "width", "classifier_hidden": "hidden"}
-CLASSIFIER_TRAINING = {"classifier_lr": "lr", "classifier_batch_size": "batch_size", "classifier_epochs": "epochs"}
+DEFAULT_CLASSIFIER = "kmer"  # chosen on validation (see the README); "convnet" is the paper's
+CONVNET_OPTIONS = {"classifier_filters": "filters", "classifier_width": "width", "classifier_hidden": "hidden"}
+CONVNET_TRAINING = {"classifier_lr": "lr", "classifier_batch_size": "batch_size", "classifier_epochs": "epochs"}
+KMER_CLASSIFIER_OPTIONS = {"classifier_order": "order"}
+# Options of each classifier kind; giving one to the other kind is a usage error.
+CLASSIFIER_KIND_OPTIONS = {"convnet": {*CONVNET_OPTIONS, *CONVNET_TRAINING}, "kmer": set(KMER_CLASSIFIER_OPTIONS)}
 SLICE_BASES = 1 << 16  # k-mer training counts long records in slices of this many bases
 DEFAULT_VAL_FRACTION = 0.05
 DEFAULT_BACKGROUND_KMER_INPUT = 0  # chosen on validation (see the README): no k-mer table in the background
@@ -135,20 +139,18 @@ def check_kind_options(kind: str, options: dict) -> None:
 def train(inputs: list[str], output: str, *, kind: str = "lstm", length: int = 250, min_length: int = 50,
           windows_per_file: int | None = None, mutation_rate: float | None = None, score_strands: str | None = None,
           seed: int = 0, threads: int | None = None, classes: str | None = None, class_per_file: bool = False,
-          record_classes: bool = False, **options) -> Detector:
+          record_classes: bool = False, classifier: str | None = None, **options) -> Detector:
     """`gooddetect train`: the foreground + background pair of `kind` from `inputs`, written to `output`.
 
     `score_strands` ("forward" or "both", default DEFAULT_SCORE_STRANDS) is recorded in the model file: how score,
     calibrate and evaluate score each window. `options` holds the kind's own settings (see KIND_OPTIONS; None means
-    the default)."""
+    the default). With classes, `classifier` ("kmer" or "convnet", default DEFAULT_CLASSIFIER) is trained too."""
     check_kind_options(kind, options)
     check_output_paths(output)
     wants_classes = classes or class_per_file or record_classes
     labels = ClassLabels(inputs, classes, class_per_file, record_classes) if wants_classes else None
-    stray = [k for k in (*CLASSIFIER_OPTIONS, *CLASSIFIER_TRAINING) if options.get(k) is not None]
-    if stray and not labels:
-        raise UsageError(f"--{stray[0].replace('_', '-')}: a classifier is trained only with --classes, "
-                         "--class-per-file or --record-classes")
+    classifier = classifier or DEFAULT_CLASSIFIER
+    _check_classifier_options(classifier, options, bool(labels))
     if record_classes and windows_per_file:
         raise UsageError("--record-classes reads each read's class from its header: not with --windows-per-file")
     set_threads(threads)
@@ -173,7 +175,7 @@ def train(inputs: list[str], output: str, *, kind: str = "lstm", length: int = 2
     else:
         foreground, background = _train_kmer(inputs, training, options, length=length, min_length=min_length,
                                              windows_per_file=windows_per_file, mutation_rate=mutation_rate, seed=seed)
-    classifier = _train_classifier(windows, labels, training, options, seed=seed) if labels else None
+    classifier = _train_classifier(classifier, windows, labels, training, options, seed=seed) if labels else None
     if windows is not None:
         training["window_counts"] = counts.as_dict()
     detector = Detector(foreground, background, {"window_length": length, "min_length": min_length,
@@ -237,20 +239,43 @@ def _arrays(windows: Windows) -> tuple[np.ndarray, np.ndarray]:
     return windows.codes, windows.lengths
 
 
-def _train_classifier(windows: Windows, labels: ClassLabels, training: dict, options: dict, *, seed: int):
-    from .models.classifier import ClassifierConfig, ClassifierTraining, train_classifier
+def _check_classifier_options(classifier: str, options: dict, has_labels: bool) -> None:
+    if classifier not in CLASSIFIER_KIND_OPTIONS:
+        raise UsageError(f"unknown --classifier {classifier!r} (known: {', '.join(CLASSIFIER_KIND_OPTIONS)})")
+    given = [k for names in CLASSIFIER_KIND_OPTIONS.values() for k in sorted(names) if options.get(k) is not None]
+    if given and not has_labels:
+        raise UsageError(f"--{given[0].replace('_', '-')}: a classifier is trained only with --classes, "
+                         "--class-per-file or --record-classes")
+    foreign = [k for k in given if k not in CLASSIFIER_KIND_OPTIONS[classifier]]
+    if foreign:
+        raise UsageError(f"--{foreign[0].replace('_', '-')}: not used by --classifier {classifier}")
 
+
+def _train_classifier(kind: str, windows: Windows, labels: ClassLabels, training: dict, options: dict, *, seed: int):
+    """The classifier of `kind` on the labeled windows, a validation split held out for its statistics."""
     windows = labels.check(windows)
     train_windows, val_windows = split_validation(windows, DEFAULT_VAL_FRACTION, seed)
-    config = ClassifierConfig(classes=labels.names, **{CLASSIFIER_OPTIONS[k]: options[k] for k in CLASSIFIER_OPTIONS
-                                                       if k in options})
-    schedule = ClassifierTraining(seed=seed, **{CLASSIFIER_TRAINING[k]: options[k] for k in CLASSIFIER_TRAINING
-                                                if k in options})
-    classifier = train_classifier(*_arrays(train_windows), train_windows.labels, *_arrays(val_windows),
-                                  val_windows.labels, config, schedule)
-    training["classifier"] = {"classes_from": labels.source, **asdict(schedule), **classifier.stats}
-    log.info("train: classifier of %d classes, validation accuracy %.4f", len(labels.names),
-             classifier.stats["val_accuracy"])
+    data = (*_arrays(train_windows), train_windows.labels, *_arrays(val_windows), val_windows.labels)
+    started = time.perf_counter()
+    if kind == "kmer":
+        from .models.kmer_classifier import KmerClassifierConfig, train_kmer_classifier
+
+        config = KmerClassifierConfig(classes=labels.names, **{KMER_CLASSIFIER_OPTIONS[k]: options[k]
+                                                               for k in KMER_CLASSIFIER_OPTIONS if k in options})
+        classifier = train_kmer_classifier(*data, config)
+        settings = {}
+    else:
+        from .models.classifier import ClassifierConfig, ClassifierTraining, train_classifier
+
+        config = ClassifierConfig(classes=labels.names, **{CONVNET_OPTIONS[k]: options[k] for k in CONVNET_OPTIONS
+                                                           if k in options})
+        schedule = ClassifierTraining(seed=seed, **{CONVNET_TRAINING[k]: options[k] for k in CONVNET_TRAINING
+                                                    if k in options})
+        classifier = train_classifier(*data, config, schedule)
+        settings = asdict(schedule)
+    training["classifier"] = {"classes_from": labels.source, **settings, **classifier.stats}
+    log.info("train: %s classifier of %d classes in %.1f s, validation accuracy %.4f", kind, len(labels.names),
+             time.perf_counter() - started, classifier.stats["val_accuracy"])
     return classifier
 
 

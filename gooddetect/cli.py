@@ -173,17 +173,24 @@ BATCH = click.option("--batch-size", default=4096, show_default=True, type=click
               "after the file.")
 @click.option("--record-classes", is_flag=True, help="Also train a classifier: each read's class is the `class=NAME` "
               "word of its header (TFRecord inputs have their `y`/`label` there).")
+@click.option("--classifier", type=click.Choice(["kmer", "convnet"]), default=None,
+              help="With classes: kmer (one k-mer Markov chain per class; chosen on validation) or convnet (the "
+                   "paper's ConvNet, with its ODIN and Mahalanobis scores).  [default: kmer]")
+@click.option("--classifier-order", default=None, type=click.IntRange(1, 12),
+              help="kmer classifier: Markov order of each class's chain (memory 4^(order+1) x ~10 bytes per class).  "
+                   "[default: 10]")
 @click.option("--classifier-filters", default=None, type=click.IntRange(1, 8192),
-              help="classifier: convolution filters (the paper: 1000).  [default: 128]")
-@click.option("--classifier-width", default=None, type=click.IntRange(1, 250), help="classifier: filter width "
-              "(bases).  [default: 20]")
-@click.option("--classifier-hidden", default=None, type=click.IntRange(1, 8192), help="classifier: dense units.  "
-              "[default: 200]")
-@click.option("--classifier-epochs", default=None, type=click.IntRange(min=1), help="classifier: epochs (the paper: 1).  [default: 3]")
+              help="convnet classifier: convolution filters (the paper: 1000).  [default: 128]")
+@click.option("--classifier-width", default=None, type=click.IntRange(1, 250), help="convnet classifier: filter "
+              "width (bases).  [default: 20]")
+@click.option("--classifier-hidden", default=None, type=click.IntRange(1, 8192), help="convnet classifier: dense "
+              "units.  [default: 200]")
+@click.option("--classifier-epochs", default=None, type=click.IntRange(min=1), help="convnet classifier: epochs (the "
+              "paper: 1).  [default: 3]")
 @click.option("--classifier-lr", default=None, type=click.FloatRange(min=0, min_open=True),
-              help="classifier: Adam learning rate (the paper: 1e-4).  [default: 1e-3]")
+              help="convnet classifier: Adam learning rate (the paper: 1e-4).  [default: 1e-3]")
 @click.option("--classifier-batch-size", default=None, type=click.IntRange(min=1),
-              help="classifier: windows per step (the paper: 100).  [default: 100]")
+              help="convnet classifier: windows per step (the paper: 100).  [default: 100]")
 @THREADS
 @SEED
 def train(inputs, output, arch, threads, **options):

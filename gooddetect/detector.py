@@ -20,7 +20,7 @@ import numpy as np
 from . import __version__
 from .alphabet import reverse_complement_padded
 from .errors import ModelFileError
-from .models import ArraySpec, GenerativeModel, model_class
+from .models import CLASSIFIERS, ArraySpec, GenerativeModel, classifier_class, model_class
 from .runtime import atomic_output
 
 FORMAT_NAME = "gooddetect-model"
@@ -28,6 +28,7 @@ FORMAT_VERSION = 2  # 2 (gooddetect 0.2): compact k-mer tables, calibration tabl
 ROLES = ("foreground", "background")
 STRANDS = ("forward", "both")  # a window scored as given (the paper), or the mean over it and its reverse complement
 CLASSIFIER = "classifier"
+DEFAULT_CLASSIFIER_KIND = "convnet"  # the only kind before `classifier_kind` was recorded
 # numpy dtype name -> safetensors dtype code
 SAFETENSORS_DTYPES = {"float32": "F32", "float16": "F16", "float64": "F64", "int8": "I8", "uint8": "U8",
                       "int16": "I16", "uint16": "U16", "int32": "I32", "uint32": "U32", "int64": "I64",
@@ -40,7 +41,8 @@ class Detector:
 
     `meta` holds everything else the file records: window settings, training parameters and statistics, and the
     calibration (`meta["threshold"]`, None until calibrated) on the OOD score −LLR. `version` is the gooddetect
-    version that trained the models; `classifier` an optional in-distribution classifier (models.classifier)."""
+    version that trained the models; `classifier` an optional in-distribution classifier (of a kind in
+    models.CLASSIFIERS)."""
 
     foreground: GenerativeModel
     background: GenerativeModel
@@ -126,6 +128,7 @@ class Detector:
             "gooddetect_version": self.version,
             "kind": self.kind,
             "models": configs,
+            **({"classifier_kind": self.classifier.kind} if self.classifier is not None else {}),
             **self.meta,
         }
         return json.dumps(document, sort_keys=True), tensors
@@ -138,20 +141,18 @@ class Detector:
         for role, config in document["models"].items():
             prefix = f"{role}."
             arrays = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            models[role] = part_class(document["kind"], role).from_state(config, arrays)
+            models[role] = part_class(document, role).from_state(config, arrays)
         meta = {k: v for k, v in document.items()
-                if k not in ("format", "format_version", "gooddetect_version", "kind", "models")}
+                if k not in ("format", "format_version", "gooddetect_version", "kind", "models", "classifier_kind")}
         return cls(models["foreground"], models["background"], meta, document["gooddetect_version"],
                    models.get(CLASSIFIER))
 
 
-def part_class(kind: str, role: str):
-    """The class of one part of a model file: a generative model of `kind`, or the classifier."""
+def part_class(document: dict, role: str):
+    """The class of one part of a model file: a generative model of the document's kind, or its classifier."""
     if role == CLASSIFIER:
-        from .models.classifier import Classifier
-
-        return Classifier
-    return model_class(kind)
+        return classifier_class(document.get("classifier_kind", DEFAULT_CLASSIFIER_KIND))
+    return model_class(document["kind"])
 
 
 def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
@@ -208,6 +209,9 @@ def _check_document(document: dict, path) -> None:
             raise ModelFileError(f"{path}: metadata entry {key!r} is missing or not of type {kind.__name__}")
     if not 2 <= document["min_length"] <= document["window_length"] <= 1 << 20:
         raise ModelFileError(f"{path}: window settings out of range (2 <= min_length <= window_length <= 2^20)")
+    classifier_kind = document.get("classifier_kind", DEFAULT_CLASSIFIER_KIND)
+    if not isinstance(classifier_kind, str) or classifier_kind not in CLASSIFIERS:
+        raise ModelFileError(f"{path}: metadata entry 'classifier_kind' must be one of {', '.join(CLASSIFIERS)}")
     if document.get("strands", "forward") not in STRANDS:
         raise ModelFileError(f"{path}: metadata entry 'strands' must be one of {', '.join(STRANDS)}")
     models = document["models"]
@@ -225,7 +229,7 @@ def _check_arrays(document: dict, stored: dict[str, tuple[tuple[int, ...], str]]
     expected: dict[str, ArraySpec] = {}
     for role, config in document["models"].items():
         try:
-            specs = part_class(document["kind"], role).expected_arrays(config)
+            specs = part_class(document, role).expected_arrays(config)
         except ModelFileError as exc:
             raise ModelFileError(f"{path}: {role} model: {exc}") from None
         expected.update({f"{role}.{name}": spec for name, spec in specs.items()})

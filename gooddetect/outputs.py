@@ -12,7 +12,7 @@ from typing import IO
 import numpy as np
 
 from .errors import InputError, UsageError
-from .models import CLASSIFIER_SCORES
+from .models import InDistributionClassifier
 from .runtime import atomic_output
 from .score import ScoreCounts, ScoredChunk
 from .seqio import format_record
@@ -34,19 +34,19 @@ def _text(values: np.ndarray, digits: int) -> list[str]:
     return [NA if v != v else f"{v:.{digits}f}" for v in values.tolist()]
 
 
-def classifier_columns(classes: list[str] | None) -> tuple[str, ...]:
+def classifier_columns(classifier: InDistributionClassifier | None) -> tuple[str, ...]:
     """The TSV columns a model with a classifier adds."""
-    return ("class", "class_prob", *CLASSIFIER_SCORES) if classes else ()
+    return ("class", "class_prob", *classifier.score_names) if classifier is not None else ()
 
 
-def classifier_fields(scored: ScoredChunk, classes: list[str]) -> dict[str, list[str]]:
+def classifier_fields(scored: ScoredChunk, classifier: InDistributionClassifier) -> dict[str, list[str]]:
     """The classifier's columns of one scored chunk: most probable class, its probability, the OOD scores."""
-    probs = scored.class_probs
+    classes, probs = classifier.classes, scored.class_probs
     best = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
     unscored = ~scored.scored
     fields = {"class": [NA if u else classes[b] for b, u in zip(best.tolist(), unscored.tolist())],
               "class_prob": _text(np.where(unscored, np.nan, probs.max(axis=1, initial=0)), 6)}
-    return fields | {name: _text(scored.classifier_scores[name], 6) for name in CLASSIFIER_SCORES}
+    return fields | {name: _text(scored.classifier_scores[name], 6) for name in classifier.score_names}
 
 
 def tsv_rows(scored: ScoredChunk, thresholds: np.ndarray | None, extra: dict[str, list[str]]) -> str:

@@ -16,7 +16,6 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .detector import Detector
-from .models import CLASSIFIER_SCORES
 from .seqio import RecordChunk
 from .windows import ChunkWindows, cut_reads
 
@@ -138,7 +137,7 @@ def _score_windows(detector: Detector, cut: ChunkWindows, batch_size: int, odin:
     classifier = detector.classifier
     if classifier is not None:
         out.class_probs = np.zeros((n, len(classifier.classes)))
-        out.classifier_scores = {name: np.zeros(n) for name in (*CLASSIFIER_SCORES, *(("odin",) if odin else ()))}
+        out.classifier_scores = {name: np.zeros(n) for name in (*classifier.score_names, *(("odin",) if odin else ()))}
     for first in range(0, n, batch_size):
         last = min(first + batch_size, n)
         windows = cut.padded(first, last)

@@ -1,6 +1,6 @@
 """The ConvNet classifier and its OOD scores: shapes and softmax sums, ODIN's perturbation direction, (relative)
 Mahalanobis distances against a hand computation, model files with and without a classifier, the class errors of
-`train`, and a tiny end-to-end run on data/ with --class-per-file."""
+`train`, and a tiny end-to-end run on data/ with --class-per-file --classifier convnet."""
 
 from __future__ import annotations
 
@@ -216,10 +216,10 @@ def test_classes_and_class_per_file_together(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_end_to_end_with_class_per_file(tmp_path):
+def test_tiny_end_to_end_with_the_convnet(tmp_path):
     model = tmp_path / "m.gdm"
     gd("train", *TRAIN, "-o", model, "--arch", "kmer", "--max-order", "8", "--class-per-file",
-       "--classifier-filters", "32", "--classifier-epochs", "2", "--classifier-lr", "1e-3", "--threads", "1")
+       "--classifier", "convnet", "--classifier-filters", "32", "--classifier-epochs", "2", "--classifier-lr", "1e-3", "--threads", "1")
     info = json.loads(gd("info", "--json", model).stdout)
     assert info["models"]["classifier"]["classes"] == [p.name.split(".")[0] for p in TRAIN]
     per_class = info["training"]["classifier"]["windows_per_class"]

@@ -226,6 +226,7 @@ METADATA_EDITS = {
     "stray-part": (lambda d: {**d, "models": {**d["models"], "decoder": {}}}, "at most a classifier"),
     "bad-threshold": (lambda d: {**d, "threshold": {"value": "high"}}, "threshold"),
     "bad-strands": (lambda d: {**d, "strands": "reverse"}, "strands"),
+    "unknown-classifier-kind": (lambda d: {**d, "classifier_kind": "svm"}, "classifier_kind"),
 }
 
 

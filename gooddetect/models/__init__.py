@@ -13,7 +13,8 @@ import numpy as np
 from ..errors import ModelFileError
 
 KINDS = {"lstm": "gooddetect.models.lstm:LSTMModel", "kmer": "gooddetect.models.kmer:KmerModel"}
-CLASSIFIER_SCORES = ("msp", "entropy", "mahalanobis", "rel_mahalanobis")  # the classifier's OOD scores in `score`
+CLASSIFIERS = {"kmer": "gooddetect.models.kmer_classifier:KmerClassifier",
+               "convnet": "gooddetect.models.classifier:Classifier"}
 ArraySpec = tuple[tuple[int, ...], str]  # (shape, numpy dtype name) of one stored array
 
 
@@ -32,6 +33,12 @@ class ConfigDict:
         if unknown:
             raise ValueError(f"unknown {cls.SETTINGS}: {sorted(unknown)}")
         return cls(**values)
+
+
+def check_classes(classes: list[str]) -> None:
+    """A classifier's classes: two or more distinct names."""
+    if len(classes) < 2 or len(set(classes)) != len(classes):
+        raise ValueError("a classifier needs two or more distinct classes")
 
 
 class GenerativeModel(Protocol):
@@ -67,10 +74,45 @@ class GenerativeModel(Protocol):
         """The model from a config and arrays already checked against `expected_arrays`."""
 
 
+class InDistributionClassifier(Protocol):
+    """A classifier over the in-distribution classes, scoring padded windows; the file format needs the rest (as
+    for GenerativeModel)."""
+
+    kind: ClassVar[str]
+    score_names: ClassVar[tuple[str, ...]]  # the OOD scores `predict` returns ("higher = more OOD")
+    has_odin: ClassVar[bool]  # whether `odin(codes, lengths)` gives ODIN's score (it needs a gradient)
+    classes: list[str]
+    stats: dict
+
+    def predict(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(class probabilities float64 [B, C], {name: float64 [B]} for each of score_names)."""
+
+    def configure(self, *, threads: int | None, device: str, bf16: bool) -> None: ...
+
+    def config_dict(self) -> dict: ...
+
+    def state_arrays(self) -> dict[str, np.ndarray]: ...
+
+    @classmethod
+    def expected_arrays(cls, config: dict) -> dict[str, ArraySpec]: ...
+
+    @classmethod
+    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> InDistributionClassifier: ...
+
+
 def model_class(kind: str) -> type[GenerativeModel]:
     """The class implementing model kind `kind`."""
+    return _imported(KINDS, kind, "model kind")
+
+
+def classifier_class(kind: str) -> type[InDistributionClassifier]:
+    """The class implementing classifier kind `kind`."""
+    return _imported(CLASSIFIERS, kind, "classifier kind")
+
+
+def _imported(registry: dict[str, str], kind: str, what: str):
     try:
-        module, name = KINDS[kind].split(":")
-    except KeyError:
-        raise ModelFileError(f"unknown model kind {kind!r} (known: {', '.join(KINDS)})") from None
+        module, name = registry[kind].split(":")
+    except (KeyError, TypeError):
+        raise ModelFileError(f"unknown {what} {kind!r} (known: {', '.join(registry)})") from None
     return getattr(importlib.import_module(module), name)

@@ -30,7 +30,7 @@ from ..alphabet import N_BASES, mask_padding, reverse_complement_padded
 from ..errors import ModelFileError
 from ..optim import Adam
 from ..runtime import in_row_blocks
-from . import ArraySpec, ConfigDict
+from . import ArraySpec, ConfigDict, check_classes
 from .classifier_kernels import group_tables, max_pooled_conv
 
 log = logging.getLogger("gooddetect")
@@ -55,8 +55,7 @@ class ClassifierConfig(ConfigDict):
     odin_epsilon: float = 0.0005
 
     def __post_init__(self) -> None:
-        if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
-            raise ValueError("a classifier needs two or more distinct classes")
+        check_classes(self.classes)
         if not (1 <= self.filters <= 8192 and 1 <= self.width <= 1024 and 1 <= self.hidden <= 8192):
             raise ValueError("filters, width and hidden out of range")
         if not 0 <= self.dropout < 1 or self.odin_temperature <= 0 or self.odin_epsilon < 0:
@@ -146,7 +145,9 @@ def _squared_distances(x: np.ndarray, means: np.ndarray, precision: np.ndarray) 
 class Classifier:
     """The ConvNet classifier of a model file: class probabilities and classifier-based OOD scores per window."""
 
-    kind: ClassVar[str] = "classifier"
+    kind: ClassVar[str] = "convnet"
+    score_names: ClassVar[tuple[str, ...]] = ("msp", "entropy", "mahalanobis", "rel_mahalanobis")
+    has_odin: ClassVar[bool] = True
 
     def __init__(self, config: ClassifierConfig, net: ConvNet, gaussians: Gaussians, stats: dict | None = None,
                  batch_size: int = 1024):
@@ -201,7 +202,7 @@ class Classifier:
     # -- prediction -----------------------------------------------------------------------------------------------
 
     def predict(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """(class probabilities [B, C], {name: [B]} for each of CLASSIFIER_SCORES) of windows codes [B, L] holding
+        """(class probabilities [B, C], {name: [B]} for each of score_names) of windows codes [B, L] holding
         lengths [B]."""
         probs, features = self._both_strands(codes, lengths, self._probs_and_features)
         msp = 1.0 - probs.max(axis=1)

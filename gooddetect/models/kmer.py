@@ -212,8 +212,8 @@ class KmerModel:
         `mutation_rate` (batch i mutated by the generator seeded with (seed, i)). Hashed tables start at
         2^max_hash_bits buckets and are halved while they stay at most TARGET_FILL full; max_hash_bits None keeps
         config.hash_bits."""
-        counters = [_Counter(config, max_hash_bits or config.hash_bits),
-                    _Counter(background, max_hash_bits or background.hash_bits)]
+        counters = [Counter(config, max_hash_bits or config.hash_bits),
+                    Counter(background, max_hash_bits or background.hash_bits)]
         for index, (codes, lengths, skip) in enumerate(batches):
             codes, lengths = _checked_batch(codes, lengths)
             skip = np.asarray(skip, dtype=np.int64)
@@ -225,7 +225,7 @@ class KmerModel:
         return foreground, background_model
 
 
-class _Counter:
+class Counter:
     """Streaming counts for one model: exact (D+1)-mer counts and the hashed tables."""
 
     def __init__(self, config: KmerConfig, hash_bits: int):

@@ -193,12 +193,14 @@ def run_seconds(command: list[str]) -> float:
 
 
 def timing(command: list[str], reads: Path, one_read: Path, n: int) -> dict:
-    """Reads/s of `command + [file]` on `reads` (n reads) with loading, and without (minus a one-read run)."""
+    """Reads/s of `command + [file]` on `reads` (n reads) with loading, and without (minus a one-read run; NaN when
+    the difference is under a tenth of the whole run, too small to measure)."""
     run_seconds(command + [str(one_read)])  # warm the page cache
     whole = min(run_seconds(command + [str(reads)]) for _ in range(2))
     load = min(run_seconds(command + [str(one_read)]) for _ in range(2))
     return {"reads": n, "seconds": round(whole, 3), "load_seconds": round(load, 3),
-            "reads_per_s_with_load": n / whole, "reads_per_s": n / max(whole - load, 1e-9)}
+            "reads_per_s_with_load": n / whole,
+            "reads_per_s": n / (whole - load) if whole - load > 0.1 * whole else float("nan")}
 
 
 def kraken2(out: Path, train_files: list[str], classes: dict[str, str], threads: int,
@@ -281,7 +283,8 @@ def markdown(result: dict) -> str:
                   for r in result["lengths"]["rows"]]
     if "class_accuracy" in result:
         accuracy = result["class_accuracy"]
-        parts = [f"gooddetect {accuracy['gooddetect']:.4f}"] if "gooddetect" in accuracy else []
+        parts = [f"gooddetect ({accuracy['classifier']} classifier) {accuracy['gooddetect']:.4f} (validation, "
+                 f"val_strains_in: {accuracy['gooddetect_val_strains']:.4f})"] if "gooddetect" in accuracy else []
         if "kraken2" in accuracy:
             k = accuracy["kraken2"]
             parts.append(f"Kraken2 {k['correct_of_all']:.4f} of all windows ({k['unclassified']:.4f} unclassified, "
@@ -379,7 +382,9 @@ def main() -> int:
     if args.lengths:
         result["lengths"] = length_study(detector, out, calibrated, model, args.threads, args.calibrate_genomes)
     if args.classes:
-        result["class_accuracy"] = {"gooddetect": class_accuracy(detector, data["test"], label_of)}
+        result["class_accuracy"] = {"gooddetect": class_accuracy(detector, data["test"], label_of),
+                                    "gooddetect_val_strains": class_accuracy(detector, data["val"], label_of),
+                                    "classifier": detector.classifier.kind}
 
     if args.kraken2:
         queries = {"test": out / "test.fa", "test_reads": out / "test_reads.fq"}

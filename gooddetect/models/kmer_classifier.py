@@ -1,0 +1,132 @@
+"""The default in-distribution classifier: one interpolated Markov chain (models.kmer, exact counts of both strands)
+per class, and Bayes' rule over them, as Phymm classifies reads with one chain per genome.
+
+A window's class probabilities are softmax(ln p_c(window) / temperature) over the classes c (equal priors): a chain
+that read the window's k-mers in training gives it a far higher likelihood than one that did not. The likelihoods
+of ~250 bases are much more confident than they are right (their terms are not independent), so they are tempered;
+temperature, order and smoothing were chosen on the benchmark's validation sets (see README). OOD scores, "higher =
+more out of distribution": msp (1 − the largest class probability) and entropy (of the class probabilities).
+No torch: the chains run in the k-mer kind's compiled loops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from ..errors import ModelFileError
+from . import ArraySpec, ConfigDict, check_classes
+from .kmer import MAX_DIRECT_ORDER, Counter, KmerConfig, KmerModel
+
+
+@dataclass
+class KmerClassifierConfig(ConfigDict):
+    """One chain of `order` per class, smoothed with (discount, concentration), likelihoods divided by
+    `temperature` before Bayes' rule."""
+
+    SETTINGS: ClassVar[str] = "k-mer classifier settings"
+
+    classes: list[str] = field(default_factory=list)
+    order: int = 10
+    discount: float = 0.5
+    concentration: float = 100.0
+    temperature: float = 3.0
+
+    def __post_init__(self) -> None:
+        check_classes(self.classes)
+        if not 1 <= self.order <= MAX_DIRECT_ORDER or self.temperature <= 0:
+            raise ValueError(f"order in [1, {MAX_DIRECT_ORDER}] and temperature > 0 needed")
+        self.chain()  # checks the smoothing settings
+
+    def chain(self) -> KmerConfig:
+        """The config of each class's chain: exact counts up to `order`, both strands, no hashed orders."""
+        return KmerConfig(max_order=self.order, direct_order=self.order, both_strands=True, discount=self.discount,
+                          concentration=self.concentration)
+
+
+class KmerClassifier:
+    """Class probabilities and OOD scores per window from one k-mer chain per class."""
+
+    kind: ClassVar[str] = "kmer"
+    score_names: ClassVar[tuple[str, ...]] = ("msp", "entropy")  # what `predict` returns besides the probabilities
+    has_odin: ClassVar[bool] = False
+
+    def __init__(self, config: KmerClassifierConfig, chains: list[KmerModel], stats: dict | None = None):
+        self.config, self.chains = config, chains
+        self.stats = stats or {}
+
+    @property
+    def classes(self) -> list[str]:
+        return self.config.classes
+
+    # -- the model file -------------------------------------------------------------------------------------------
+
+    def configure(self, *, threads: int | None = None, device: str = "cpu", bf16: bool = False) -> None:
+        """Threads only: the chains run on the CPU whatever device the generative models use."""
+        for chain in self.chains:
+            chain.threads = threads or 1
+
+    def config_dict(self) -> dict:
+        return self.config.to_dict()
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {f"class_{i}.{name}": array for i, chain in enumerate(self.chains)
+                for name, array in chain.state_arrays().items()}
+
+    @classmethod
+    def expected_arrays(cls, config: dict) -> dict[str, ArraySpec]:
+        try:
+            c = KmerClassifierConfig.from_dict(config)
+        except (TypeError, ValueError) as error:
+            raise ModelFileError(f"bad k-mer classifier configuration: {error}") from None
+        chain = KmerModel.expected_arrays(c.chain().to_dict())
+        return {f"class_{i}.{name}": spec for i in range(len(c.classes)) for name, spec in chain.items()}
+
+    @classmethod
+    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> KmerClassifier:
+        c = KmerClassifierConfig.from_dict(config)
+        chain = c.chain().to_dict()
+        chains = [KmerModel.from_state(chain, {k[len(f"class_{i}."):]: v for k, v in arrays.items()
+                                               if k.startswith(f"class_{i}.")}) for i in range(len(c.classes))]
+        return cls(c, chains)
+
+    # -- prediction -----------------------------------------------------------------------------------------------
+
+    def loglik(self, codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """ln p_c(window) of every window under every class's chain, float64 [B, C]."""
+        return np.stack([chain.loglik(codes, lengths)[0] for chain in self.chains], axis=1)
+
+    def predict(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(class probabilities [B, C], {name: [B]} for each of score_names) of windows codes [B, L] holding
+        lengths [B]."""
+        z = self.loglik(np.ascontiguousarray(codes), lengths) / self.config.temperature
+        probs = np.exp(z - z.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        entropy = -(probs * np.log(np.maximum(probs, 1e-300))).sum(axis=1)
+        return probs, {"msp": 1.0 - probs.max(axis=1), "entropy": entropy}
+
+
+def train_kmer_classifier(codes: np.ndarray, lengths: np.ndarray, labels: np.ndarray, val_codes: np.ndarray,
+                          val_lengths: np.ndarray, val_labels: np.ndarray,
+                          config: KmerClassifierConfig) -> KmerClassifier:
+    """Count each class's chain on its windows, measure the accuracy on the validation windows, then count those
+    in as well (the statistics describe the model before they were added)."""
+    chain = config.chain()
+    counters = [Counter(chain, chain.hash_bits) for _ in config.classes]
+
+    def count(rows_codes: np.ndarray, rows_lengths: np.ndarray, rows_labels: np.ndarray) -> None:
+        for label, counter in enumerate(counters):
+            rows = np.flatnonzero(rows_labels == label)
+            if len(rows):
+                counter.add(np.ascontiguousarray(rows_codes[rows]), rows_lengths[rows], np.zeros(len(rows), np.int64))
+
+    count(codes, np.asarray(lengths, dtype=np.int64), labels)
+    classifier = KmerClassifier(config, [counter.model(fold=False) for counter in counters])
+    accuracy = float((classifier.predict(val_codes, val_lengths)[0].argmax(axis=1) == val_labels).mean())
+    count(val_codes, np.asarray(val_lengths, dtype=np.int64), val_labels)
+    classifier.chains = [counter.model(fold=False) for counter in counters]
+    classifier.stats = {"val_accuracy": accuracy, "windows": int(len(codes)), "val_windows": int(len(val_codes)),
+                        "windows_per_class": np.bincount(labels, minlength=len(config.classes)).tolist()}
+    return classifier
