@@ -31,7 +31,12 @@ def columns(mates: int, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
 
 
 def _text(values: np.ndarray, digits: int) -> list[str]:
-    return [NA if v != v else f"{v:.{digits}f}" for v in values.tolist()]
+    """Each value with `digits` decimals, NaN as NA (printf-style formatting: twice as fast as an f-string's)."""
+    values = np.asarray(values, dtype=np.float64)
+    text = list(map(f"%.{digits}f".__mod__, values.tolist()))
+    for i in np.flatnonzero(np.isnan(values)).tolist():
+        text[i] = NA
+    return text
 
 
 def classifier_columns(classifier: InDistributionClassifier | None) -> tuple[str, ...]:
