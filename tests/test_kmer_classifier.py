@@ -30,8 +30,8 @@ def markov_windows(n: int, source: int, seed: int, length: int = 120) -> np.ndar
     return codes
 
 
-def labeled(n_per_class: int, seed: int):
-    codes = np.concatenate([markov_windows(n_per_class, source, seed) for source in range(3)])
+def labeled(n_per_class: int, seed: int, length: int = 120):
+    codes = np.concatenate([markov_windows(n_per_class, source, seed, length) for source in range(3)])
     labels = np.repeat(np.arange(3), n_per_class)
     return codes, np.full(len(codes), codes.shape[1], dtype=np.int64), labels
 
@@ -70,6 +70,31 @@ def test_validation_windows_are_counted_in_after_the_statistics(trained):
     assert sum(chain.stats["positions"] for chain in trained.chains) == windows * 120
     assert sum(int(chain.top_counts.sum()) for chain in trained.chains) == 2 * windows * 117  # 4-mers, both strands
     assert trained.stats["windows_per_class"] == [60, 60, 60] and trained.stats["val_windows"] == 60
+
+
+def test_the_statistics_come_before_the_validation_windows_are_counted_in():
+    """The validation accuracy is that of chains counted on the training windows alone; the chains kept are counted
+    on the training and the validation windows (both compared with chains counted here by hand)."""
+    from gooddetect.models.kmer import Counter
+
+    (codes, lengths, labels), (val_codes, val_lengths, val_labels) = labeled(1, seed=1, length=12), labeled(30, seed=8, length=12)
+    config = KmerClassifierConfig(classes=CONFIG.classes, order=6)
+    classifier = train_kmer_classifier(codes, lengths, labels, val_codes, val_lengths, val_labels, config)
+
+    def chain(*parts):
+        counter = Counter(config.chain(), config.chain().hash_bits)
+        for c, n in parts:
+            counter.add(c, n, np.zeros(len(n), np.int64))
+        return counter.model(fold=False)
+
+    before = [chain((codes[labels == k], lengths[labels == k])) for k in range(3)]
+    predicted = np.argmax([m.loglik(val_codes, val_lengths)[0] for m in before], axis=0)
+    after = np.mean(classifier.predict(val_codes, val_lengths)[0].argmax(axis=1) == val_labels)
+    assert classifier.stats["val_accuracy"] == np.mean(predicted == val_labels) < after  # one window a class errs
+    for k, kept in enumerate(classifier.chains):
+        both = chain((codes[labels == k], lengths[labels == k]),
+                     (val_codes[val_labels == k], val_lengths[val_labels == k]))
+        np.testing.assert_array_equal(kept.top_counts, both.top_counts)
 
 
 def test_model_file_round_trip_and_a_lying_config(trained, tmp_path):

@@ -111,22 +111,26 @@ class KmerClassifier:
 def train_kmer_classifier(codes: np.ndarray, lengths: np.ndarray, labels: np.ndarray, val_codes: np.ndarray,
                           val_lengths: np.ndarray, val_labels: np.ndarray,
                           config: KmerClassifierConfig) -> KmerClassifier:
-    """Count each class's chain on its windows, measure the accuracy on the validation windows, then count those
-    in as well (the statistics describe the model before they were added)."""
+    """Count each class's chain on its windows, score the validation windows with it, then count the validation
+    windows in as well (the statistics describe the chains before they were). One class at a time, so memory holds
+    the finished chains plus one class's counts."""
     chain = config.chain()
-    counters = [Counter(chain, chain.hash_bits) for _ in config.classes]
+    val_codes, val_lengths = np.ascontiguousarray(val_codes), np.asarray(val_lengths, dtype=np.int64)
+    chains, val_logliks = [], []
+    for label in range(len(config.classes)):
+        counter = Counter(chain, chain.hash_bits)
+        _count(counter, codes, lengths, labels == label)
+        val_logliks.append(counter.model(fold=False).loglik(val_codes, val_lengths)[0])
+        _count(counter, val_codes, val_lengths, val_labels == label)
+        chains.append(counter.model(fold=False))
+    accuracy = float((np.argmax(np.stack(val_logliks, axis=1), axis=1) == val_labels).mean())
+    return KmerClassifier(config, chains, {
+        "val_accuracy": accuracy, "windows": int(len(codes)), "val_windows": int(len(val_codes)),
+        "windows_per_class": np.bincount(labels, minlength=len(config.classes)).tolist()})
 
-    def count(rows_codes: np.ndarray, rows_lengths: np.ndarray, rows_labels: np.ndarray) -> None:
-        for label, counter in enumerate(counters):
-            rows = np.flatnonzero(rows_labels == label)
-            if len(rows):
-                counter.add(np.ascontiguousarray(rows_codes[rows]), rows_lengths[rows], np.zeros(len(rows), np.int64))
 
-    count(codes, np.asarray(lengths, dtype=np.int64), labels)
-    classifier = KmerClassifier(config, [counter.model(fold=False) for counter in counters])
-    accuracy = float((classifier.predict(val_codes, val_lengths)[0].argmax(axis=1) == val_labels).mean())
-    count(val_codes, np.asarray(val_lengths, dtype=np.int64), val_labels)
-    classifier.chains = [counter.model(fold=False) for counter in counters]
-    classifier.stats = {"val_accuracy": accuracy, "windows": int(len(codes)), "val_windows": int(len(val_codes)),
-                        "windows_per_class": np.bincount(labels, minlength=len(config.classes)).tolist()}
-    return classifier
+def _count(counter: Counter, codes: np.ndarray, lengths: np.ndarray, selected: np.ndarray) -> None:
+    rows = np.flatnonzero(selected)
+    if len(rows):
+        counter.add(np.ascontiguousarray(codes[rows]), np.asarray(lengths, dtype=np.int64)[rows],
+                    np.zeros(len(rows), np.int64))
