@@ -168,6 +168,21 @@ def test_model_files_with_and_without_a_classifier(tmp_path):
     assert info["models"]["classifier"]["classes"] == ["a", "b", "c"] and info["parameters"]["classifier"] > 0
 
 
+def test_a_file_without_classifier_kind_holds_a_convnet(tmp_path):
+    """Files written before `classifier_kind` was recorded load their classifier as the ConvNet."""
+    from test_detector import lstm_detector
+    from test_model_file import _resave
+
+    detector = lstm_detector()
+    detector.classifier = random_classifier()
+    detector.save(tmp_path / "with.gdm")
+    old = _resave(tmp_path / "with.gdm", tmp_path / "old.gdm",
+                  lambda d: {k: v for k, v in d.items() if k != "classifier_kind"})
+    assert "classifier_kind" not in api.info(str(old))
+    loaded = Detector.load(old)
+    assert type(loaded.classifier) is Classifier and loaded.classifier.config == CONFIG
+
+
 # -- train: class errors (each one line, exit 1, no model written) -------------------------------------------------
 
 
