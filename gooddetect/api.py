@@ -382,14 +382,14 @@ def evaluate(model: str, *, in_dist: list[str] = (), ood: list[str] = (), reads:
     `classes` (or a `class` column of `labels`) names them."""
     detector = load_detector(model, device=device, threads=threads)
     has_classifier = detector.classifier is not None
+    odin = has_classifier and detector.classifier.has_odin
     scored, is_ood, _ = labeled_scores(detector, in_dist=in_dist, ood=ood, reads=reads, labels=labels,
-                                       batch_size=batch_size, odin=has_classifier and detector.classifier.has_odin)
+                                       batch_size=batch_size, odin=odin)
     if not is_ood.any() or is_ood.all():
         raise UsageError("evaluate needs both in-distribution and OOD reads")
     named = {"likelihood": -scored["loglik_fg"], "llr": scored["score"]}
     if has_classifier:
-        odin = ("odin",) if detector.classifier.has_odin else ()
-        named |= {name: scored[name] for name in (*detector.classifier.score_names, *odin)}
+        named |= {name: scored[name] for name in (*detector.classifier.score_names, *(("odin",) if odin else ()))}
     result = {"scores": {name: metrics.summarize(values, is_ood) for name, values in named.items()},
               "n_in": int((~is_ood).sum()), "n_ood": int(is_ood.sum())}
     thresholds = calibration.resolve(detector.calibration)

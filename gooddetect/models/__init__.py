@@ -34,6 +34,15 @@ class ConfigDict:
             raise ValueError(f"unknown {cls.SETTINGS}: {sorted(unknown)}")
         return cls(**values)
 
+    @classmethod
+    def from_model_file(cls, values: dict, what: str):
+        """`from_dict` of a config read from a model file: an invalid one is a ModelFileError ("bad {what}
+        configuration: ...")."""
+        try:
+            return cls.from_dict(values)
+        except (TypeError, ValueError) as error:
+            raise ModelFileError(f"bad {what} configuration: {error}") from None
+
 
 def check_classes(classes: list[str]) -> None:
     """A classifier's classes: two or more distinct names."""
@@ -113,6 +122,6 @@ def classifier_class(kind: str) -> type[InDistributionClassifier]:
 def _imported(registry: dict[str, str], kind: str, what: str):
     try:
         module, name = registry[kind].split(":")
-    except (KeyError, TypeError):
+    except KeyError:
         raise ModelFileError(f"unknown {what} {kind!r} (known: {', '.join(registry)})") from None
     return getattr(importlib.import_module(module), name)

@@ -27,7 +27,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..alphabet import N_BASES, mask_padding, reverse_complement_padded
-from ..errors import ModelFileError
 from ..optim import Adam
 from ..runtime import in_row_blocks
 from . import ArraySpec, ConfigDict, check_classes
@@ -178,10 +177,7 @@ class Classifier:
 
     @classmethod
     def expected_arrays(cls, config: dict) -> dict[str, ArraySpec]:
-        try:
-            c = ClassifierConfig.from_dict(config)
-        except (TypeError, ValueError) as error:
-            raise ModelFileError(f"bad classifier configuration: {error}") from None
+        c = ClassifierConfig.from_model_file(config, "classifier")
         n, h = len(c.classes), c.hidden
         shapes = {"net.conv.weight": (c.filters, N_BASES, c.width), "net.conv.bias": (c.filters,),
                   "net.dense.weight": (h, c.filters), "net.dense.bias": (h,), "net.out.weight": (n, h),

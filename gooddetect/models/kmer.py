@@ -149,10 +149,7 @@ class KmerModel:
 
     @classmethod
     def expected_arrays(cls, config: dict) -> dict[str, ArraySpec]:
-        try:
-            c = KmerConfig.from_dict(config)
-        except (TypeError, ValueError) as error:
-            raise ModelFileError(f"bad kmer configuration: {error}") from None
+        c = KmerConfig.from_model_file(config, "kmer")
         n_words = _n_stored_words(c.top_direct_order + 1, c.both_strands)
         arrays: dict[str, ArraySpec] = {"direct_counts": ((n_words,), "uint16"),
                                         "direct_overflow_index": ((None,), "uint32"),

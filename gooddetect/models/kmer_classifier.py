@@ -16,7 +16,6 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..errors import ModelFileError
 from . import ArraySpec, ConfigDict, check_classes
 from .kmer import MAX_DIRECT_ORDER, Counter, KmerConfig, KmerModel
 
@@ -77,10 +76,7 @@ class KmerClassifier:
 
     @classmethod
     def expected_arrays(cls, config: dict) -> dict[str, ArraySpec]:
-        try:
-            c = KmerClassifierConfig.from_dict(config)
-        except (TypeError, ValueError) as error:
-            raise ModelFileError(f"bad k-mer classifier configuration: {error}") from None
+        c = KmerClassifierConfig.from_model_file(config, "k-mer classifier")
         chain = KmerModel.expected_arrays(c.chain().to_dict())
         return {f"class_{i}.{name}": spec for i in range(len(c.classes)) for name, spec in chain.items()}
 
@@ -115,7 +111,8 @@ def train_kmer_classifier(codes: np.ndarray, lengths: np.ndarray, labels: np.nda
     windows in as well (the statistics describe the chains before they were). One class at a time, so memory holds
     the finished chains plus one class's counts."""
     chain = config.chain()
-    val_codes, val_lengths = np.ascontiguousarray(val_codes), np.asarray(val_lengths, dtype=np.int64)
+    lengths, val_lengths = np.asarray(lengths, dtype=np.int64), np.asarray(val_lengths, dtype=np.int64)
+    val_codes = np.ascontiguousarray(val_codes)
     chains, val_logliks = [], []
     for label in range(len(config.classes)):
         counter = Counter(chain, chain.hash_bits)
@@ -132,5 +129,4 @@ def train_kmer_classifier(codes: np.ndarray, lengths: np.ndarray, labels: np.nda
 def _count(counter: Counter, codes: np.ndarray, lengths: np.ndarray, selected: np.ndarray) -> None:
     rows = np.flatnonzero(selected)
     if len(rows):
-        counter.add(np.ascontiguousarray(codes[rows]), np.asarray(lengths, dtype=np.int64)[rows],
-                    np.zeros(len(rows), np.int64))
+        counter.add(np.ascontiguousarray(codes[rows]), lengths[rows], np.zeros(len(rows), np.int64))

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..alphabet import N_BASES, UNKNOWN, mask_padding
-from ..errors import ModelFileError, UsageError
+from ..errors import UsageError
 from . import ArraySpec, ConfigDict
 
 MAX_KMER_INPUT = 11  # 4^11 rows: the table is already 4.2M × kmer_embedding floats
@@ -181,10 +181,7 @@ class LSTMModel:
 
     @classmethod
     def expected_arrays(cls, config: dict) -> dict[str, ArraySpec]:
-        try:
-            c = LSTMConfig.from_dict(config)
-        except (TypeError, ValueError) as error:
-            raise ModelFileError(f"bad LSTM configuration: {error}") from None
+        c = LSTMConfig.from_model_file(config, "LSTM")
         gates = 4 * c.hidden
         arrays: dict[str, ArraySpec] = {}
         if c.embedding:
