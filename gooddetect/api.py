@@ -6,6 +6,7 @@ import gzip
 import json
 import logging
 import os
+from collections import deque
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
@@ -163,21 +164,26 @@ def score(model: str, reads: list[str], output: str | None = "-", *, layout: str
             splitter.open(stack)
         bar = stack.enter_context(progress(unit="read", desc="scoring"))
         out.write("\t".join(columns(mates, classifier_columns(classifier))) + "\n")
-        for label, chunk in read_fragments(reads, layout, min(batch_size, CHUNK_RECORDS)):
-            counts = per_input.setdefault(label, ScoreCounts())
-            duplicates.add(chunk.ids)
-            chunk = sharded(chunk) if sharded else chunk
-            for scored in score_chunks(detector, [chunk], batch_size=batch_size, stride=stride):
-                limits = thresholds.for_fragments(scored.n_scored) if thresholds else None
-                is_ood = (scored.score > limits) & scored.scored if thresholds else None
-                counts.add(scored, is_ood)
-                out.write(tsv_rows(scored, limits, classifier_fields(scored, classifier) if classifier else {}))
-                if bed_out:
-                    bed_out.write(bed_rows(scored, thresholds.for_fragments(scored.window_scored)
-                                           if thresholds else None))
-                if splitter:
-                    splitter.write(scored, is_ood)
-                bar.update(len(scored))
+        labels: deque[str] = deque()  # the input of each chunk on its way through the scoring pipeline
+
+        def fragments() -> Iterator[RecordChunk]:
+            for label, chunk in read_fragments(reads, layout, min(batch_size, CHUNK_RECORDS)):
+                labels.append(label)
+                duplicates.add(chunk.ids)
+                yield sharded(chunk) if sharded else chunk
+
+        for scored in score_chunks(detector, fragments(), batch_size=batch_size, stride=stride):
+            counts = per_input.setdefault(labels.popleft(), ScoreCounts())
+            limits = thresholds.for_fragments(scored.n_scored) if thresholds else None
+            is_ood = (scored.score > limits) & scored.scored if thresholds else None
+            counts.add(scored, is_ood)
+            out.write(tsv_rows(scored, limits, classifier_fields(scored, classifier) if classifier else {}))
+            if bed_out:
+                bed_out.write(bed_rows(scored, thresholds.for_fragments(scored.window_scored)
+                                       if thresholds else None))
+            if splitter:
+                splitter.write(scored, is_ood)
+            bar.update(len(scored))
     calibrated = thresholds is not None
     totals = sum(per_input.values(), ScoreCounts())
     result = totals.as_dict(calibrated) | {

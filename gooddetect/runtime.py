@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import io
 import os
 import sys
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Callable, Iterator
+from queue import Full, Queue
+from typing import IO, Callable, Iterable, Iterator, TypeVar
 
 from .errors import UsageError
 
 GZIP_LEVEL = 1  # fastest; as dnaio and cutadapt write by default
+T = TypeVar("T")
+R = TypeVar("R")
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
@@ -39,14 +44,64 @@ def _cap_torch_threads(n: int) -> None:
 def in_row_blocks(task: Callable[[int, int], None], n_rows: int, block: int, threads: int) -> None:
     """task(first, last) over rows [0, n_rows) in blocks of `block` rows, on up to `threads` threads (for compiled
     kernels that release the GIL and write disjoint rows of their outputs)."""
-    starts = range(0, n_rows, block)
-    blocks = [(first, min(first + block, n_rows)) for first in starts]
-    if threads > 1 and len(blocks) > 1:
-        with ThreadPoolExecutor(min(threads, len(blocks))) as pool:
-            list(pool.map(lambda bounds: task(*bounds), blocks))
+    run_tasks([functools.partial(task, first, min(first + block, n_rows)) for first in range(0, n_rows, block)],
+              threads)
+
+
+def run_tasks(tasks: list[Callable[[], None]], threads: int) -> None:
+    """Run every task, on up to `threads` threads taking them in order (tasks that release the GIL and write
+    disjoint outputs); the first exception is raised."""
+    if threads > 1 and len(tasks) > 1:
+        with ThreadPoolExecutor(min(threads, len(tasks))) as pool:
+            for future in [pool.submit(task) for task in tasks]:
+                future.result()
     else:
-        for first, last in blocks:
-            task(first, last)
+        for task in tasks:
+            task()
+
+
+def pipelined(function: Callable[[T], R], items: Iterable[T], depth: int) -> Iterator[R]:
+    """function(item) for every item, in order. Items are drawn on a reader thread and computed on a worker
+    thread, up to `depth` ahead of the consumer, so that reading, computing and consuming overlap (where they
+    release the GIL), and a result is handed over as soon as it is ready, even while the next item is awaited (a
+    slow pipe). An exception from reading or computing is raised in the consumer at its place in the order.
+    Leaving early stops the reader after its current item."""
+    done = object()
+    queue: Queue = Queue(depth)
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(1, thread_name_prefix="gooddetect-compute")
+
+    def offer(entry) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(entry, timeout=0.1)
+                return True
+            except Full:
+                pass
+        return False
+
+    def read() -> None:
+        iterator = iter(items)
+        try:
+            for item in iterator:
+                if not offer(pool.submit(function, item)):
+                    return
+            offer(done)
+        except BaseException as exc:  # noqa: B036 -- handed to the consumer, which raises it
+            offer(exc)
+        finally:
+            getattr(iterator, "close", lambda: None)()
+
+    # A daemon: a reader blocked on a pipe that never ends must not keep the process alive.
+    threading.Thread(target=read, name="gooddetect-read", daemon=True).start()
+    try:
+        while (entry := queue.get()) is not done:
+            if isinstance(entry, BaseException):
+                raise entry
+            yield entry.result()
+    finally:
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def is_main_process() -> bool:

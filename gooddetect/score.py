@@ -16,10 +16,12 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .detector import Detector
+from .runtime import pipelined
 from .seqio import RecordChunk
 from .windows import ChunkWindows, cut_reads
 
 DEFAULT_BATCH_SIZE = 4096  # windows per model call: large enough to amortise the k-mer model's thread hand-offs
+PIPELINE_DEPTH = 2  # chunks scored ahead of the consumer
 TOO_SHORT = "too_short"
 TOO_MANY_UNKNOWN = "too_many_unknown"
 
@@ -115,10 +117,16 @@ def score_chunks(detector: Detector, chunks: Iterable[RecordChunk], *, batch_siz
                  stride: int | None = None, odin: bool = False) -> Iterator[ScoredChunk]:
     """Score every fragment of every chunk, one ScoredChunk per chunk, in input order. A fragment's scores depend
     only on the fragment and the model: not on batch size, neighbours, or thread count. With a classifier in the
-    model, its class probabilities and OOD scores come too (`odin`: also ODIN's, which needs gradients)."""
-    for chunk in chunks:
+    model, its class probabilities and OOD scores come too (`odin`: also ODIN's, which needs gradients).
+
+    Chunks are read on a reader thread and scored on a worker thread, up to PIPELINE_DEPTH ahead of the caller:
+    reading, the models' compiled loops and the caller's writing overlap."""
+
+    def score(chunk: RecordChunk) -> ScoredChunk:
         cut = cut_reads(chunk.seqs, detector.window_length, stride, detector.min_length)
-        yield _aggregate(detector, chunk, cut, _score_windows(detector, cut, batch_size, odin))
+        return _aggregate(detector, chunk, cut, _score_windows(detector, cut, batch_size, odin))
+
+    return pipelined(score, chunks, PIPELINE_DEPTH)
 
 
 @dataclass

@@ -49,7 +49,7 @@ def open_input(path: str) -> Iterator[BinaryIO]:
     bytes, whatever the name); closed on exit (stdin is left open)."""
     name = display_name(path)
     try:
-        raw = sys.stdin.buffer if path == "-" else open(path, "rb")
+        raw = _stdin() if path == "-" else open(path, "rb")
     except FileNotFoundError:
         raise InputError(f"{name}: no such file") from None
     except IsADirectoryError:
@@ -66,8 +66,18 @@ def open_input(path: str) -> Iterator[BinaryIO]:
             stream = io.BufferedReader(IGzipFile(fileobj=stream, mode="rb"), BUFFER_SIZE)
         yield stream
     finally:
-        if path != "-":
+        if raw is not sys.stdin.buffer:
             raw.close()
+
+
+def _stdin() -> BinaryIO:
+    """stdin as a stream of its own, its descriptor left open: the reader thread may still be blocked on it when
+    an interrupted run exits, and Python's shutdown must not wait on sys.stdin's lock. sys.stdin.buffer where stdin
+    has no descriptor (a test harness)."""
+    try:
+        return open(sys.stdin.fileno(), "rb", closefd=False)
+    except (AttributeError, OSError, ValueError):
+        return sys.stdin.buffer
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ per-bucket count: a fraction of the tables' size in memory. The scoring and coun
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import ClassVar, Iterable
 
@@ -39,7 +40,7 @@ import numpy as np
 from ..alphabet import N_BASES
 from ..errors import ModelFileError, UsageError
 from ..mutate import mutate
-from ..runtime import in_row_blocks
+from ..runtime import run_tasks
 from . import ArraySpec, ConfigDict
 from . import kmer_kernels as kernels
 
@@ -51,7 +52,7 @@ DEFAULT_MAX_HASH_BITS = 24
 TARGET_FILL = 0.65  # a trained table is halved while it stays at most this full
 UINT16_MAX = np.iinfo(np.uint16).max
 BUCKET_SLOTS = 8  # one bucket: 16 bytes, read at once
-SCORE_ROWS = 1 << 12  # windows per scoring task
+SCORE_ROWS = 1 << 10  # windows per scoring task: a 4096-window batch keeps two threads busy
 
 
 @dataclass
@@ -177,9 +178,26 @@ class KmerModel:
         return cls(c, top, tables)
 
     def loglik(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(sum of ln p(base t | bases 0..t-1), number of scored positions) per window. Rows are scored on
-        `self.threads` threads (the compiled loop releases the GIL); each row's result is the same for any count."""
+        """(sum of ln p(base t | bases 0..t-1), number of scored positions) per window. Rows are scored in blocks
+        on `self.threads` threads (the compiled loop releases the GIL); each row's result is the same for any
+        count."""
         codes, lengths = _checked_batch(codes, lengths)
+        tasks, result = self._score_tasks(codes, lengths)
+        run_tasks(tasks, self.threads)
+        return result
+
+    @classmethod
+    def pair_loglik(cls, foreground: KmerModel, background: KmerModel, codes: np.ndarray, lengths: np.ndarray):
+        """Both models' logliks, their row blocks side by side on the foreground's threads (the background, of
+        lower order, is several times cheaper: one pool keeps both threads busy)."""
+        codes, lengths = _checked_batch(codes, lengths)
+        fg_tasks, fg = foreground._score_tasks(codes, lengths)
+        bg_tasks, bg = background._score_tasks(codes, lengths)
+        run_tasks(fg_tasks + bg_tasks, foreground.threads)
+        return fg, bg
+
+    def _score_tasks(self, codes: np.ndarray, lengths: np.ndarray):
+        """The row-block tasks scoring `codes`, and the (sums, scored) arrays they fill."""
         sums = np.zeros(len(codes), dtype=np.float64)
         scored = np.zeros(len(codes), dtype=np.int64)
         c = self.config
@@ -190,12 +208,9 @@ class KmerModel:
                                 self.hashed_tables, orders, c.both_strands, c.width, c.discount, c.concentration,
                                 sums, scored)
 
-        in_row_blocks(score, len(codes), SCORE_ROWS, self.threads)
-        return sums, scored
-
-    @classmethod
-    def pair_loglik(cls, foreground: KmerModel, background: KmerModel, codes: np.ndarray, lengths: np.ndarray):
-        return foreground.loglik(codes, lengths), background.loglik(codes, lengths)
+        tasks = [functools.partial(score, first, min(first + SCORE_ROWS, len(codes)))
+                 for first in range(0, len(codes), SCORE_ROWS)]
+        return tasks, (sums, scored)
 
     # -- training ---------------------------------------------------------------------------------------------------
 

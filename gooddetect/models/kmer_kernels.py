@@ -1,5 +1,5 @@
 """The compiled loops of the k-mer model (numba, cached on disk after the first use): counting, scoring, and the
-table layouts of the model file. Every function here has a plain-numpy twin in tests/test_kmer_kernels.py.
+table layouts of the model file. tests/test_kmer.py checks them against brute-force references in plain Python.
 
 Codes are uint64 words of 2-bit bases, oldest base most significant. Per position t of a row: `fwd` holds the last
 `width` bases up to and including t, `rev` their reverse complement (same layout), `run` the number of known bases
