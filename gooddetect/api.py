@@ -86,7 +86,7 @@ def load_detector(model: str, *, device: str = "cpu", threads: int | None = None
     """Load a model file and set its run-time options (`auto` picks CUDA for an LSTM when present); `bf16` scores
     an LSTM model under bfloat16 autocast."""
     set_threads(threads)
-    detector = Detector.load(model)
+    detector = Detector.load(model, threads or 1)
     if device == "auto":
         device = resolve_device(device) if detector.kind == "lstm" else "cpu"
     elif detector.kind == "lstm":

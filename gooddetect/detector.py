@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,14 +135,19 @@ class Detector:
         return json.dumps(document, sort_keys=True), tensors
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Detector:
-        """Read and verify a model file; raises ModelFileError for anything but an intact, supported model."""
+    def load(cls, path: str | os.PathLike, threads: int = 1) -> Detector:
+        """Read and verify a model file; raises ModelFileError for anything but an intact, supported model. The
+        parts are rebuilt side by side on up to `threads` threads (their compiled table rebuilds release the GIL)."""
         document, tensors = read_model_file(path)
-        models = {}
-        for role, config in document["models"].items():
+
+        def build(role: str):
             prefix = f"{role}."
             arrays = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            models[role] = part_class(document, role).from_state(config, arrays)
+            return part_class(document, role).from_state(document["models"][role], arrays)
+
+        roles = list(document["models"])
+        with ThreadPoolExecutor(max(1, min(threads, len(roles)))) as pool:
+            models = dict(zip(roles, pool.map(build, roles)))
         meta = {k: v for k, v in document.items()
                 if k not in ("format", "format_version", "gooddetect_version", "kind", "models", "classifier_kind")}
         return cls(models["foreground"], models["background"], meta, document["gooddetect_version"],
