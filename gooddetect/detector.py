@@ -50,6 +50,7 @@ class Detector:
     meta: dict = field(default_factory=dict)
     version: str = __version__
     classifier: Any = None
+    threads: int | None = None  # run-time: set by configure, not stored
 
     @property
     def kind(self) -> str:
@@ -74,6 +75,7 @@ class Detector:
 
     def configure(self, *, threads: int | None = None, device: str = "cpu", bf16: bool = False) -> Detector:
         """Run-time settings of every model (see GenerativeModel.configure)."""
+        self.threads = threads
         for model in (self.foreground, self.background, self.classifier):
             if model is not None:
                 model.configure(threads=threads, device=device, bf16=bf16)

@@ -70,9 +70,10 @@ def tiny_model(tmp_path_factory) -> Path:
 
 # -- score -------------------------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("threads", [1, 2], ids=["sequential", "reader-and-worker-threads"])
 @pytest.mark.parametrize(("signum", "previous"), [(signal.SIGINT, PREVIOUS), (signal.SIGTERM, None)],
                          ids=["SIGINT-previous-output", "SIGTERM-no-previous-output"])
-def test_signal_during_score_leaves_no_partial_output(signum, previous, tiny_model, tmp_path):
+def test_signal_during_score_leaves_no_partial_output(signum, previous, threads, tiny_model, tmp_path):
     out, fifo = tmp_path / "out.tsv", tmp_path / "reads.fifo"
     if previous is not None:
         out.write_text(previous)
@@ -80,7 +81,7 @@ def test_signal_during_score_leaves_no_partial_output(signum, previous, tiny_mod
     reads = make_bad.write_many_reads(tmp_path / "reads.fa", 6000).read_bytes()  # a first chunk, and more
     with open(tmp_path / "stderr", "w+") as stderr:
         process = start(command("score", tiny_model, fifo, "-o", out, "--summary", tmp_path / "s.json",
-                                "--threads", 1), stderr)
+                                "--threads", threads), stderr)
         writer = open(fifo, "wb")  # held open: the input never ends while the test waits
 
         def feed():
@@ -112,6 +113,29 @@ def test_signal_during_score_leaves_no_partial_output(signum, previous, tiny_mod
     assert (out.read_text() == previous) if previous is not None else not out.exists()
     names = ["reads.fa", "reads.fifo", "stderr"] + (["out.tsv"] if previous else [])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+
+def test_interrupt_while_the_reader_thread_waits_on_stdin(tiny_model, tmp_path):
+    """`... | gooddetect score -` with reader and worker threads, interrupted while the reader thread is blocked on a
+    pipe that stays open: exit 130 with the usual message, not Python's fatal error over stdin's lock at shutdown."""
+    reads = make_bad.write_many_reads(tmp_path / "reads.fa", 6000).read_bytes()
+    with open(tmp_path / "stderr", "w+") as stderr:
+        process = subprocess.Popen(command("score", tiny_model, "-", "-o", tmp_path / "out.tsv", "--threads", 2),
+                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr, env=CLI_ENV,
+                                   preexec_fn=_default_sigint)
+        try:
+            process.stdin.write(reads)
+            process.stdin.flush()
+            wait_for(lambda: any(p.stat().st_size > 0 for p in tmp_path.glob(".out.tsv.*.tmp")), "rows are written",
+                     process)
+            status = interrupt(process, signal.SIGINT)
+        finally:
+            process.stdin.close()
+        stderr.seek(0)
+        message = stderr.read()
+    assert status == 130, message
+    assert message.splitlines() == ["gooddetect: interrupted; no partial output was kept"]
+    assert not (tmp_path / "out.tsv").exists()
+
 
 
 # -- train -------------------------------------------------------------------------------------------------------
