@@ -1,5 +1,5 @@
 """`python -m gooddetect ...`: the same as the `gooddetect` command."""
 
-from .cli import main
+from .cli import run
 
-main(prog_name="gooddetect")
+run()
