@@ -145,7 +145,7 @@ class Detector:
         def build(role: str):
             prefix = f"{role}."
             arrays = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            return part_class(document, role).from_state(document["models"][role], arrays)
+            return part_class(document, role).from_state(document["models"][role], arrays, threads)
 
         roles = list(document["models"])
         with ThreadPoolExecutor(max(1, min(threads, len(roles)))) as pool:

@@ -36,7 +36,7 @@ class BaseFrequencyModel:
         return {"logp": self.logp.copy()}
 
     @classmethod
-    def from_state(cls, config, arrays):
+    def from_state(cls, config, arrays, threads=1):
         return cls(np.exp(arrays["logp"]))
 
     @classmethod

@@ -103,10 +103,11 @@ def test_model_file_round_trip_and_a_lying_config(trained, tmp_path):
     detector = lstm_detector()
     detector.classifier = trained
     detector.save(tmp_path / "m.gdm")
-    loaded = Detector.load(tmp_path / "m.gdm")
-    assert type(loaded.classifier) is KmerClassifier and loaded.classifier.config == CONFIG
     codes, lengths, _ = labeled(4, seed=6)
-    np.testing.assert_array_equal(loaded.classifier.predict(codes, lengths)[0], trained.predict(codes, lengths)[0])
+    for threads in (1, 3):  # chains rebuilt one after the other, or side by side
+        loaded = Detector.load(tmp_path / "m.gdm", threads)
+        assert type(loaded.classifier) is KmerClassifier and loaded.classifier.config == CONFIG
+        np.testing.assert_array_equal(loaded.classifier.predict(codes, lengths)[0], trained.predict(codes, lengths)[0])
     info = api.info(str(tmp_path / "m.gdm"))
     assert info["classifier_kind"] == "kmer" and info["models"]["classifier"]["order"] == 3
 

@@ -79,8 +79,9 @@ class GenerativeModel(Protocol):
         ModelFileError for an invalid config."""
 
     @classmethod
-    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> GenerativeModel:
-        """The model from a config and arrays already checked against `expected_arrays`."""
+    def from_state(cls, config: dict, arrays: dict[str, np.ndarray], threads: int = 1) -> GenerativeModel:
+        """The model from a config and arrays already checked against `expected_arrays`, rebuilt on up to
+        `threads` threads where its kind can use them."""
 
 
 class InDistributionClassifier(Protocol):
@@ -106,7 +107,8 @@ class InDistributionClassifier(Protocol):
     def expected_arrays(cls, config: dict) -> dict[str, ArraySpec]: ...
 
     @classmethod
-    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> InDistributionClassifier: ...
+    def from_state(cls, config: dict, arrays: dict[str, np.ndarray], threads: int = 1) -> InDistributionClassifier:
+        ...
 
 
 def model_class(kind: str) -> type[GenerativeModel]:

@@ -186,7 +186,7 @@ class Classifier:
         return {name: (shape, "float32") for name, shape in shapes.items()}
 
     @classmethod
-    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> Classifier:
+    def from_state(cls, config: dict, arrays: dict[str, np.ndarray], threads: int = 1) -> Classifier:
         c = ClassifierConfig.from_dict(config)
         net = ConvNet(c)
         net.load_state_dict({k[len("net."):]: torch.from_numpy(np.array(v)) for k, v in arrays.items()

@@ -161,7 +161,7 @@ class KmerModel:
         return arrays
 
     @classmethod
-    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> KmerModel:
+    def from_state(cls, config: dict, arrays: dict[str, np.ndarray], threads: int = 1) -> KmerModel:
         c = KmerConfig.from_dict(config)
         counts = arrays["direct_counts"].astype(np.uint32)
         index, overflow = arrays["direct_overflow_index"], arrays["direct_overflow_count"]

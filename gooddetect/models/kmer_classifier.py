@@ -11,6 +11,7 @@ No torch: the chains run in the k-mer kind's compiled loops.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -81,12 +82,17 @@ class KmerClassifier:
         return {f"class_{i}.{name}": spec for i in range(len(c.classes)) for name, spec in chain.items()}
 
     @classmethod
-    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> KmerClassifier:
+    def from_state(cls, config: dict, arrays: dict[str, np.ndarray], threads: int = 1) -> KmerClassifier:
+        """The chains are rebuilt side by side on `threads` threads (the table rebuilds release the GIL)."""
         c = KmerClassifierConfig.from_dict(config)
         chain = c.chain().to_dict()
-        chains = [KmerModel.from_state(chain, {k[len(f"class_{i}."):]: v for k, v in arrays.items()
-                                               if k.startswith(f"class_{i}.")}) for i in range(len(c.classes))]
-        return cls(c, chains)
+
+        def build(i: int) -> KmerModel:
+            prefix = f"class_{i}."
+            return KmerModel.from_state(chain, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+
+        with ThreadPoolExecutor(max(1, min(threads, len(c.classes)))) as pool:
+            return cls(c, list(pool.map(build, range(len(c.classes)))))
 
     # -- prediction -----------------------------------------------------------------------------------------------
 

@@ -208,7 +208,7 @@ class LSTMModel:
         return arrays
 
     @classmethod
-    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> LSTMModel:
+    def from_state(cls, config: dict, arrays: dict[str, np.ndarray], threads: int = 1) -> LSTMModel:
         model_config = LSTMConfig.from_dict(config)
         weights = {name: np.array(array, dtype=np.float32) for name, array in arrays.items()
                    if name not in (KMER_TABLE_CODES, KMER_TABLE_SCALES)}
