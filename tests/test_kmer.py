@@ -292,7 +292,22 @@ def test_count_packing_round_trips(n_bases, seed):
     symmetric = counts + reverse_complemented(counts, n_bases)
     packed = pack_counts(symmetric, n_bases)
     assert len(packed) == kmer._n_stored_words(n_bases, True)
-    np.testing.assert_array_equal(unpack_counts(packed, n_bases), symmetric)
+    for threads in (1, 3):
+        np.testing.assert_array_equal(unpack_counts(packed, n_bases, threads), symmetric)
+
+
+def test_unpacking_and_the_probability_tables_on_several_threads_equal_one_thread():
+    """32 tile rows of 32 words shared by 3 threads; the order-k tables split in runs of whole lower tables."""
+    n_bases = 10
+    counts = np.random.default_rng(1).integers(0, 1000, 4**n_bases).astype(np.uint32)
+    symmetric = counts + reverse_complemented(counts, n_bases)
+    packed = pack_counts(symmetric, n_bases)
+    np.testing.assert_array_equal(unpack_counts(packed, n_bases, 3), unpack_counts(packed, n_bases, 1))
+    one = kmer._interpolate_direct(symmetric, n_bases - 1, 0.5, 2.0, threads=1)
+    for threads in (2, 3, 8):
+        many = kmer._interpolate_direct(symmetric, n_bases - 1, 0.5, 2.0, threads=threads)
+        np.testing.assert_array_equal(many[0], one[0])
+        np.testing.assert_array_equal(many[1], one[1])
 
 
 def test_reverse_complemented_by_hand():

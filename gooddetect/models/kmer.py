@@ -113,16 +113,18 @@ class KmerModel:
 
     kind: ClassVar[str] = "kmer"
 
-    def __init__(self, config: KmerConfig, top_counts: np.ndarray, hashed_tables: np.ndarray, stats: dict | None = None):
+    def __init__(self, config: KmerConfig, top_counts: np.ndarray, hashed_tables: np.ndarray, stats: dict | None = None,
+                 threads: int = 1):
         """top_counts: uint32 [4^(D+1)] counts of the (D+1)-mers, D = config.top_direct_order (oldest base most
-        significant); hashed_tables: uint16 [len(config.hashed_orders), 2^hash_bits, bucket_slots]."""
+        significant); hashed_tables: uint16 [len(config.hashed_orders), 2^hash_bits, bucket_slots]. The
+        probability tables are built on `threads` threads, which also score until `configure` says otherwise."""
         self.config = config
-        self.threads = 1  # scoring threads: a run-time setting, not part of the model
+        self.threads = threads  # a run-time setting, not part of the model
         self.top_counts = top_counts
         self.hashed_tables = hashed_tables
         self.stats = stats or {}
         self._probs, self._offsets = _interpolate_direct(top_counts, config.top_direct_order, config.discount,
-                                                         config.concentration)
+                                                         config.concentration, threads)
 
     # -- the model contract ---------------------------------------------------------------------------------------
 
@@ -168,14 +170,14 @@ class KmerModel:
         if len(index) != len(overflow) or (len(index) and int(index.max()) >= len(counts)):
             raise ModelFileError("kmer direct overflow arrays do not match the counts")
         counts[index] = overflow
-        top = unpack_counts(counts, c.top_direct_order + 1) if c.both_strands else counts
+        top = unpack_counts(counts, c.top_direct_order + 1, threads) if c.both_strands else counts
         tables = np.zeros((len(c.hashed_orders), 1 << c.hash_bits, BUCKET_SLOTS), dtype=np.uint16)
         for table, k in zip(tables, c.hashed_orders):
             fill, slots = arrays[f"hashed_{k}_fill"], arrays[f"hashed_{k}_slots"]
             if int(fill.max(initial=0)) > BUCKET_SLOTS or int(fill.sum(dtype=np.int64)) != len(slots):
                 raise ModelFileError(f"kmer hashed table {k} does not match its bucket counts")
             kernels.unpack_buckets(fill, slots, table)
-        return cls(c, top, tables)
+        return cls(c, top, tables, threads=threads)
 
     def loglik(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(sum of ln p(base t | bases 0..t-1), number of scored positions) per window. Rows are scored in blocks
@@ -323,8 +325,8 @@ def pack_counts(counts: np.ndarray, n_bases: int) -> np.ndarray:
     return matrix[np.triu_indices(half)]
 
 
-def unpack_counts(packed: np.ndarray, n_bases: int) -> np.ndarray:
-    """The counts of every word from pack_counts' output."""
+def unpack_counts(packed: np.ndarray, n_bases: int, threads: int = 1) -> np.ndarray:
+    """The counts of every word from pack_counts' output (on up to `threads` threads)."""
     m = n_bases // 2
     half = N_BASES**m
     rc = _rc_permutation(m)
@@ -336,14 +338,16 @@ def unpack_counts(packed: np.ndarray, n_bases: int) -> np.ndarray:
             out[:, base] = stored[:, 3 - base].T[rc][:, rc]
         return out.ravel()
     symmetric = np.empty((half, half), dtype=packed.dtype)
-    kernels.fill_symmetric(packed, symmetric)
+    run_tasks([functools.partial(kernels.fill_symmetric, packed, symmetric, first, threads)
+               for first in range(threads)], threads)
     return np.take(symmetric, np.argsort(rc), axis=1).ravel()
 
 
-def _interpolate_direct(top_counts: np.ndarray, top: int, discount: float,
-                        concentration: float) -> tuple[np.ndarray, np.ndarray]:
+def _interpolate_direct(top_counts: np.ndarray, top: int, discount: float, concentration: float,
+                        threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """All direct orders' interpolated p_k(x | c) in one flat float32 array (order k at offsets[k] + c * 4 + x);
-    order k's counts are order k+1's summed over the oldest base."""
+    order k's counts are order k+1's summed over the oldest base. An order's contexts are split among `threads`
+    threads in runs of whole lower-order tables (a context's lower row is its index modulo that table's rows)."""
     counts = [top_counts]
     for _ in range(top):
         counts.append(counts[-1].reshape(N_BASES, -1).sum(axis=0, dtype=np.uint64))
@@ -353,6 +357,10 @@ def _interpolate_direct(top_counts: np.ndarray, top: int, discount: float,
     lower = np.full((1, N_BASES), 1.0 / N_BASES, dtype=np.float32)
     for k, n in enumerate(counts):
         table = probs[offsets[k]:offsets[k] + len(n)].reshape(-1, N_BASES)
-        kernels.interpolate(n.reshape(-1, N_BASES), lower, discount, concentration, table)
+        rows, step = n.reshape(-1, N_BASES), len(lower)
+        parts = np.array_split(np.arange(len(rows) // step), min(threads, len(rows) // step))
+        run_tasks([functools.partial(kernels.interpolate, rows[part[0] * step:(part[-1] + 1) * step], lower, discount,
+                                     concentration, table[part[0] * step:(part[-1] + 1) * step]) for part in parts],
+                  threads)
         lower = table
     return probs, offsets

@@ -236,12 +236,13 @@ def _bucket_counts(words, pattern):
 
 
 @numba.njit(**JIT)
-def fill_symmetric(upper, out):
+def fill_symmetric(upper, out, first_tile, tile_step):
     """out [N, N] = the symmetric matrix whose upper triangle (row by row, diagonal included) is `upper`; in
-    tiles, so that the mirrored writes stay in cache."""
+    tiles, so that the mirrored writes stay in cache. Only the tile rows first_tile, first_tile + tile_step, ...
+    (with their mirrored columns): calls with different first tiles write disjoint parts."""
     size = out.shape[0]
     tile = 32
-    for row_tile in range(0, size, tile):
+    for row_tile in range(first_tile * tile, size, tile_step * tile):
         for col_tile in range(row_tile, size, tile):
             for r in range(row_tile, min(row_tile + tile, size)):
                 first = r * size - (r * (r - 1)) // 2 - r  # packed index of (r, r) is first + r
