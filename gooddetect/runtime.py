@@ -87,7 +87,7 @@ def pipelined(function: Callable[[T], R], items: Iterable[T], depth: int) -> Ite
                 if not offer(pool.submit(function, item)):
                     return
             offer(done)
-        except BaseException as exc:  # noqa: B036 -- handed to the consumer, which raises it
+        except BaseException as exc:  # handed to the consumer, which raises it
             offer(exc)
         finally:
             getattr(iterator, "close", lambda: None)()
