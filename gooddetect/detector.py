@@ -9,10 +9,10 @@ is checked against the configs before any array is read or any model is built.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from . import __version__
 from .alphabet import reverse_complement_padded
 from .errors import ModelFileError
 from .models import CLASSIFIERS, ArraySpec, GenerativeModel, classifier_class, model_class
-from .runtime import atomic_output
+from .runtime import atomic_output, run_tasks
 
 FORMAT_NAME = "gooddetect-model"
 FORMAT_VERSION = 2  # 2 (gooddetect 0.2): compact k-mer tables, calibration tables; format 1 files are refused
@@ -148,8 +148,7 @@ class Detector:
             return part_class(document, role).from_state(document["models"][role], arrays, threads)
 
         roles = list(document["models"])
-        with ThreadPoolExecutor(max(1, min(threads, len(roles)))) as pool:
-            models = dict(zip(roles, pool.map(build, roles)))
+        models = dict(zip(roles, run_tasks([functools.partial(build, role) for role in roles], threads)))
         meta = {k: v for k, v in document.items()
                 if k not in ("format", "format_version", "gooddetect_version", "kind", "models", "classifier_kind")}
         return cls(models["foreground"], models["background"], meta, document["gooddetect_version"],

@@ -44,20 +44,21 @@ def _cap_torch_threads(n: int) -> None:
 def in_row_blocks(task: Callable[[int, int], None], n_rows: int, block: int, threads: int) -> None:
     """task(first, last) over rows [0, n_rows) in blocks of `block` rows, on up to `threads` threads (for compiled
     kernels that release the GIL and write disjoint rows of their outputs)."""
-    run_tasks([functools.partial(task, first, min(first + block, n_rows)) for first in range(0, n_rows, block)],
-              threads)
+    run_tasks(row_blocks(task, n_rows, block), threads)
 
 
-def run_tasks(tasks: list[Callable[[], None]], threads: int) -> None:
-    """Run every task, on up to `threads` threads taking them in order (tasks that release the GIL and write
-    disjoint outputs); the first exception is raised."""
+def row_blocks(task: Callable[[int, int], None], n_rows: int, block: int) -> list[Callable[[], None]]:
+    """task(first, last) for each block of `block` rows of [0, n_rows), as tasks for run_tasks."""
+    return [functools.partial(task, first, min(first + block, n_rows)) for first in range(0, n_rows, block)]
+
+
+def run_tasks(tasks: list[Callable[[], R]], threads: int) -> list[R]:
+    """Every task's result, in order; the tasks run on up to `threads` threads taking them in order (tasks that
+    release the GIL and write disjoint outputs). The first exception is raised."""
     if threads > 1 and len(tasks) > 1:
         with ThreadPoolExecutor(min(threads, len(tasks))) as pool:
-            for future in [pool.submit(task) for task in tasks]:
-                future.result()
-    else:
-        for task in tasks:
-            task()
+            return [future.result() for future in [pool.submit(task) for task in tasks]]
+    return [task() for task in tasks]
 
 
 def pipelined(function: Callable[[T], R], items: Iterable[T], depth: int) -> Iterator[R]:

@@ -1,6 +1,7 @@
 """runtime's thread helpers: the reading → computing → consuming pipeline keeps the order, hands each result over
 as soon as it is ready (even while the next input is awaited), raises an error at its place, and stops its reader
-when the consumer leaves; run_tasks runs every task and raises the first error."""
+when the consumer leaves; run_tasks runs every task, returns their results in order and raises the first
+error."""
 
 from __future__ import annotations
 
@@ -72,11 +73,12 @@ def test_leaving_early_stops_and_closes_the_reader():
     assert len(drawn) <= 5  # the item in hand, the queue's two and the one being computed
 
 
-def test_run_tasks_runs_every_task_and_raises_the_first_error():
+def test_run_tasks_runs_every_task_returns_results_in_order_and_raises_the_first_error():
     for threads in (1, 3):
         done = []
         run_tasks([lambda i=i: done.append(i) for i in range(7)], threads)
         assert sorted(done) == list(range(7))
+        assert run_tasks([lambda i=i: i * i for i in range(7)], threads) == [i * i for i in range(7)]
 
         def fail():
             raise RuntimeError("task failed")

@@ -40,7 +40,7 @@ import numpy as np
 from ..alphabet import N_BASES
 from ..errors import ModelFileError, UsageError
 from ..mutate import mutate
-from ..runtime import run_tasks
+from ..runtime import in_row_blocks, row_blocks, run_tasks
 from . import ArraySpec, ConfigDict
 from . import kmer_kernels as kernels
 
@@ -210,9 +210,7 @@ class KmerModel:
                                 self.hashed_tables, orders, c.both_strands, c.width, c.discount, c.concentration,
                                 sums, scored)
 
-        tasks = [functools.partial(score, first, min(first + SCORE_ROWS, len(codes)))
-                 for first in range(0, len(codes), SCORE_ROWS)]
-        return tasks, (sums, scored)
+        return row_blocks(score, len(codes), SCORE_ROWS), (sums, scored)
 
     # -- training ---------------------------------------------------------------------------------------------------
 
@@ -347,7 +345,7 @@ def _interpolate_direct(top_counts: np.ndarray, top: int, discount: float, conce
                         threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """All direct orders' interpolated p_k(x | c) in one flat float32 array (order k at offsets[k] + c * 4 + x);
     order k's counts are order k+1's summed over the oldest base. An order's contexts are split among `threads`
-    threads in runs of whole lower-order tables (a context's lower row is its index modulo that table's rows)."""
+    threads in blocks of whole lower-order tables (a context's lower row is its index modulo that table's rows)."""
     counts = [top_counts]
     for _ in range(top):
         counts.append(counts[-1].reshape(N_BASES, -1).sum(axis=0, dtype=np.uint64))
@@ -357,10 +355,10 @@ def _interpolate_direct(top_counts: np.ndarray, top: int, discount: float, conce
     lower = np.full((1, N_BASES), 1.0 / N_BASES, dtype=np.float32)
     for k, n in enumerate(counts):
         table = probs[offsets[k]:offsets[k] + len(n)].reshape(-1, N_BASES)
-        rows, step = n.reshape(-1, N_BASES), len(lower)
-        parts = np.array_split(np.arange(len(rows) // step), min(threads, len(rows) // step))
-        run_tasks([functools.partial(kernels.interpolate, rows[part[0] * step:(part[-1] + 1) * step], lower, discount,
-                                     concentration, table[part[0] * step:(part[-1] + 1) * step]) for part in parts],
-                  threads)
+        rows = n.reshape(-1, N_BASES)
+        lower_tables = len(rows) // len(lower)
+        block = len(lower) * -(-lower_tables // threads)  # whole lower tables, about a thread's share
+        in_row_blocks(lambda first, last: kernels.interpolate(rows[first:last], lower, discount, concentration,
+                                                              table[first:last]), len(rows), block, threads)
         lower = table
     return probs, offsets

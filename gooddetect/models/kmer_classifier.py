@@ -11,12 +11,13 @@ No torch: the chains run in the k-mer kind's compiled loops.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import functools
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
+from ..runtime import run_tasks
 from . import ArraySpec, ConfigDict, check_classes
 from .kmer import MAX_DIRECT_ORDER, Counter, KmerConfig, KmerModel
 
@@ -91,8 +92,7 @@ class KmerClassifier:
             prefix = f"class_{i}."
             return KmerModel.from_state(chain, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
 
-        with ThreadPoolExecutor(max(1, min(threads, len(c.classes)))) as pool:
-            return cls(c, list(pool.map(build, range(len(c.classes)))))
+        return cls(c, run_tasks([functools.partial(build, i) for i in range(len(c.classes))], threads))
 
     # -- prediction -----------------------------------------------------------------------------------------------
 
