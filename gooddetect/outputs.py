@@ -129,12 +129,12 @@ def bed_rows(scored: ScoredChunk, window_thresholds: np.ndarray | None) -> str:
     keep = scored.window_scored > 0
     llr = scored.window_llr[keep]
     if window_thresholds is None:
-        names = ["."] * len(llr)
+        names = tsv.constant_column(".", len(llr))
     else:
-        names = ["ood" if flag else "in" for flag in (-llr > window_thresholds[keep]).tolist()]
-    return "".join(f"{ids[r]}\t{s}\t{e}\t{name}\t{v:.6f}\n" for r, s, e, name, v in zip(
-        scored.window_record[keep].tolist(), scored.window_start[keep].tolist(), scored.window_end[keep].tolist(),
-        names, llr.tolist()))
+        names = tsv.text_column(np.where(-llr > window_thresholds[keep], "ood", "in").tolist())
+    return tsv.rows([tsv.text_column([ids[r] for r in scored.window_record[keep].tolist()]),
+                     tsv.int_column(scored.window_start[keep]), tsv.int_column(scored.window_end[keep]), names,
+                     tsv.fixed_column(llr, 6)])
 
 
 REPORT_COLUMNS = ("input", "reads", "scored_reads", "ood_reads", "ood_fraction", "unscored_reads", "thresholds")
