@@ -1,15 +1,17 @@
 """Training the foreground/background LSTM pair of Ren et al. 2019.
 
-The foreground model is trained first, on the windows as they are. The background model is trained second, on the
-same windows with every base mutated with probability `mutation_rate` (fresh mutations each time a window is used)
-and with an L2 penalty on its non-bias weights. Both keep the weights of their best validation loss (nats per scored
+The foreground model is trained on the windows as they are; the background model on the same windows with every
+base mutated with probability `mutation_rate` (fresh mutations each time a window is used) and with an L2 penalty on
+its non-bias weights. On a CPU with two or more torch threads the two train side by side, on half of the threads
+each (one model's small per-step products cannot keep two cores busy; two independent ones can); otherwise (one
+thread, a GPU, torchrun) the foreground first. Either way each model's result is the same. Both keep the weights of their best validation loss (nats per scored
 base): the foreground is validated on the clean validation windows, the background on the validation windows
 mutated once with a fixed seed, which is the task it is trained for.
 
 Randomness is keyed by counters, not carried in generator states: the window order of an epoch, the mutations and
 the dropout masks of a batch each come from a generator seeded with (seed, purpose, phase, epoch, batch). A run is
 therefore bit-identical for a given seed and device, a resumed run is bit-identical to an uninterrupted one, and a
-checkpoint only needs weights, optimizer state and counters. A checkpoint is written every `checkpoint_every`
+checkpoint only needs the finished models and, per model in training, weights, optimizer state and counters. A checkpoint is written every `checkpoint_every`
 seconds and on SIGINT/SIGTERM, so a job killed by its scheduler loses at most that much work.
 
 The k-mer input table (4^K + 1 rows) is updated only on the rows a batch uses (lazy Adam: the other rows keep their
@@ -31,6 +33,7 @@ import signal
 import threading
 import time
 import zlib
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -49,7 +52,7 @@ from .runtime import atomic_output, progress, resolve_device
 
 log = logging.getLogger("gooddetect")
 
-CHECKPOINT_FORMAT = "gooddetect-train-checkpoint-3"
+CHECKPOINT_FORMAT = "gooddetect-train-checkpoint-4"
 PHASE_NAMES = {"fg": "foreground", "bg": "background"}
 # Purposes of the counter-keyed random streams.
 _INIT, _ORDER, _MUTATION, _DROPOUT, _VAL_MUTATION = range(5)
@@ -59,6 +62,7 @@ _RESUMABLE_CHANGES = ("device", "checkpoint_every", "eval_batch_size")
 _BAR_EVERY = 20  # steps between progress-bar loss updates (each costs a device sync)
 LR_SCHEDULES = ("constant", "cosine")
 WARMUP_FRACTION = 0.02
+_GLOBAL_RNG = threading.Lock()  # held while a model is initialised from torch's global generator
 
 
 @dataclass
@@ -219,11 +223,14 @@ def train_lstm_pair(
                    fingerprint, on_step)
         if run.steps_per_epoch == 0:
             raise UsageError(f"{len(train_codes)} training windows make no full step of {ddp.world} batches")
-        finished = dict(saved["finished"]) if saved else {}
-        for phase in training_phases(config):
-            if phase.name not in finished:
-                resumed = saved if saved and saved["phase"] == phase.name else None
-                finished[phase.name] = train_phase(run, phase, finished, resumed)
+        checkpoints = _Checkpoints(run, saved)
+        pending = [phase for phase in training_phases(config) if phase.name not in checkpoints.finished]
+        if side_by_side(run):
+            _train_side_by_side(run, pending, checkpoints)
+        else:
+            for phase in pending:
+                train_phase(run, phase, checkpoints)
+        finished = checkpoints.finished
     models = [LSTMModel.from_weights(model_configs[p], _to_numpy(finished[p]["state"])) for p in ("fg", "bg")]
     stats = {PHASE_NAMES[p]: finished[p]["stats"] for p in ("fg", "bg")}
     return models[0], models[1], stats
@@ -242,11 +249,52 @@ class _Counters:
     seconds: float = 0.0
 
 
-def train_phase(run: _Run, phase: Phase, finished: dict, resumed: dict | None) -> dict:
-    """Train one model of the pair; return {"state": best weights (CPU tensors), "stats": ...}."""
+def side_by_side(run: _Run) -> bool:
+    """Whether the two models train side by side: on the CPU, with two or more torch threads, in one process, when
+    they have the same architecture (equal work per step: with the default, a foreground with a k-mer input table
+    and a background without, the background would finish first and leave a core idle), and without dropout
+    between LSTM layers (nn.LSTM draws it from torch's global generator)."""
+    fg, bg = run.model_configs["fg"], run.model_configs["bg"]
+    return (torch.get_num_threads() >= 2 and run.ddp.device.type == "cpu" and run.ddp.world == 1
+            and fg == bg and not (fg.layers > 1 and fg.dropout > 0))
+
+
+def _train_side_by_side(run: _Run, phases: list[Phase], checkpoints: _Checkpoints) -> None:
+    """Train the phases at once, one thread each with its share of torch's threads (each model's weights are those
+    of training it alone with that many threads; a resumed run with one model left keeps that model's share). When
+    one fails or a signal arrives, the others stop at their next step (writing their checkpoint); a signal's
+    TrainingInterrupted is raised when all have stopped, an error before it."""
+    saved_threads = torch.get_num_threads()
+    shares = [saved_threads - saved_threads // 2, saved_threads // 2]
+    pool = ThreadPoolExecutor(len(phases), thread_name_prefix="gooddetect-train")
+    try:
+        futures = [pool.submit(train_phase, run, phase, checkpoints, shares[phase.index]) for phase in phases]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        if any(future.exception() for future in done):
+            run.stop.request(signal.SIGTERM)
+        wait(futures)
+    except BaseException:  # a second signal in the main thread: stop the phases, do not wait for them
+        run.stop.request(signal.SIGINT)
+        raise
+    finally:
+        pool.shutdown(wait=False)
+        torch.set_num_threads(saved_threads)
+    errors = [future.exception() for future in futures if future.exception() is not None]
+    if errors:
+        raise next((e for e in errors if not isinstance(e, TrainingInterrupted)), errors[0])
+
+
+def train_phase(run: _Run, phase: Phase, checkpoints: _Checkpoints, threads: int | None = None) -> None:
+    """Train one model of the pair (with `threads` torch threads on this thread, if given) and record it as finished
+    in `checkpoints`: {"state": best weights (CPU tensors), "stats": ...}."""
+    if threads is not None:
+        torch.set_num_threads(threads)
     config, ddp = run.config, run.ddp
-    torch.manual_seed(_seed(config.seed, _INIT, phase.index))
-    net = LSTMNet(run.model_configs[phase.name]).to(ddp.device)
+    resumed = checkpoints.running.get(phase.name)
+    with _GLOBAL_RNG:
+        torch.manual_seed(_seed(config.seed, _INIT, phase.index))
+        net = LSTMNet(run.model_configs[phase.name]).to(ddp.device)
+    net.generator = torch.Generator(ddp.device)
     optimizer = Adam([p for name, p in net.named_parameters() if name != KMER_TABLE], lr=config.lr)
     table = KmerTableAdam(net.kmer_embed.weight, config.lr) if net.kmer_embed is not None else None
     counters, best_state = _Counters(), None
@@ -264,8 +312,8 @@ def train_phase(run: _Run, phase: Phase, finished: dict, resumed: dict | None) -
         val_codes = mutate(val_codes, phase.mutation_rate, _rng(config.seed, _VAL_MUTATION, phase.index))
     evaluator = LSTMModel(run.model_configs[phase.name], net, ddp.device, config.eval_batch_size)
     total_steps = config.steps or config.epochs * run.steps_per_epoch
-    bar = progress(total=total_steps, initial=counters.step, desc=PHASE_NAMES[phase.name], unit="step") \
-        if ddp.is_main else None
+    bar = progress(total=total_steps, initial=counters.step, desc=PHASE_NAMES[phase.name], unit="step",
+                   position=phase.index) if ddp.is_main else None
     started = last_checkpoint = time.monotonic()
     run_start_step, loss_sum, order_epoch = counters.step, torch.zeros((), device=ddp.device), None
     net.train()
@@ -275,7 +323,7 @@ def train_phase(run: _Run, phase: Phase, finished: dict, resumed: dict | None) -
             order_epoch = counters.epoch
         global_batch = counters.batch * ddp.world + ddp.rank
         codes = _batch(run, order, global_batch, phase, counters.epoch)
-        torch.manual_seed(_seed(config.seed, _DROPOUT, phase.index, counters.epoch, global_batch))
+        net.generator.manual_seed(_seed(config.seed, _DROPOUT, phase.index, counters.epoch, global_batch))
         with torch.autocast(ddp.device.type, dtype=torch.bfloat16) if config.bf16 else contextlib.nullcontext():
             loss = training_loss(model, net, codes, phase.l2, table)
         optimizer.zero_grad()
@@ -325,7 +373,7 @@ def train_phase(run: _Run, phase: Phase, finished: dict, resumed: dict | None) -
         signum = _agreed_signal(run)
         if run.checkpoint is not None and (signum or time.monotonic() - last_checkpoint >= config.checkpoint_every):
             now = _Counters(**{**asdict(counters), "seconds": counters.seconds + time.monotonic() - started})
-            _save_checkpoint(run, phase, finished, net, optimizer, table, now, best_state)
+            checkpoints.save(phase, net, optimizer, table, now, best_state)
             last_checkpoint = time.monotonic()
         if signum:
             if ddp.world > 1:
@@ -339,7 +387,7 @@ def train_phase(run: _Run, phase: Phase, finished: dict, resumed: dict | None) -
              "windows_seen": counters.windows_seen, "seconds": counters.seconds}
     if ddp.is_main:
         log.info("%s done: %s", PHASE_NAMES[phase.name], stats)
-    return {"state": best_state, "stats": stats}
+    checkpoints.finish(phase, {"state": best_state, "stats": stats})
 
 
 def _validation_loss(evaluator: LSTMModel, codes: np.ndarray, lengths: np.ndarray, ddp: _Distributed) -> float:
@@ -370,24 +418,46 @@ def _agreed_signal(run: _Run) -> int:
     return signum
 
 
-def _save_checkpoint(run: _Run, phase: Phase, finished: dict, net: LSTMNet, optimizer: Adam,
-                     table: KmerTableAdam | None, counters: _Counters, best_state) -> None:
-    if not run.ddp.is_main:
-        return
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "fingerprint": run.fingerprint,
-        "phase": phase.name,
-        "finished": finished,
-        "model": net.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "table": table.state_dict() if table is not None else None,
-        "counters": asdict(counters),
-        "best_state": best_state,
-    }
-    with atomic_output(run.checkpoint, "wb") as handle:
-        torch.save(payload, handle)
-    log.debug("checkpoint written to %s at %s step %d", run.checkpoint, phase.name, counters.step)
+class _Checkpoints:
+    """The run's checkpoint: the finished models and the latest saved state of each model in training. Models
+    training side by side save in turn, each file holding the others' latest states too."""
+
+    def __init__(self, run: _Run, saved: dict | None):
+        self.run = run
+        self.finished: dict[str, dict] = dict(saved["finished"]) if saved else {}
+        self.running: dict[str, dict] = dict(saved["running"]) if saved else {}
+        self.lock = threading.Lock()
+
+    def save(self, phase: Phase, net: LSTMNet, optimizer: Adam, table: KmerTableAdam | None, counters: _Counters,
+             best_state) -> None:
+        if not self.run.ddp.is_main:
+            return
+        state = _cloned({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
+                         "table": table.state_dict() if table is not None else None, "counters": asdict(counters),
+                         "best_state": best_state})
+        with self.lock:
+            self.running[phase.name] = state
+            payload = {"format": CHECKPOINT_FORMAT, "fingerprint": self.run.fingerprint, "finished": self.finished,
+                       "running": self.running}
+            with atomic_output(self.run.checkpoint, "wb") as handle:
+                torch.save(payload, handle)
+        log.debug("checkpoint written to %s at %s step %d", self.run.checkpoint, phase.name, counters.step)
+
+    def finish(self, phase: Phase, result: dict) -> None:
+        with self.lock:
+            self.finished[phase.name] = result
+            self.running.pop(phase.name, None)
+
+
+def _cloned(state):
+    """A copy of `state` (nested dicts, lists and tensors) that later training steps do not change."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().clone()
+    if isinstance(state, dict):
+        return {key: _cloned(value) for key, value in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(_cloned(value) for value in state)
+    return state
 
 
 @dataclass
@@ -416,7 +486,11 @@ def _load_checkpoint(path: Path | None, fingerprint: dict) -> dict:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a damaged file
         raise UsageError(f"{path}: not a readable training checkpoint ({error})") from None
-    if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
+    kind = saved.get("format") if isinstance(saved, dict) else None
+    if isinstance(kind, str) and kind.startswith("gooddetect-train-checkpoint") and kind != CHECKPOINT_FORMAT:
+        raise UsageError(f"{path}: a checkpoint of another gooddetect version ({kind}; this one reads "
+                         f"{CHECKPOINT_FORMAT}): train again without --resume")
+    if kind != CHECKPOINT_FORMAT:
         raise UsageError(f"{path}: not a gooddetect training checkpoint")
     differing = [key for key in fingerprint if saved["fingerprint"].get(key) != fingerprint[key]]
     if differing:
@@ -490,6 +564,11 @@ class _StopRequest:
         if self.signum is not None:
             raise KeyboardInterrupt
         self.signum = signum
+
+    def request(self, signum: int) -> None:
+        """Ask the training to stop as if `signum` had arrived (no-op when a signal came already)."""
+        if self.signum is None:
+            self.signum = signum
 
     def __exit__(self, *exc) -> None:
         for signum, handler in self.previous.items():

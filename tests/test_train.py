@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -173,7 +174,9 @@ def test_resuming_after_a_signal_matches_an_uninterrupted_run(tmp_path, interrup
     assert interruption.value.signum == signal.SIGTERM and isinstance(interruption.value, KeyboardInterrupt)
     assert signal.getsignal(signal.SIGTERM) is handler_before
     saved = torch.load(checkpoint, weights_only=True)
-    assert saved["phase"] == interrupt_at[0] and saved["counters"]["step"] == interrupt_at[1]
+    assert list(saved["running"]) == [interrupt_at[0]]
+    assert saved["running"][interrupt_at[0]]["counters"]["step"] == interrupt_at[1]
+    assert list(saved["finished"]) == (["fg"] if interrupt_at[0] == "bg" else [])
 
     resumed = train(config, checkpoint=checkpoint, resume=True)
     assert_same_weights(uninterrupted[:2], resumed[:2])
@@ -198,9 +201,86 @@ def test_checkpoints_are_written_periodically_and_resume_to_the_same_weights(tmp
           on_step=keep_a_copy)
     assert len(copies) >= 20  # one per step (the copy runs before the step's own checkpoint)
     checkpoint.write_bytes(copies[("fg", 7)])  # written after step 6
-    assert torch.load(checkpoint, weights_only=True)["counters"]["step"] == 6
+    assert torch.load(checkpoint, weights_only=True)["running"]["fg"]["counters"]["step"] == 6
     resumed = train(config, checkpoint=checkpoint, resume=True)
     assert_same_weights(uninterrupted[:2], resumed[:2])
+
+
+@pytest.fixture
+def two_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_side_by_side_training_equals_training_in_turn(two_threads):
+    """With two torch threads the models train at once, one thread each (each model with its own dropout stream):
+    the same weights and statistics as one thread training them in turn."""
+    config = fast_config(steps=12, eval_every=4, lr_schedule="cosine")
+    threads_of = {"fg": set(), "bg": set()}
+
+    def note_thread(phase, step):
+        threads_of[phase].add(threading.current_thread().name)
+
+    side_by_side = train(config, on_step=note_thread)
+    assert torch.get_num_threads() == 2  # restored
+    assert len(threads_of["fg"]) == len(threads_of["bg"]) == 1 and threads_of["fg"] != threads_of["bg"]
+    assert threading.main_thread().name not in threads_of["fg"] | threads_of["bg"]
+    for names in threads_of.values():
+        names.clear()
+    torch.set_num_threads(1)
+    in_turn = train(config, on_step=note_thread)
+    assert threads_of == {"fg": {threading.main_thread().name}, "bg": {threading.main_thread().name}}
+    assert_same_weights(side_by_side[:2], in_turn[:2])
+    for phase in ("foreground", "background"):
+        for key in ("val_loss", "steps", "epochs", "windows_seen"):
+            assert side_by_side[2][phase][key] == in_turn[2][phase][key]
+
+
+def test_side_by_side_training_resumes_after_a_signal_to_the_same_weights(tmp_path, two_threads):
+    """A signal stops both models (each writes its state into the one checkpoint); resuming trains both on to the
+    weights of an uninterrupted run."""
+    config = fast_config(steps=25, eval_every=4)
+    uninterrupted = train(config)
+
+    def sigterm_at(when):
+        def send(phase, step):
+            if (phase, step) == when:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return send
+
+    checkpoint = tmp_path / "run.ckpt"
+    with pytest.raises(TrainingInterrupted):
+        train(config, checkpoint=checkpoint, on_step=sigterm_at(("fg", 9)))
+    saved = torch.load(checkpoint, weights_only=True)
+    assert saved["running"]["fg"]["counters"]["step"] >= 9 and saved["running"]["fg"]["counters"]["step"] < 25
+    resumed = train(config, checkpoint=checkpoint, resume=True)
+    assert_same_weights(uninterrupted[:2], resumed[:2])
+
+    # The foreground finished, the background interrupted (written by one thread: the same weights): the background
+    # resumes alone with its share of the threads, not all of them.
+    torch.set_num_threads(1)
+    with pytest.raises(TrainingInterrupted):
+        train(config, checkpoint=checkpoint, on_step=sigterm_at(("bg", 9)))
+    assert list(torch.load(checkpoint, weights_only=True)["running"]) == ["bg"]
+    torch.set_num_threads(2)
+    resumed = train(config, checkpoint=checkpoint, resume=True)
+    assert_same_weights(uninterrupted[:2], resumed[:2])
+
+
+def test_an_error_in_one_side_by_side_model_stops_the_other_and_is_raised(two_threads):
+    foreground_steps = []
+
+    def fail_in_the_background(phase, step):
+        if phase == "fg":
+            foreground_steps.append(step)
+        elif step == 3:
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        train(fast_config(steps=400), on_step=fail_in_the_background)
+    assert max(foreground_steps) < 400
 
 
 def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
@@ -212,6 +292,12 @@ def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
         train(fast_config(steps=6), LSTMConfig(hidden=8, kmer_input=3), checkpoint=checkpoint, resume=True)
     with pytest.raises(UsageError, match="no checkpoint"):
         train(fast_config(steps=6), checkpoint=tmp_path / "missing.ckpt", resume=True)
+    torch.save({"format": "gooddetect-train-checkpoint-3"}, checkpoint)
+    with pytest.raises(UsageError, match="another gooddetect version.*without --resume"):
+        train(fast_config(steps=6), checkpoint=checkpoint, resume=True)
+    torch.save({"weights": torch.zeros(2)}, checkpoint)
+    with pytest.raises(UsageError, match="not a gooddetect training checkpoint"):
+        train(fast_config(steps=6), checkpoint=checkpoint, resume=True)
 
 
 def test_config_validation():
@@ -290,4 +376,5 @@ def test_torchrun_two_processes_equal_one_process_with_the_global_batch(tmp_path
         else:
             np.testing.assert_allclose(rank0[name], alone[name], rtol=1e-3 if name.endswith(".scale") else 1e-4,
                                        atol=1e-5, err_msg=name)
-    assert torch.load(tmp_path / "run.ckpt", weights_only=True)["phase"] == "bg"
+    saved = torch.load(tmp_path / "run.ckpt", weights_only=True)
+    assert list(saved["finished"]) == ["fg"] and list(saved["running"]) == ["bg"]

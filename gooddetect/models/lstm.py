@@ -87,7 +87,8 @@ class LSTMNet(nn.Module):
         self.lstm = nn.LSTM(
             input_size, config.hidden, num_layers=config.layers, dropout=config.dropout if config.layers > 1 else 0.0
         )
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout_rate = config.dropout
+        self.generator: torch.Generator | None = None  # the dropout masks' source in training (None: torch's own)
         self.head = nn.Linear(config.hidden, N_BASES)
 
     def forward(self, context: torch.Tensor, kmer_lookup: Callable | None = None) -> torch.Tensor:
@@ -100,7 +101,15 @@ class LSTMNet(nn.Module):
             kmer = self.kmer_embed(tokens) if kmer_lookup is None else kmer_lookup(tokens)
             inputs = torch.cat([inputs, kmer], dim=-1)
         hidden, _ = self.lstm(inputs)
-        return self.head(self.dropout(hidden)).transpose(0, 1)
+        return self.head(self._dropout(hidden)).transpose(0, 1)
+
+    def _dropout(self, hidden: torch.Tensor) -> torch.Tensor:
+        """nn.Dropout's arithmetic (a Bernoulli(1 - p) mask scaled by 1 / (1 - p), bit for bit), its mask drawn
+        from `self.generator`: two models can then train side by side, each with its own random stream."""
+        if not self.training or self.dropout_rate == 0:
+            return hidden
+        keep = 1.0 - self.dropout_rate
+        return hidden * torch.empty_like(hidden).bernoulli_(keep, generator=self.generator).div_(keep)
 
 
 def kmer_tokens(codes: torch.Tensor, k: int) -> torch.Tensor:

@@ -8,6 +8,9 @@ Measures, with `--threads` CPU threads (and on a CUDA device when one is present
 - parsing + windowing alone (what `score` does before the model), next to `seqkit stats` / `seqkit sliding`;
 - training of the default model with the k-mer table updated row by row (what `train` does) against a dense Adam
   step over the whole table (the previous version's), and the paper's architecture (one-hot input, hidden 128);
+- the paper's architecture (one-hot input, one strand, batch 100) against alibi-detect's LLR, trained and scored
+  by its own code (tests/benchmarks/alibi_llr.py, run by `--alibi-python`, an interpreter with
+  `alibi-detect[tensorflow]`; skipped without one), and the same Keras models compiled with `tf.function`;
 - with ../shared present: a k-mer model trained on gdbench-v1's train.fa.gz, next to Kraken2 with a database built
   from the same windows in the same run (Debian package `kraken2`), both timed the same way on the same read files
   (`gooddetect score` and `kraken2` command lines, with loading, and without: minus a one-read run); the cost of
@@ -21,6 +24,7 @@ Not collected by pytest. Run from the repository root, e.g.
     python tests/benchmarks/bench_throughput.py --quick --out /tmp/tp          # smoke run, ~1 min
     python tests/benchmarks/bench_throughput.py --threads 2 --out bench_tp     # full run
     python tests/benchmarks/bench_throughput.py --kmer-only --out bench_kmer_tp    # the k-mer section alone
+    python tests/benchmarks/bench_throughput.py --alibi-only --alibi-python ~/alibi/bin/python --out bench_alibi
 Writes OUT/throughput.md and OUT/throughput.json (and OUT/throughput_profile.txt with --profile).
 """
 
@@ -66,6 +70,8 @@ TARGET_LSTM_PEAK_MIN_HIDDEN = 512
 TARGET_E2E = 8000.0  # reads/s end to end, default LSTMConfig
 TARGET_KMER = 100_000.0  # reads/s end to end, k-mer model, 150 bp reads
 TARGET_TRAIN_SPEEDUP = 3.0  # default LSTM training vs a dense Adam step over the k-mer table
+TARGET_ALIBI_TRAIN = 1.5  # the paper's architecture: training windows/s vs alibi-detect's LLR.fit
+ALIBI_SCRIPT = Path(__file__).resolve().parent / "alibi_llr.py"
 TARGET_OVERHEAD = 0.10  # pairs, or writing the reads by call, over plain scoring
 TARGET_CLASSIFIER = 10_000.0  # reads/s end to end with a default classifier
 TARGET_PARSE_FACTOR = 20.0  # parsing + windowing rate / end-to-end rate of the default model
@@ -384,7 +390,8 @@ def cuda_rows(sizes: list[int], budget: float, workdir: Path, device: str = "cud
 def training_row(hidden: int, steps: int, bf16: bool, **model) -> dict:
     """Windows/s of train_lstm_pair over `steps` steps per model, timed from the end of step 1 (warm-up) to the
     end of the last step; validation runs only at the last step, on 2 windows. The background has no k-mer input
-    (the default)."""
+    (the default). The pair's rate counts the time either model was training (once where they overlap: with two or
+    more threads they train side by side)."""
     from gooddetect.models.lstm import LSTMConfig
     from gooddetect.train import TrainConfig, train_lstm_pair
 
@@ -403,8 +410,12 @@ def training_row(hidden: int, steps: int, bf16: bool, **model) -> dict:
         train_lstm_pair(train, np.full(n_train, WINDOW), val, np.full(2, WINDOW), LSTMConfig(hidden=hidden, **model),
                         config, on_step=on_step, background_config=LSTMConfig(hidden=hidden, **{**model, "kmer_input": 0}))
     per_model = {phase: (steps - 1) * TRAIN_BATCH / (m[steps] - m[1]) for phase, m in marks.items()}
-    pair = 1 / sum(1 / rate for rate in per_model.values())  # windows through both models per second
-    return {"steps": steps, "measured_steps": steps - 1, "per_model": per_model, "pair_per_s": pair}
+    (fg_start, fg_end), (bg_start, bg_end) = ((m[1], m[steps]) for m in marks.values())
+    overlap = max(0.0, min(fg_end, bg_end) - max(fg_start, bg_start))  # > 0 when the models train side by side
+    busy = (fg_end - fg_start) + (bg_end - bg_start) - overlap
+    pair = (steps - 1) * TRAIN_BATCH / busy  # windows through both models per second
+    return {"steps": steps, "measured_steps": steps - 1, "per_model": per_model, "pair_per_s": pair,
+            "side_by_side": overlap > 0}
 
 
 def cpu_has_bf16() -> bool:
@@ -477,6 +488,75 @@ def training_comparison(steps: int) -> dict:
           f"{dense:.0f} ({row['speedup']:.1f}x); paper's model (h128) {paper['pair_per_s']:.0f} windows/s (pair)",
           file=sys.stderr)
     return row
+
+
+# -- alibi-detect ---------------------------------------------------------------------------------------------------
+
+
+def alibi_interpreter(requested: str | None) -> str | None:
+    """The Python that runs alibi_llr.py: `requested`, else this one if it has alibi-detect; None: not installed."""
+    import importlib.util
+
+    if requested:
+        return requested
+    return sys.executable if importlib.util.find_spec("alibi_detect") else None
+
+
+def paper_detector(hidden: int, seed: int = 0):
+    """Two randomly initialised models of the paper's architecture (one-hot input, no k-mer input), one strand."""
+    import torch
+
+    from gooddetect.detector import Detector
+    from gooddetect.models.lstm import LSTMConfig, LSTMModel
+
+    torch.manual_seed(seed)
+    models = [LSTMModel(LSTMConfig(hidden=hidden, kmer_input=0)) for _ in range(2)]
+    return Detector(models[0], models[1], {"window_length": WINDOW, "min_length": MIN_LENGTH, "strands": "forward"})
+
+
+def alibi_rows(sizes: list[int], python: str, threads: int, train_windows: int, score_windows: int,
+               budget: float) -> list[dict]:
+    """Per hidden size, the paper's architecture: training windows/s through the pair (train_lstm_pair) and scoring
+    windows/s through both models (Detector.loglik), then alibi-detect's LLR on the same number of windows (its
+    own fit and instance_score, and the same models compiled), with the same threads and scoring batch."""
+    rows = []
+    for hidden in sizes:
+        ours_training = training_row(hidden, max(3, train_windows // TRAIN_BATCH), bf16=False, kmer_input=0)
+        detector = paper_detector(hidden)
+        ours_scoring = model_rate(detector, budget)
+        command = [python, str(ALIBI_SCRIPT), "--hidden", str(hidden), "--train-windows", str(train_windows),
+                   "--score-windows", str(score_windows), "--score-batch", str(detector.foreground.batch_size),
+                   "--threads", str(threads)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+        alibi = json.loads(done.stdout.strip().splitlines()[-1])
+        row = {"hidden": hidden, "gooddetect": {"train_pair_per_s": ours_training["pair_per_s"],
+                                                "score_per_s": ours_scoring["per_s"]}, "alibi": alibi}
+        rows.append(row)
+        print(f"  hidden {hidden}: training {ours_training['pair_per_s']:.0f} vs alibi {alibi['train_pair_per_s']:.0f} "
+              f"(compiled {alibi['compiled_train_pair_per_s']:.0f}); scoring {ours_scoring['per_s']:.0f} vs "
+              f"{alibi['score_per_s']:.0f} (compiled {alibi['compiled_score_per_s']:.0f}) windows/s", file=sys.stderr)
+    return rows
+
+
+def alibi_markdown(rows: list[dict]) -> list[str]:
+    if not rows:
+        return ["", "## Against alibi-detect", "", "Not measured: no interpreter with alibi-detect (--alibi-python)."]
+    a = rows[0]["alibi"]
+    lines = ["", f"## Against alibi-detect {a['alibi_detect']} (TensorFlow {a['tensorflow']})", "",
+             "The paper's architecture (one-hot input, one LSTM layer, one strand, batch 100), random 250 bp windows, "
+             "same threads. alibi-detect: `LLR.fit` (its own training loop, eager) and `LLR.instance_score`; "
+             "compiled: the same Keras models, a training step and the scoring under `tf.function`.", "",
+             "| hidden | training, windows/s through the pair: gooddetect | alibi-detect | TF compiled | scoring, "
+             "windows/s through both models: gooddetect | alibi-detect | TF compiled |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        g, a = r["gooddetect"], r["alibi"]
+        lines.append(f"| {r['hidden']} | {g['train_pair_per_s']:,.0f} | {a['train_pair_per_s']:,.0f} | "
+                     f"{a['compiled_train_pair_per_s']:,.0f} | {g['score_per_s']:,.0f} | {a['score_per_s']:,.0f} | "
+                     f"{a['compiled_score_per_s']:,.0f} |")
+    return lines
 
 
 # -- parsing ---------------------------------------------------------------------------------------------------------
@@ -712,6 +792,12 @@ def targets(result: dict) -> list[dict]:
     t = result.get("training_comparison")
     add(f"default LSTM training ≥ {TARGET_TRAIN_SPEEDUP:.0f}× a dense Adam step over the k-mer table",
         t and t["speedup"], t is not None and t["speedup"] >= TARGET_TRAIN_SPEEDUP, f"{(t or {}).get('speedup', 0):.1f}×")
+    for r in result["alibi"] or []:
+        g, a = r["gooddetect"], r["alibi"]
+        ratio = g["train_pair_per_s"] / a["train_pair_per_s"]
+        compiled = g["train_pair_per_s"] / a["compiled_train_pair_per_s"]
+        add(f"paper's architecture training ≥ {TARGET_ALIBI_TRAIN}× alibi-detect (hidden {r['hidden']})", ratio,
+            ratio >= TARGET_ALIBI_TRAIN, f"{ratio:.1f}× ({compiled:.2f}× the same models compiled with tf.function)")
     k = result.get("kmer")
     if k:
         ours = k["gooddetect"]["test_reads x10 (200k)"]
@@ -777,7 +863,10 @@ def markdown(result: dict) -> str:
                   f"windows/s per model with the k-mer table updated row by row, {t['dense_per_model']:,.0f} with a "
                   f"dense Adam step over the whole table ({t['speedup']:.1f}×). The paper's model (one-hot input, "
                   f"hidden 128, one strand): {t['paper_h128']['pair_per_s']:,.0f} windows/s through the pair."]
-    lines += kmer_markdown(result["kmer"])
+    if result["alibi"] is not None:
+        lines += alibi_markdown(result["alibi"])
+    if not result["alibi_only"]:
+        lines += kmer_markdown(result["kmer"])
     c = result["cuda"]
     if c:
         lines += ["", f"## CUDA ({c['device']})", "",
@@ -891,6 +980,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="Smoke run: small sizes, few reads (~1 min).")
     parser.add_argument("--kmer-only", action="store_true",
                         help="Only the k-mer section: k-mer model and Kraken2, pairs, reads out, classifier.")
+    parser.add_argument("--alibi-python", default=None,
+                        help="Python with alibi-detect[tensorflow] for the comparison (default: this one, if it has "
+                             "alibi-detect; else the rows are skipped).")
+    parser.add_argument("--alibi-sizes", default="128,256", help="Hidden sizes of the alibi-detect comparison.")
+    parser.add_argument("--alibi-windows", type=int, default=1000,
+                        help="Training windows per model in the alibi-detect comparison (scoring: twice as many).")
+    parser.add_argument("--alibi-only", action="store_true", help="Only the alibi-detect comparison.")
     args = parser.parse_args()
 
     set_threads(args.threads)  # before torch starts its thread pools
@@ -910,7 +1006,7 @@ def main() -> None:
     check_load(args.threads, "at the start")
     from gooddetect.build import DEFAULT_SCORE_STRANDS
 
-    result: dict = {"quick": args.quick, "budget_s": budget, "machine": machine_info(torch, args.threads),
+    result: dict = {"quick": args.quick, "alibi_only": args.alibi_only, "budget_s": budget, "machine": machine_info(torch, args.threads),
                     "strands": DEFAULT_SCORE_STRANDS["lstm"],
                     "flop_formula": "per read: 2 models x strands x (L-1) positions x (8H(in+H) + 8H) FLOP, L = 250 "
                                     "(one layer; in = 4 + k-mer embedding width; gate products and head only)"}
@@ -921,8 +1017,15 @@ def main() -> None:
         result["gemm_gflops"] = {"fp32": gemm_peak(torch, "cpu", torch.float32, repeats),
                                  "bf16": gemm_peak(torch, "cpu", torch.bfloat16, repeats) if cpu_has_bf16() else None}
         result |= {"scoring": [], "training": [], "parsing": None, "training_comparison": None, "cuda": None,
-                   "rss": []}
+                   "rss": [], "alibi": None, "kmer": None}
+        only = args.kmer_only or args.alibi_only
         if not args.kmer_only:
+            python = alibi_interpreter(args.alibi_python)
+            print("alibi-detect" + ("" if python else ": not installed, skipped"), file=sys.stderr)
+            windows = 200 if args.quick else args.alibi_windows
+            result["alibi"] = alibi_rows(parse_ints(args.alibi_sizes), python, args.threads, windows, 2 * windows,
+                                         budget) if python else []
+        if not only:
             print("scoring", file=sys.stderr)
             result["scoring"] = scoring_rows(sizes, budget, result["gemm_gflops"], args.threads, workdir)
             print("training", file=sys.stderr)
@@ -932,12 +1035,13 @@ def main() -> None:
             result["parsing"] = parsing_rows(workdir, parse_reads, args.threads)
             print("training comparison", file=sys.stderr)
             result["training_comparison"] = training_comparison(3 if args.quick else args.max_train_steps)
-        print("k-mer model and Kraken2", file=sys.stderr)
-        result["kmer"] = kmer_rows(args.threads, workdir)
-        if torch.cuda.is_available() and not args.kmer_only:
+        if not args.alibi_only:
+            print("k-mer model and Kraken2", file=sys.stderr)
+            result["kmer"] = kmer_rows(args.threads, workdir)
+        if torch.cuda.is_available() and not only:
             print("CUDA", file=sys.stderr)
             result["cuda"] = cuda_rows(sizes, budget, workdir)
-        if not args.kmer_only:
+        if not only:
             print("memory", file=sys.stderr)
             result["rss"] = rss_rows(rss_reads, args.threads, workdir)
         if args.profile:
