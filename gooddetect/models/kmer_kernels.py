@@ -11,7 +11,10 @@ from __future__ import annotations
 import math
 
 import numba
+import numba.extending
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils
 
 U64 = np.uint64
 ONE, TWO, THREE = U64(1), U64(2), U64(3)
@@ -128,67 +131,116 @@ def count_rows(codes, lengths, skip, top, top_counts, tables, orders, canonical,
             run += 1
 
 
+@numba.extending.intrinsic
+def prefetch(typingctx, array, index):
+    """Ask the processor to bring array[index] (a 1-D array) into the caches, without waiting for it."""
+
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        item = cgutils.get_item_pointer(context, builder, array_type, context.make_array(array_type)(
+            context, builder, args[0]), [args[1]], wraparound=False)
+        pointer = builder.bitcast(item, ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        function = builder.module.declare_intrinsic("llvm.prefetch", [pointer.type], ir.FunctionType(
+            ir.VoidType(), [pointer.type, i32, i32, i32]))
+        builder.call(function, [pointer, i32(0), i32(3), i32(1)])  # read, keep in all cache levels, data
+        return context.get_dummy_value()
+
+    return numba.core.types.void(array, index), codegen
+
+
+@numba.njit(**JIT)
+def _row_addresses(codes, lengths, i, offsets, top, orders, canonical, width, hash_bits, direct, run_at, buckets,
+                   patterns):
+    """Row i's table addresses: per position t, direct[t] (into probs), run_at[t] (known bases before t; -1: not
+    scored), and per hashed order j buckets[j, t] (-1: context too short) and patterns[j, t] (fingerprint << 8 |
+    flipped << 4 | first << 2 | x)."""
+    window = low_mask(width)
+    fwd = U64(0)
+    rev = U64(0)
+    run = 0
+    for t in range(lengths[i]):
+        x = codes[i, t]
+        base = U64(x & 3)
+        fwd = ((fwd << TWO) | base) & window
+        rev = (rev >> TWO) | ((THREE - base) << U64(2 * (width - 1)))
+        run_at[t] = run if x < 4 and t >= 1 else -1
+        k = min(run, top)
+        direct[t] = offsets[k] + np.int64(fwd & low_mask(k + 1))
+        for j in range(orders.size):
+            buckets[j, t] = -1
+            if x >= 4 or run < orders[j]:
+                continue
+            key, flipped, _, first_base = split_word(orders[j], fwd, rev, width, canonical)
+            bucket, fingerprint = bucket_and_fingerprint(key, hash_bits)
+            buckets[j, t] = bucket
+            patterns[j, t] = (np.int64(fingerprint) << 8) | (int(flipped) << 4) | (np.int64(first_base) << 2) \
+                | np.int64(base)
+        run = run + 1 if x < 4 else 0
+
+
+@numba.njit(**JIT)
+def _read_tables(n, probs, words, direct, buckets, p_direct, slots):
+    """The table reads of a row's n positions, in short loops without branches (the reads overlap)."""
+    for t in range(n):
+        p_direct[t] = probs[direct[t]]
+    for j in range(buckets.shape[0]):
+        for t in range(n):
+            bucket = max(buckets[j, t], 0)
+            slots[j, t, 0] = words[j, bucket, 0]
+            slots[j, t, 1] = words[j, bucket, 1]
+
+
 @numba.njit(**JIT)
 def loglik_rows(codes, lengths, first, last, probs, offsets, top, tables, orders, canonical, width, discount,
                 concentration, sums, scored):
     """sums[i], scored[i] = Σ ln p(x_t | context), number of scored positions, for rows first..last-1.
 
-    Table reads miss the caches, so each row goes in three passes: the table addresses of every position, then the
-    reads alone (a short loop, so the processor keeps many in flight), then the arithmetic on what was read. The
-    probabilities are multiplied in blocks and a block's log taken once."""
+    Table reads miss the caches. Per row: the table addresses of every position, then the reads alone (short
+    loops: the processor keeps many in flight), then the arithmetic on what was read, during which the next row's
+    addresses (computed before it) are prefetched, one position at a time (a tight loop of prefetches stalls once
+    the processor's miss buffers are full), so that its reads find them in cache. Buffers alternate between the
+    row and the next. The probabilities are multiplied in blocks and a block's log taken once."""
     n_orders = orders.size
     hash_bits = int(math.log2(tables.shape[1])) if n_orders else 0
     words = tables.view(np.uint64)  # a bucket of 8 slots: two uint64 words of four
+    flat_words = words.reshape(-1)
     length = codes.shape[1]
-    direct = np.zeros(length, dtype=np.int64)  # index into probs
-    run_at = np.zeros(length, dtype=np.int64)  # known bases before t; -1: t not scored
-    buckets = np.zeros((n_orders, length), dtype=np.int64)  # -1: context too short
-    patterns = np.zeros((n_orders, length), dtype=np.int64)  # fingerprint << 8 | flipped << 4 | first << 2 | x
-    p_direct = np.zeros(length, dtype=np.float64)
-    slots = np.zeros((n_orders, length, 2), dtype=np.uint64)
-    window = low_mask(width)
+    direct = np.zeros((2, length), dtype=np.int64)  # index into probs
+    run_at = np.zeros((2, length), dtype=np.int64)
+    buckets = np.zeros((2, n_orders, length), dtype=np.int64)
+    patterns = np.zeros((2, n_orders, length), dtype=np.int64)
+    p_direct = np.zeros((2, length), dtype=np.float64)
+    slots = np.zeros((2, n_orders, length, 2), dtype=np.uint64)
+    if first >= last:
+        return
+    _row_addresses(codes, lengths, first, offsets, top, orders, canonical, width, hash_bits, direct[0], run_at[0],
+                   buckets[0], patterns[0])
+    _read_tables(lengths[first], probs, words, direct[0], buckets[0], p_direct[0], slots[0])
     for i in range(first, last):
-        fwd = U64(0)
-        rev = U64(0)
-        run = 0
+        here = (i - first) & 1
+        ahead = 1 - here
         n = lengths[i]
-        for t in range(n):  # pass 1: addresses
-            x = codes[i, t]
-            base = U64(x & 3)
-            fwd = ((fwd << TWO) | base) & window
-            rev = (rev >> TWO) | ((THREE - base) << U64(2 * (width - 1)))
-            run_at[t] = run if x < 4 and t >= 1 else -1
-            k = min(run, top)
-            direct[t] = offsets[k] + np.int64(fwd & low_mask(k + 1))
-            for j in range(n_orders):
-                buckets[j, t] = -1
-                if x >= 4 or run < orders[j]:
-                    continue
-                key, flipped, _, first_base = split_word(orders[j], fwd, rev, width, canonical)
-                bucket, fingerprint = bucket_and_fingerprint(key, hash_bits)
-                buckets[j, t] = bucket
-                patterns[j, t] = (np.int64(fingerprint) << 8) | (int(flipped) << 4) | (np.int64(first_base) << 2) \
-                    | np.int64(base)
-            run = run + 1 if x < 4 else 0
-        for t in range(n):  # pass 2: the reads
-            p_direct[t] = probs[direct[t]]
-        for j in range(n_orders):
-            for t in range(n):  # no branch and no inner loop here: they would keep the reads from overlapping
-                bucket = max(buckets[j, t], 0)
-                slots[j, t, 0] = words[j, bucket, 0]
-                slots[j, t, 1] = words[j, bucket, 1]
+        n_ahead = lengths[i + 1] if i + 1 < last else 0
+        if n_ahead:
+            _row_addresses(codes, lengths, i + 1, offsets, top, orders, canonical, width, hash_bits, direct[ahead],
+                           run_at[ahead], buckets[ahead], patterns[ahead])
         total = 0.0
         product = 1.0
         scored_here = 0
-        for t in range(n):  # pass 3: the smoother
-            if run_at[t] < 0:
+        for t in range(max(n, n_ahead)):
+            if t < n_ahead:
+                prefetch(probs, direct[ahead, t])
+                for j in range(n_orders):
+                    prefetch(flat_words, (j * words.shape[1] + max(buckets[ahead, j, t], 0)) * 2)
+            if t >= n or run_at[here, t] < 0:
                 continue
-            p = p_direct[t]
+            p = p_direct[here, t]
             alive = True  # an unseen context ends the chain (a longer one containing it is unseen too)
             for j in range(n_orders):
-                if buckets[j, t] < 0:
+                if buckets[here, j, t] < 0:
                     break
-                n_x, n_context, seen = _bucket_counts(slots[j, t], patterns[j, t])
+                n_x, n_context, seen = _bucket_counts(slots[here, j, t], patterns[here, j, t])
                 alive = alive and n_context > 0
                 mixed = (max(n_x - discount, 0.0) + (concentration + discount * seen) * p) / (n_context + concentration)
                 p = mixed if alive else p
@@ -199,6 +251,7 @@ def loglik_rows(codes, lengths, first, last, probs, offsets, top, tables, orders
                 product = 1.0
         sums[i] = total + math.log(product)
         scored[i] = scored_here
+        _read_tables(n_ahead, probs, words, direct[ahead], buckets[ahead], p_direct[ahead], slots[ahead])
 
 
 LANES = U64(0x0001000100010001)  # one in each 16-bit lane of a uint64
