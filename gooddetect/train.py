@@ -2,17 +2,19 @@
 
 The foreground model is trained on the windows as they are; the background model on the same windows with every
 base mutated with probability `mutation_rate` (fresh mutations each time a window is used) and with an L2 penalty on
-its non-bias weights. On a CPU with two or more torch threads the two train side by side, on half of the threads
-each (one model's small per-step products cannot keep two cores busy; two independent ones can); otherwise (one
-thread, a GPU, torchrun) the foreground first. Either way each model's result is the same. Both keep the weights of their best validation loss (nats per scored
-base): the foreground is validated on the clean validation windows, the background on the validation windows
-mutated once with a fixed seed, which is the task it is trained for.
+its non-bias weights. Both keep the weights of their best validation loss (nats per scored base): the foreground is
+validated on the clean validation windows, the background on the validation windows mutated once with a fixed seed,
+which is the task it is trained for. Two models of the same architecture train side by side on a CPU with two or
+more torch threads, half of the threads each (one small model's per-step products cannot keep two cores busy; two
+independent ones can), each ending with the weights of training it alone on its share; otherwise the foreground
+trains first.
 
 Randomness is keyed by counters, not carried in generator states: the window order of an epoch, the mutations and
 the dropout masks of a batch each come from a generator seeded with (seed, purpose, phase, epoch, batch). A run is
-therefore bit-identical for a given seed and device, a resumed run is bit-identical to an uninterrupted one, and a
-checkpoint only needs the finished models and, per model in training, weights, optimizer state and counters. A checkpoint is written every `checkpoint_every`
-seconds and on SIGINT/SIGTERM, so a job killed by its scheduler loses at most that much work.
+therefore bit-identical for a given seed, device and number of threads, a resumed run is bit-identical to an
+uninterrupted one, and a checkpoint only needs the finished models and, per model in training, weights, optimizer
+state and counters. A checkpoint is written every `checkpoint_every` seconds and on SIGINT/SIGTERM, so a job killed
+by its scheduler loses at most that much work.
 
 The k-mer input table (4^K + 1 rows) is updated only on the rows a batch uses (lazy Adam: the other rows keep their
 weights and moments), and the background's L2 covers the rows in use, so a step costs the same whatever the table
@@ -225,7 +227,7 @@ def train_lstm_pair(
             raise UsageError(f"{len(train_codes)} training windows make no full step of {ddp.world} batches")
         checkpoints = _Checkpoints(run, saved)
         pending = [phase for phase in training_phases(config) if phase.name not in checkpoints.finished]
-        if side_by_side(run):
+        if pending and side_by_side(run):
             _train_side_by_side(run, pending, checkpoints)
         else:
             for phase in pending:
