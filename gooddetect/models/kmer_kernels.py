@@ -59,6 +59,13 @@ def bucket_and_fingerprint(key, hash_bits):
 
 
 @numba.njit(**JIT)
+def rolled(fwd, rev, x, width):
+    """(fwd, rev, base) after code x (an unknown base, 4, enters as 0 in fwd and 3 in rev; `run` says it is there)."""
+    base = U64(x & 3)
+    return ((fwd << TWO) | base) & low_mask(width), (rev >> TWO) | ((THREE - base) << U64(2 * (width - 1))), base
+
+
+@numba.njit(**JIT)
 def split_word(k, fwd, rev, width, canonical):
     """For the (k+1)-mer a·m·x ending at a position: (filing key m*, flipped, palindromic, a), m* being m or, with
     `canonical`, the smaller of m and its reverse complement (read from `rev`: rc(a·m·x) = x'·rc(m)·a')."""
@@ -101,7 +108,6 @@ def count_rows(codes, lengths, skip, top, top_counts, tables, orders, canonical,
     """Add the (top+1)-mers and the hashed orders' words ending at every position t >= skip[i] with a known base
     and enough known context to the counts. tallies: positions counted, new hashed entries, dropped entries."""
     top_mask = low_mask(top + 1)
-    window = low_mask(width)
     hash_bits = int(math.log2(tables.shape[1])) if tables.shape[0] else 0
     for i in range(codes.shape[0]):
         fwd = U64(0)
@@ -109,9 +115,7 @@ def count_rows(codes, lengths, skip, top, top_counts, tables, orders, canonical,
         run = 0
         for t in range(lengths[i]):
             x = codes[i, t]
-            base = U64(x & 3)
-            fwd = ((fwd << TWO) | base) & window
-            rev = (rev >> TWO) | ((THREE - base) << U64(2 * (width - 1)))
+            fwd, rev, base = rolled(fwd, rev, x, width)
             if x >= 4:
                 run = 0
                 continue
@@ -155,15 +159,12 @@ def _row_addresses(codes, lengths, i, offsets, top, orders, canonical, width, ha
     """Row i's table addresses: per position t, direct[t] (into probs), run_at[t] (known bases before t; -1: not
     scored), and per hashed order j buckets[j, t] (-1: context too short) and patterns[j, t] (fingerprint << 8 |
     flipped << 4 | first << 2 | x)."""
-    window = low_mask(width)
     fwd = U64(0)
     rev = U64(0)
     run = 0
     for t in range(lengths[i]):
         x = codes[i, t]
-        base = U64(x & 3)
-        fwd = ((fwd << TWO) | base) & window
-        rev = (rev >> TWO) | ((THREE - base) << U64(2 * (width - 1)))
+        fwd, rev, base = rolled(fwd, rev, x, width)
         run_at[t] = run if x < 4 and t >= 1 else -1
         k = min(run, top)
         direct[t] = offsets[k] + np.int64(fwd & low_mask(k + 1))
