@@ -17,8 +17,8 @@ from .windows import MIN_LENGTH, WINDOW_LENGTH
 log = logging.getLogger("gooddetect")
 THREADS = click.option("--threads", "-t", type=click.IntRange(min=1), default=None,
                        help="CPU threads for the models (torch, OpenMP, BLAS, compiled loops); with 2 or more, "
-                            "reading and writing overlap with them, and two LSTMs of the same architecture train "
-                            "side by side. Default: torch's own choice.")
+                            "reading and writing overlap with them, and the two LSTMs train side by side. Default: "
+                            "torch's own choice.")
 SEED = click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
                     help="Random seed (results are deterministic).")
 DEVICE = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")

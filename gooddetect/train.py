@@ -4,9 +4,9 @@ The foreground model is trained on the windows as they are; the background model
 base mutated with probability `mutation_rate` (fresh mutations each time a window is used) and with an L2 penalty on
 its non-bias weights. Both keep the weights of their best validation loss (nats per scored base): the foreground is
 validated on the clean validation windows, the background on the validation windows mutated once with a fixed seed,
-which is the task it is trained for. Two models of the same architecture train side by side on a CPU with two or
-more torch threads, half of the threads each (one small model's per-step products cannot keep two cores busy; two
-independent ones can), each ending with the weights of training it alone on its share; otherwise the foreground
+which is the task it is trained for. On a CPU with two or more torch threads the two train side by side, half of
+the threads each (one small model's per-step products cannot keep two cores busy; two independent ones can), each
+ending with the weights of training it alone on its share; otherwise (one thread, a GPU, torchrun) the foreground
 trains first.
 
 Randomness is keyed by counters, not carried in generator states: the window order of an epoch, the mutations and
@@ -252,13 +252,10 @@ class _Counters:
 
 
 def side_by_side(run: _Run) -> bool:
-    """Whether the two models train side by side: on the CPU, with two or more torch threads, in one process, when
-    they have the same architecture (equal work per step: with the default, a foreground with a k-mer input table
-    and a background without, the background would finish first and leave a core idle), and without dropout
-    between LSTM layers (nn.LSTM draws it from torch's global generator)."""
-    fg, bg = run.model_configs["fg"], run.model_configs["bg"]
+    """Whether the two models train side by side: on the CPU, with two or more torch threads, in one process, and
+    without dropout between LSTM layers (nn.LSTM draws it from torch's global generator)."""
     return (torch.get_num_threads() >= 2 and run.ddp.device.type == "cpu" and run.ddp.world == 1
-            and fg == bg and not (fg.layers > 1 and fg.dropout > 0))
+            and not any(c.layers > 1 and c.dropout > 0 for c in run.model_configs.values()))
 
 
 def _train_side_by_side(run: _Run, phases: list[Phase], checkpoints: _Checkpoints) -> None:
