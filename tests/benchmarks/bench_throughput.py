@@ -237,20 +237,21 @@ def flop_per_read(detector, length: int = WINDOW) -> int:
 # -- scoring ---------------------------------------------------------------------------------------------------------
 
 
-def random_detector(hidden: int, seed: int = 0):
+def random_detector(hidden: int, seed: int = 0, paper: bool = False):
+    """Two randomly initialised LSTM models: the defaults but for the hidden size, or with `paper` the paper's
+    architecture (one-hot input, no k-mer input, one strand)."""
     import torch
 
-    from gooddetect.build import DEFAULT_SCORE_STRANDS
+    from gooddetect.build import DEFAULT_BACKGROUND_KMER_INPUT, DEFAULT_SCORE_STRANDS
     from gooddetect.detector import Detector
     from gooddetect.models.lstm import LSTMConfig, LSTMModel
 
-    from gooddetect.build import DEFAULT_BACKGROUND_KMER_INPUT
-
     torch.manual_seed(seed)
-    models = [LSTMModel(LSTMConfig(hidden=hidden)),
-              LSTMModel(LSTMConfig(hidden=hidden, kmer_input=DEFAULT_BACKGROUND_KMER_INPUT))]
-    return Detector(models[0], models[1], {"window_length": WINDOW, "min_length": MIN_LENGTH,
-                                           "strands": DEFAULT_SCORE_STRANDS["lstm"]})
+    configs = [LSTMConfig(hidden=hidden, kmer_input=0)] * 2 if paper else \
+        [LSTMConfig(hidden=hidden), LSTMConfig(hidden=hidden, kmer_input=DEFAULT_BACKGROUND_KMER_INPUT)]
+    strands = "forward" if paper else DEFAULT_SCORE_STRANDS["lstm"]
+    return Detector(LSTMModel(configs[0]), LSTMModel(configs[1]),
+                    {"window_length": WINDOW, "min_length": MIN_LENGTH, "strands": strands})
 
 
 def model_rate(detector, budget: float, autocast: tuple[str, object] | None = None, max_n: int = 20_000) -> dict:
@@ -458,14 +459,14 @@ def table_step_rate(steps: int, lazy: bool, **config) -> float:
 
     from gooddetect.models.lstm import KMER_TABLE, LSTMConfig, LSTMNet
     from gooddetect.optim import Adam, KmerTableAdam
-    from gooddetect.train import training_loss
+    from gooddetect.train import _Distributed, training_loss
 
     torch.manual_seed(0)
     net = LSTMNet(LSTMConfig(**config))
     table = KmerTableAdam(net.kmer_embed.weight, 1e-3) if lazy else None
     optimizer = Adam([p for name, p in net.named_parameters() if not lazy or name != KMER_TABLE], lr=1e-3)
     codes = torch.from_numpy(random_codes(TRAIN_BATCH, WINDOW, np.random.default_rng(3))).long()
-    one_process = type("OneProcess", (), {"world": 1})
+    one_process = _Distributed(torch.device("cpu"))
 
     def step() -> None:
         loss = training_loss(net, net, codes, 1e-4, table)
@@ -510,18 +511,6 @@ def alibi_interpreter(requested: str | None) -> str | None:
     return sys.executable if importlib.util.find_spec("alibi_detect") else None
 
 
-def paper_detector(hidden: int, seed: int = 0):
-    """Two randomly initialised models of the paper's architecture (one-hot input, no k-mer input), one strand."""
-    import torch
-
-    from gooddetect.detector import Detector
-    from gooddetect.models.lstm import LSTMConfig, LSTMModel
-
-    torch.manual_seed(seed)
-    models = [LSTMModel(LSTMConfig(hidden=hidden, kmer_input=0)) for _ in range(2)]
-    return Detector(models[0], models[1], {"window_length": WINDOW, "min_length": MIN_LENGTH, "strands": "forward"})
-
-
 def alibi_rows(sizes: list[int], python: str, threads: int, train_windows: int, score_windows: int,
                budget: float) -> list[dict]:
     """Per hidden size, the paper's architecture: training windows/s through the pair (train_lstm_pair) and scoring
@@ -530,7 +519,7 @@ def alibi_rows(sizes: list[int], python: str, threads: int, train_windows: int, 
     rows = []
     for hidden in sizes:
         ours_training = training_row(hidden, max(3, train_windows // TRAIN_BATCH), bf16=False, kmer_input=0)
-        detector = paper_detector(hidden)
+        detector = random_detector(hidden, paper=True)
         ours_scoring = model_rate(detector, budget)
         command = [python, str(ALIBI_SCRIPT), "--hidden", str(hidden), "--train-windows", str(train_windows),
                    "--score-windows", str(score_windows), "--score-batch", str(detector.foreground.batch_size),
