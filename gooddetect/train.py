@@ -225,9 +225,10 @@ def train_lstm_pair(
                    fingerprint, on_step)
         if run.steps_per_epoch == 0:
             raise UsageError(f"{len(train_codes)} training windows make no full step of {ddp.world} batches")
-        checkpoints = _Checkpoints(run, saved)
-        pending = [phase for phase in training_phases(config) if phase.name not in checkpoints.finished]
-        if pending and side_by_side(run):
+        pending = [phase for phase in training_phases(config) if not saved or phase.name not in saved["finished"]]
+        together = bool(pending) and side_by_side(run)
+        checkpoints = _Checkpoints(run, saved, together)
+        if together:
             _train_side_by_side(run, pending, checkpoints)
         else:
             for phase in pending:
@@ -419,10 +420,11 @@ def _agreed_signal(run: _Run) -> int:
 
 class _Checkpoints:
     """The run's checkpoint: the finished models and the latest saved state of each model in training. Models
-    training side by side save in turn, each file holding the others' latest states too."""
+    training side by side save in turn, each file holding the others' latest states too; so with `side_by_side` a
+    saved state is a copy (its model trains on while the other one writes the file)."""
 
-    def __init__(self, run: _Run, saved: dict | None):
-        self.run = run
+    def __init__(self, run: _Run, saved: dict | None, side_by_side: bool):
+        self.run, self.side_by_side = run, side_by_side
         self.finished: dict[str, dict] = dict(saved["finished"]) if saved else {}
         self.running: dict[str, dict] = dict(saved["running"]) if saved else {}
         self.lock = threading.Lock()
@@ -431,9 +433,11 @@ class _Checkpoints:
              best_state) -> None:
         if not self.run.ddp.is_main:
             return
-        state = _cloned({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
-                         "table": table.state_dict() if table is not None else None, "counters": asdict(counters),
-                         "best_state": best_state})
+        state = {"model": net.state_dict(), "optimizer": optimizer.state_dict(),
+                 "table": table.state_dict() if table is not None else None, "counters": asdict(counters),
+                 "best_state": best_state}
+        if self.side_by_side:
+            state = _cloned(state)
         with self.lock:
             self.running[phase.name] = state
             payload = {"format": CHECKPOINT_FORMAT, "fingerprint": self.run.fingerprint, "finished": self.finished,
