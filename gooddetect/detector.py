@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -139,8 +139,9 @@ class Detector:
     @classmethod
     def load(cls, path: str | os.PathLike, threads: int = 1) -> Detector:
         """Read and verify a model file; raises ModelFileError for anything but an intact, supported model. The
-        parts are rebuilt side by side on up to `threads` threads (their compiled table rebuilds release the GIL)."""
-        document, tensors = read_model_file(path)
+        checksum and the parts are computed side by side on up to `threads` threads (hashing and the compiled table
+        rebuilds release the GIL); a checksum mismatch is raised before any error of a part."""
+        document, tensors, verify = _read_model_file(path)
 
         def build(role: str):
             prefix = f"{role}."
@@ -148,7 +149,8 @@ class Detector:
             return part_class(document, role).from_state(document["models"][role], arrays, threads)
 
         roles = list(document["models"])
-        models = dict(zip(roles, run_tasks([functools.partial(build, role) for role in roles], threads)))
+        _, *parts = run_tasks([verify, *(functools.partial(build, role) for role in roles)], threads)
+        models = dict(zip(roles, parts))
         meta = {k: v for k, v in document.items()
                 if k not in ("format", "format_version", "gooddetect_version", "kind", "models", "classifier_kind")}
         return cls(models["foreground"], models["background"], meta, document["gooddetect_version"],
@@ -163,8 +165,16 @@ def part_class(document: dict, role: str):
 
 
 def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
-    """The verified metadata document and tensors of a model file (no model objects are built). The header is
-    checked against the configs before any tensor is read, so a lying file costs no memory."""
+    """The verified metadata document and tensors of a model file (no model objects are built)."""
+    document, tensors, verify = _read_model_file(path)
+    verify()
+    return document, tensors
+
+
+def _read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray], Callable[[], None]]:
+    """The metadata document and tensors of a model file, and the check of their checksum (raises ModelFileError),
+    still to be called. The header is checked against the configs before any tensor is read, so a lying file costs
+    no memory."""
     from safetensors import SafetensorError, safe_open
 
     if not os.path.isfile(path):
@@ -179,9 +189,12 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray
             tensors = {name: handle.get_tensor(name) for name in stored}
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelFileError(f"{path}: not a gooddetect model file, or truncated ({_short(exc)})") from None
-    if _checksum(metadata["gooddetect"], tensors) != metadata["sha256"]:
-        raise ModelFileError(f"{path}: checksum mismatch: the file is corrupted or was modified")
-    return document, tensors
+
+    def verify() -> None:
+        if _checksum(metadata["gooddetect"], tensors) != metadata["sha256"]:
+            raise ModelFileError(f"{path}: checksum mismatch: the file is corrupted or was modified")
+
+    return document, tensors, verify
 
 
 def _document(metadata: dict, path) -> dict:

@@ -327,9 +327,12 @@ def test_state_round_trip_and_overflow(small_model):
     assert sorted(arrays) == ["direct_counts", "direct_overflow_count", "direct_overflow_index", "hashed_11_fill",
                               "hashed_11_slots", "hashed_8_fill", "hashed_8_slots"]
     assert arrays["direct_overflow_count"].tolist() == [70_000]
-    restored = KmerModel.from_state(json.loads(json.dumps(model.config_dict())), arrays)
-    np.testing.assert_array_equal(restored.top_counts, model.top_counts)
-    np.testing.assert_array_equal(restored.hashed_tables, model.hashed_tables)
+    probs = KmerModel(model.config, model.top_counts, model.hashed_tables)._probs
+    for threads in (1, 3):  # on several threads, the hashed tables are unpacked beside the direct tables' rebuild
+        restored = KmerModel.from_state(json.loads(json.dumps(model.config_dict())), arrays, threads)
+        np.testing.assert_array_equal(restored.top_counts, model.top_counts)
+        np.testing.assert_array_equal(restored.hashed_tables, model.hashed_tables)
+        np.testing.assert_array_equal(restored._probs, probs)
     shapes = KmerModel.expected_arrays(model.config_dict())
     assert all(spec[0][0] in (None, arrays[name].shape[0]) for name, spec in shapes.items())
 

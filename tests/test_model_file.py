@@ -285,6 +285,20 @@ def test_a_lying_config_is_refused_quickly_in_flat_memory(kind, edit, tiny_model
     assert float(grown_mb) < 50, result.stdout  # nothing was allocated (memory, not time: the CI machine may be busy)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_checksum_mismatch_is_named_before_the_error_of_a_part(threads, tiny_kmer_model, tmp_path):
+    """The checksum is computed beside the parts' rebuilds: an array damaged so that a part cannot be built is still
+    reported as a checksum mismatch; with the checksum recomputed, as the part's own error."""
+    document, tensors = Detector.load(tiny_kmer_model)._serialisable()
+    name = next(key for key in tensors if key.startswith("foreground.hashed_") and key.endswith("_fill"))
+    damaged = {**tensors, name: tensors[name] + 1}  # bucket counts that no longer add up to the stored slots
+    for path, digest, fragment in ((tmp_path / "damaged.gdm", _checksum(document, tensors), "checksum mismatch"),
+                                   (tmp_path / "resaved.gdm", _checksum(document, damaged), "bucket counts")):
+        path.write_bytes(save(damaged, metadata={"gooddetect": document, "sha256": digest}))
+        with pytest.raises(ModelFileError, match=fragment):
+            Detector.load(path, threads)
+
+
 def test_weights_survive_a_round_trip(tiny_model, tmp_path):
     """Control for the tests above: re-saving unchanged gives a model with identical weights."""
     model = _resave(tiny_model, tmp_path / "same.gdm", lambda d: d)

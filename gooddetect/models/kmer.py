@@ -170,14 +170,19 @@ class KmerModel:
         if len(index) != len(overflow) or (len(index) and int(index.max()) >= len(counts)):
             raise ModelFileError("kmer direct overflow arrays do not match the counts")
         counts[index] = overflow
-        top = unpack_counts(counts, c.top_direct_order + 1, threads) if c.both_strands else counts
         tables = np.zeros((len(c.hashed_orders), 1 << c.hash_bits, BUCKET_SLOTS), dtype=np.uint16)
+        unpack_tables = []
         for table, k in zip(tables, c.hashed_orders):
             fill, slots = arrays[f"hashed_{k}_fill"], arrays[f"hashed_{k}_slots"]
             if int(fill.max(initial=0)) > BUCKET_SLOTS or int(fill.sum(dtype=np.int64)) != len(slots):
                 raise ModelFileError(f"kmer hashed table {k} does not match its bucket counts")
-            kernels.unpack_buckets(fill, slots, table)
-        return cls(c, top, tables, threads=threads)
+            unpack_tables.append(functools.partial(kernels.unpack_buckets, fill, slots, table))
+
+        def model() -> KmerModel:  # the direct tables, while the hashed tables are unpacked beside
+            top = unpack_counts(counts, c.top_direct_order + 1, threads) if c.both_strands else counts
+            return cls(c, top, tables, threads=threads)
+
+        return run_tasks([model, *unpack_tables], threads)[0]
 
     def loglik(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(sum of ln p(base t | bases 0..t-1), number of scored positions) per window. Rows are scored in blocks
@@ -338,7 +343,20 @@ def unpack_counts(packed: np.ndarray, n_bases: int, threads: int = 1) -> np.ndar
     symmetric = np.empty((half, half), dtype=packed.dtype)
     run_tasks([functools.partial(kernels.fill_symmetric, packed, symmetric, first, threads)
                for first in range(threads)], threads)
-    return np.take(symmetric, np.argsort(rc), axis=1).ravel()
+    out = np.empty_like(symmetric)
+    in_row_blocks(lambda first, last: np.take(symmetric[first:last], np.argsort(rc), axis=1, out=out[first:last]),
+                  half, -(-half // threads), threads)
+    return out.ravel()
+
+
+def _summed_over_oldest(counts: np.ndarray, threads: int) -> np.ndarray:
+    """The uint64 counts of the words one base shorter: counts summed over the oldest base (in blocks of words on
+    up to `threads` threads)."""
+    by_oldest = counts.reshape(N_BASES, -1)
+    out = np.empty(by_oldest.shape[1], dtype=np.uint64)
+    in_row_blocks(lambda first, last: by_oldest[:, first:last].sum(axis=0, dtype=np.uint64, out=out[first:last]),
+                  len(out), -(-len(out) // threads), threads)
+    return out
 
 
 def _interpolate_direct(top_counts: np.ndarray, top: int, discount: float, concentration: float,
@@ -348,7 +366,7 @@ def _interpolate_direct(top_counts: np.ndarray, top: int, discount: float, conce
     threads in blocks of whole lower-order tables (a context's lower row is its index modulo that table's rows)."""
     counts = [top_counts]
     for _ in range(top):
-        counts.append(counts[-1].reshape(N_BASES, -1).sum(axis=0, dtype=np.uint64))
+        counts.append(_summed_over_oldest(counts[-1], threads))
     counts.reverse()
     offsets = np.cumsum([0] + [len(n) for n in counts[:-1]]).astype(np.int64)
     probs = np.empty(int(offsets[-1]) + len(counts[-1]), dtype=np.float32)

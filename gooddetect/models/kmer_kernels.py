@@ -310,20 +310,21 @@ def fill_symmetric(upper, out, first_tile, tile_step):
 @numba.njit(**JIT)
 def interpolate(counts, lower, discount, concentration, out):
     """out[c, x] = p_k(x | c) of every order-k context c from its counts [4^k, 4] and p_{k-1} `lower` [4^(k-1), 4]
-    (row c uses lower row c without its oldest base), in float32."""
+    (row c uses lower row c without its oldest base: c modulo the power of four `lower` has rows), in float32."""
     d, alpha = np.float32(discount), np.float32(concentration)
-    rows = lower.shape[0]
+    below_mask = lower.shape[0] - 1
     for c in range(counts.shape[0]):
-        below = lower[c % rows]
-        n_context = np.float32(counts[c, 0]) + np.float32(counts[c, 1]) + np.float32(counts[c, 2]) \
-            + np.float32(counts[c, 3])
+        below = c & below_mask
+        n = counts[c]
+        n_context = np.float32(n[0]) + np.float32(n[1]) + np.float32(n[2]) + np.float32(n[3])
         if n_context == 0:
-            out[c] = below
+            for x in range(4):
+                out[c, x] = lower[below, x]
             continue
-        seen = np.float32((counts[c, 0] > 0) + (counts[c, 1] > 0) + (counts[c, 2] > 0) + (counts[c, 3] > 0))
+        weight = alpha + d * np.float32((n[0] > 0) + (n[1] > 0) + (n[2] > 0) + (n[3] > 0))
+        total = n_context + alpha
         for x in range(4):
-            out[c, x] = (max(np.float32(counts[c, x]) - d, np.float32(0)) + (alpha + d * seen) * below[x]) \
-                / (n_context + alpha)
+            out[c, x] = (max(np.float32(n[x]) - d, np.float32(0)) + weight * lower[below, x]) / total
 
 
 @numba.njit(**JIT)

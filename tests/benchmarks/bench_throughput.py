@@ -69,6 +69,8 @@ TARGET_LSTM_PEAK = 0.60  # fraction of the fp32 GEMM peak, at hidden >= 512
 TARGET_LSTM_PEAK_MIN_HIDDEN = 512
 TARGET_E2E = 8000.0  # reads/s end to end, default LSTMConfig
 TARGET_KMER = 100_000.0  # reads/s end to end, k-mer model, 150 bp reads
+TARGET_KMER_LOAD = 0.2  # seconds to read, verify and rebuild the k-mer model in a running process
+LOAD_ROUNDS = 5  # best of, after a warm-up load (numba's start-up)
 TARGET_TRAIN_SPEEDUP = 3.0  # default LSTM training vs a dense Adam step over the k-mer table
 TARGET_ALIBI_TRAIN = 1.5  # the paper's architecture: training windows/s vs alibi-detect's LLR.fit
 ALIBI_SCRIPT = Path(__file__).resolve().parent / "alibi_llr.py"
@@ -633,7 +635,10 @@ def kmer_rows(threads: int, workdir: Path) -> dict | None:
     one.write_text("\n".join(reads.read_text().splitlines()[:4]) + "\n")
     score = [*cli_command(), "-q", "score", "--threads", str(threads), "-o", str(workdir / "k.tsv"), str(model)]
     files = {"test_reads (20k)": (reads, 20_000), "test_reads x10 (200k)": (big, 200_000)}
+    from gooddetect.detector import Detector
+
     result = {"fit_seconds": fit_seconds, "model_bytes": model.stat().st_size,
+              "load_in_process_seconds": best_of(lambda: Detector.load(model, threads), LOAD_ROUNDS),
               "gooddetect": {name: timing(score, path, one, n) for name, (path, n) in files.items()}}
     if shutil.which("kraken2-build"):
         classes = {rid: row["class"] for rid, row in _train_classes().items()}
@@ -806,6 +811,9 @@ def targets(result: dict) -> list[dict]:
         add(f"k-mer end to end ≥ {TARGET_KMER:,.0f} reads/s (150 bp, with loading, 200k reads)",
             ours["reads_per_s_with_load"], ours["reads_per_s_with_load"] >= TARGET_KMER,
             f"{ours['reads_per_s_with_load']:,.0f} reads/s")
+        add(f"k-mer model load ≤ {TARGET_KMER_LOAD} s in process (read, verify, rebuild; best of {LOAD_ROUNDS})",
+            k["load_in_process_seconds"], k["load_in_process_seconds"] <= TARGET_KMER_LOAD,
+            f"{k['load_in_process_seconds']:.3f} s")
         if "kraken2" in k:
             for name, theirs in k["kraken2"].items():
                 mine = k["gooddetect"][name]
@@ -948,7 +956,9 @@ def kmer_markdown(k: dict | None) -> list[str]:
         lines += [f"k-mer model trained on gdbench-v1 train.fa.gz in {k['fit_seconds']:.1f} s ({k['model_bytes'] / 1e6:.1f} "
                   f"MB file)" + (f"; Kraken2 database built from the same windows in {k['kraken2_build_seconds']:.0f} s"
                                  if "kraken2" in k else "; Kraken2 not installed") + ". Command lines, "
-                  "same threads; with loading, and without (minus a one-read run).", "",
+                  "same threads; with loading, and without (minus a one-read run). Of the loading, reading, "
+                  f"verifying and rebuilding the model in a running process (imports and numba's start-up left out) "
+                  f"takes {k['load_in_process_seconds']:.3f} s (best of {LOAD_ROUNDS}).", "",
                   "| tool | file | reads/s with loading | reads/s without | loading s |", "|---|---|---:|---:|---:|"]
         for tool in ("gooddetect", "kraken2"):
             for name, row in k.get(tool, {}).items():
