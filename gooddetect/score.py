@@ -119,15 +119,20 @@ def score_chunks(detector: Detector, chunks: Iterable[RecordChunk], *, batch_siz
     only on the fragment and the model: not on batch size, neighbours, or thread count. With a classifier in the
     model, its class probabilities and OOD scores come too (`odin`: also ODIN's, which needs gradients).
 
-    Unless the detector is limited to one thread, chunks are read on a reader thread and scored on a worker
-    thread, up to PIPELINE_DEPTH ahead of the caller: reading, the models' compiled loops and the caller's writing
-    overlap."""
+    Unless the detector is limited to one thread, chunks are read and cut into windows on a reader thread and
+    scored on a worker thread, up to PIPELINE_DEPTH ahead of the caller: reading, the models' compiled loops and the
+    caller's writing overlap, and the worker, which holds the GIL only to sum up a chunk, starts the next chunk's
+    loops at once."""
 
-    def score(chunk: RecordChunk) -> ScoredChunk:
-        cut = cut_reads(chunk.seqs, detector.window_length, stride, detector.min_length)
-        return _aggregate(detector, chunk, cut, _score_windows(detector, cut, batch_size, odin))
+    def cut(chunk: RecordChunk) -> tuple[RecordChunk, ChunkWindows]:
+        return chunk, cut_reads(chunk.seqs, detector.window_length, stride, detector.min_length)
 
-    return map(score, chunks) if detector.threads == 1 else pipelined(score, chunks, PIPELINE_DEPTH)
+    def score(item: tuple[RecordChunk, ChunkWindows]) -> ScoredChunk:
+        chunk, windows = item
+        return _aggregate(detector, chunk, windows, _score_windows(detector, windows, batch_size, odin))
+
+    cut_chunks = map(cut, chunks)
+    return map(score, cut_chunks) if detector.threads == 1 else pipelined(score, cut_chunks, PIPELINE_DEPTH)
 
 
 @dataclass

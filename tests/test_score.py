@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import threading
 from collections import Counter
 
 import dnaio
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from gooddetect import score as score_module
 from gooddetect.outputs import NA, columns, tsv_rows
 from gooddetect.score import TOO_MANY_UNKNOWN, TOO_SHORT, ScoreCounts, score_chunks
 from gooddetect.seqio import RecordChunk
@@ -192,6 +194,25 @@ def test_rows_do_not_depend_on_neighbours():
     rows = tsv(detector, shuffled, batch_size=5)
     assert [row["read_id"] for row in rows] == shuffled.ids
     assert {row["read_id"]: row for row in rows} == reference
+
+
+def test_with_threads_chunks_are_cut_on_the_reader_thread_and_scored_on_the_worker(monkeypatch):
+    """Cutting a chunk into windows (Python, under the GIL) is the reader's work, so that the worker goes from one
+    chunk's compiled loops to the next's without waiting for it; the rows are those of scoring on one thread."""
+    seqs = ["ACGTTGCA" * 5, "GATTACA" * 3, "ACGN" * 6] * 4
+    detector = fake_detector().configure(threads=1)
+    reference = tsv(detector, *one_per_chunk(chunk(*seqs)))
+    cut_on, loglik_on = set(), set()
+    cut_reads, loglik = score_module.cut_reads, detector.loglik
+    monkeypatch.setattr(score_module, "cut_reads",
+                        lambda *args, **kw: cut_on.add(threading.current_thread().name) or cut_reads(*args, **kw))
+    monkeypatch.setattr(detector, "loglik",
+                        lambda *args: loglik_on.add(threading.current_thread().name) or loglik(*args))
+    detector.configure(threads=2)
+    rows = [row for c in one_per_chunk(chunk(*seqs)) for row in tsv(detector, c)]
+    assert rows == reference
+    assert cut_on == {"gooddetect-read"}
+    assert len(loglik_on) == 1 and loglik_on.pop().startswith("gooddetect-compute")
 
 
 read_seqs = st.lists(st.text(alphabet="ACGTN", max_size=40), min_size=1, max_size=12)
