@@ -47,6 +47,12 @@ def in_row_blocks(task: Callable[[int, int], None], n_rows: int, block: int, thr
     run_tasks(row_blocks(task, n_rows, block), threads)
 
 
+def in_thread_shares(task: Callable[[int, int], None], n_rows: int, threads: int) -> None:
+    """task(first, last) over rows [0, n_rows) cut into one block per thread, on `threads` threads (see
+    in_row_blocks)."""
+    in_row_blocks(task, n_rows, max(-(-n_rows // threads), 1), threads)
+
+
 def row_blocks(task: Callable[[int, int], None], n_rows: int, block: int) -> list[Callable[[], None]]:
     """task(first, last) for each block of `block` rows of [0, n_rows), as tasks for run_tasks."""
     return [functools.partial(task, first, min(first + block, n_rows)) for first in range(0, n_rows, block)]

@@ -40,7 +40,7 @@ import numpy as np
 from ..alphabet import N_BASES
 from ..errors import ModelFileError, UsageError
 from ..mutate import mutate
-from ..runtime import in_row_blocks, row_blocks, run_tasks
+from ..runtime import in_row_blocks, in_thread_shares, row_blocks, run_tasks
 from . import ArraySpec, ConfigDict
 from . import kmer_kernels as kernels
 
@@ -344,8 +344,9 @@ def unpack_counts(packed: np.ndarray, n_bases: int, threads: int = 1) -> np.ndar
     run_tasks([functools.partial(kernels.fill_symmetric, packed, symmetric, first, threads)
                for first in range(threads)], threads)
     out = np.empty_like(symmetric)
-    in_row_blocks(lambda first, last: np.take(symmetric[first:last], np.argsort(rc), axis=1, out=out[first:last]),
-                  half, -(-half // threads), threads)
+    columns = np.argsort(rc)
+    in_thread_shares(lambda first, last: np.take(symmetric[first:last], columns, axis=1, out=out[first:last]), half,
+                     threads)
     return out.ravel()
 
 
@@ -354,8 +355,8 @@ def _summed_over_oldest(counts: np.ndarray, threads: int) -> np.ndarray:
     up to `threads` threads)."""
     by_oldest = counts.reshape(N_BASES, -1)
     out = np.empty(by_oldest.shape[1], dtype=np.uint64)
-    in_row_blocks(lambda first, last: by_oldest[:, first:last].sum(axis=0, dtype=np.uint64, out=out[first:last]),
-                  len(out), -(-len(out) // threads), threads)
+    in_thread_shares(lambda first, last: by_oldest[:, first:last].sum(axis=0, dtype=np.uint64, out=out[first:last]),
+                     len(out), threads)
     return out
 
 

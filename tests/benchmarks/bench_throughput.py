@@ -622,6 +622,7 @@ def kmer_rows(threads: int, workdir: Path) -> dict | None:
         print("  k-mer rows skipped: ../shared/benchmark is not there", file=sys.stderr)
         return None
     from gooddetect import api
+    from gooddetect.detector import Detector
 
     model = workdir / "kmer.gdm"
     started = time.perf_counter()
@@ -636,8 +637,6 @@ def kmer_rows(threads: int, workdir: Path) -> dict | None:
     one.write_text("\n".join(reads.read_text().splitlines()[:4]) + "\n")
     score = [*cli_command(), "-q", "score", "--threads", str(threads), "-o", str(workdir / "k.tsv"), str(model)]
     files = {"test_reads (20k)": (reads, 20_000), "test_reads x10 (200k)": (big, 200_000)}
-    from gooddetect.detector import Detector
-
     result = {"fit_seconds": fit_seconds, "model_bytes": model.stat().st_size,
               "load_in_process_seconds": best_of(lambda: Detector.load(model, threads), LOAD_ROUNDS),
               "gooddetect": {name: timing(score, path, one, n) for name, (path, n) in files.items()}}
