@@ -55,12 +55,12 @@ class Adam(_AdamSteps):
             param.addcdiv_(exp_avg, self._denominator(exp_avg_sq), value=-self._step_size())
 
     def state_dict(self) -> dict:
-        return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "steps": self.steps}
+        return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "steps": self.steps, "lr": self.lr}
 
     def load_state_dict(self, state: dict) -> None:
         for mine, saved in zip((*self.exp_avg, *self.exp_avg_sq), (*state["exp_avg"], *state["exp_avg_sq"])):
             mine.copy_(saved)
-        self.steps = int(state["steps"])
+        self.steps, self.lr = int(state["steps"]), float(state["lr"])
 
 
 class KmerTableAdam(_AdamSteps):
@@ -132,13 +132,16 @@ class KmerTableAdam(_AdamSteps):
         self.exp_avg_sq[rows] = exp_avg_sq * beta2**k
 
     def state_dict(self) -> dict:
-        return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "updated": self.updated, "steps": self.steps}
+        """Everything a resumed run needs, the learning rate included: rows missed by the next batch coast at the
+        learning rate of the last step (a fresh optimizer would coast them at the initial one)."""
+        return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "updated": self.updated, "steps": self.steps,
+                "lr": self.lr}
 
     def load_state_dict(self, state: dict) -> None:
         self.exp_avg.copy_(state["exp_avg"])
         self.exp_avg_sq.copy_(state["exp_avg_sq"])
         self.updated.copy_(state["updated"])
-        self.steps = int(state["steps"])
+        self.steps, self.lr = int(state["steps"]), float(state["lr"])
 
 
 

@@ -16,7 +16,6 @@ from .errors import InputError, UsageError
 from .models import InDistributionClassifier
 from .runtime import atomic_output
 from .score import ScoreCounts, ScoredChunk
-from .seqio import format_record
 
 NA = tsv.NA
 BASE_COLUMNS = ("read_id", "length", "n_windows", "n_scored", "loglik_fg", "loglik_bg", "llr", "score", "threshold",
@@ -116,8 +115,7 @@ class ReadSplitter:
                 handle = outputs[mate] if self.split_mates else outputs[0]
                 rows = [f * self.mates + m for f in fragments for m in ((mate,) if self.split_mates else
                                                                        range(self.mates))]
-                handle.write(b"".join(format_record(chunk.records[r], chunk.format, chunk.two_headers)
-                                      for r in rows))
+                handle.write(b"".join(chunk.record_bytes(r) for r in rows))
                 if not self.split_mates:
                     break
 

@@ -14,7 +14,7 @@ import re
 import sys
 import zlib
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
@@ -84,7 +84,8 @@ def _stdin() -> BinaryIO:
 class RecordChunk:
     """Consecutive fragments of an input: `records` in file order (with two mates, R1 and R2 of each fragment
     alternate), `ids` one per fragment (the first header word; a mate's trailing /1 or /2 removed), `seqs` one per
-    record."""
+    record. `headers` holds, by index into `records`, the header as read of every record whose header had non-ASCII
+    bytes (the record itself carries an ASCII-escaped copy, see EscapedHeaders)."""
 
     records: list[Record]
     ids: list[str]
@@ -92,6 +93,7 @@ class RecordChunk:
     mates: int = 1
     format: str = "fasta"
     two_headers: bool = False  # FASTQ whose '+' lines repeat the header
+    headers: dict[int, bytes] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -99,13 +101,120 @@ class RecordChunk:
     @property
     def record_ids(self) -> list[str]:
         """The read id of every record (with two mates, each mate's own)."""
-        return self.ids if self.mates == 1 else [r.id or r.name.split(None, 1)[0] for r in self.records]
+        if self.mates == 1:
+            return self.ids
+        return [record_id(r, self.headers.get(i)) if i in self.headers else r.id or record_id(r)
+                for i, r in enumerate(self.records)]
+
+    def record_bytes(self, index: int) -> bytes:
+        """Record `index` as read (see format_record), its header byte for byte."""
+        return format_record(self.records[index], self.format, self.two_headers, self.headers.get(index))
 
     def every(self, first: int, step: int) -> RecordChunk:
         """Fragments first, first + step, ... of this chunk."""
         rows = [i * self.mates + m for i in range(first, len(self.ids), step) for m in range(self.mates)]
+        headers = {new: self.headers[old] for new, old in enumerate(rows) if old in self.headers}
         return RecordChunk([self.records[i] for i in rows], self.ids[first::step], [self.seqs[i] for i in rows],
-                           self.mates, self.format, self.two_headers)
+                           self.mates, self.format, self.two_headers, headers)
+
+
+class EscapedHeaders(io.RawIOBase):
+    """A FASTA/FASTQ stream as dnaio can parse it (ASCII only): every non-ASCII byte of a header line (FASTA '>'
+    lines, FASTQ lines 1 and 3 of a record) becomes an ASCII escape (\\xHH), and `originals` maps the 1-based
+    ordinal of each record so escaped to its header as read (after the marker, without surrounding blanks).
+    Sequence and quality lines pass unchanged, so dnaio still refuses non-ASCII bytes there. A header line is held
+    back until its end is read; every other byte passes through at once."""
+
+    def __init__(self, stream: BinaryIO, fmt: str):
+        self._stream, self._fasta = stream, fmt == "fasta"
+        self._ready = bytearray()  # bytes ready to be read
+        self._held = b""  # the start of a header line whose end has not been read
+        self._line_start = True  # whether the next byte read starts a line
+        self._lines = 0  # FASTQ: complete lines passed
+        self._headers = 0  # FASTA: header lines passed
+        self.originals: dict[int, bytes] = {}
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._ready:
+            block = self._stream.read1(BUFFER_SIZE)
+            if not block:
+                if not self._held:
+                    return 0
+                block, self._held = self._held + b"\n", b""  # a last header without a line break
+                self._line_start = True
+            passed = self._passed(block)
+            if len(passed) <= len(buffer):  # the usual case: one copy
+                buffer[:len(passed)] = passed
+                if passed:
+                    return len(passed)
+            else:
+                self._ready += passed
+        size = min(len(buffer), len(self._ready))
+        buffer[:size] = self._ready[:size]
+        del self._ready[:size]
+        return size
+
+    def _passed(self, block: bytes) -> bytes:
+        """The bytes of `block` that can be handed over (escaped); a header line not yet ended is held back."""
+        data, starts_line = self._held + block, self._line_start or bool(self._held)
+        self._held = b""
+        end = data.rfind(b"\n") + 1
+        tail_starts_line = end > 0 or starts_line
+        if tail_starts_line and end < len(data) and self._is_header(data[end:end + 1], data.count(b"\n", 0, end)):
+            data, self._held = data[:end], data[end:]
+        self._line_start = data.endswith(b"\n") or bool(self._held) or (not data and starts_line)
+        if data.isascii():
+            self._count(data, starts_line)
+            return data
+        out = []
+        for line in data.splitlines(keepends=True):
+            if starts_line and self._is_header(line[:1], 0) and not line.isascii():
+                text = line.rstrip(b"\r\n")
+                self._remember(text)
+                out.append(_escaped(text).encode("ascii") + line[len(text):])
+            else:
+                out.append(line)
+            self._count(line, starts_line)
+            starts_line = line.endswith(b"\n")
+        return b"".join(out)
+
+    def _is_header(self, first: bytes, lines_before: int) -> bool:
+        """Whether a line starting with `first`, after `lines_before` more complete lines, is a header line."""
+        if self._fasta:
+            return first == b">"
+        return (self._lines + lines_before) % 2 == 0
+
+    def _count(self, data: bytes, starts_line: bool) -> None:
+        if self._fasta:
+            self._headers += data.count(b"\n>") + (starts_line and data[:1] == b">")
+        else:
+            self._lines += data.count(b"\n")
+
+    def _remember(self, text: bytes) -> None:
+        """Remember the header line `text` (its record is the next one) as read."""
+        if self._fasta:
+            self.originals[self._headers + 1] = text.strip(_ASCII_BLANKS)[1:]  # as dnaio strips the line
+        elif self._lines % 4 == 0:
+            self.originals[self._lines // 4 + 1] = text[1:]
+
+
+_ASCII_BLANKS = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.strip() strips of ASCII
+
+
+def _escaped(text: bytes) -> str:
+    """The ASCII stand-in dnaio parses for a header with non-ASCII bytes."""
+    return text.decode("latin-1").encode("ascii", "backslashreplace").decode("ascii")
+
+
+def record_id(record: Record, header: bytes | None = None) -> str:
+    """A record's read id: the first word of its header ("" for none). A header with non-ASCII bytes (`header`, as
+    read) is decoded as UTF-8, any other byte written as \\xHH, so the TSV stays valid UTF-8."""
+    text = record.name if header is None else header.decode("utf-8", "backslashreplace")
+    words = text.split(None, 1)
+    return words[0] if words else ""
 
 
 class SequenceReader:
@@ -121,7 +230,8 @@ class SequenceReader:
             if self.format == "tfrecord":
                 self._records, self.two_headers = self._examples(), False
             else:
-                reader = dnaio.open(self._stream, fileformat=self.format)
+                self._escaper = EscapedHeaders(self._stream, self.format)
+                reader = dnaio.open(self._escaper, fileformat=self.format)
                 self._records = iter(reader)
                 self.two_headers = bool(getattr(reader, "two_headers", False))
         except BaseException as exc:
@@ -139,8 +249,9 @@ class SequenceReader:
     def close(self) -> None:
         self._input.__exit__(None, None, None)
 
-    def take(self, max_records: int, max_bases: int = CHUNK_BASES) -> list[Record]:
-        """The next records, checked: at most `max_records`, and no more once `max_bases` bases are reached."""
+    def take(self, max_records: int, max_bases: int = CHUNK_BASES) -> tuple[list[Record], dict[int, bytes]]:
+        """The next records, checked: at most `max_records`, and no more once `max_bases` bases are reached; and
+        the header as read of those whose header had non-ASCII bytes, by index into the records."""
         records: list[Record] = []
         bases = 0
         try:
@@ -155,15 +266,37 @@ class SequenceReader:
             if not _is_blank_tail(exc):
                 raise self._error(exc, len(records)) from None
         self._check(records)
+        headers = self._headers(records)
         self.n_records += len(records)
         if self.n_records == 0:
             raise InputError(f"{self.name}: no {self.format.upper()} records")
-        return records
+        return records, headers
+
+    def _headers(self, records: list[Record]) -> dict[int, bytes]:
+        """The original headers of the escaped records among the next `records`."""
+        originals = getattr(self, "_escaper", None)
+        originals = originals.originals if originals is not None else None
+        if not originals:
+            return {}
+        headers = {}
+        for index, record in enumerate(records):
+            header = originals.pop(self.n_records + index + 1, None)
+            if header is None:
+                continue
+            if _escaped(header) != record.name:  # never attach a header to the wrong record
+                raise InputError(f"{self.name}: record {self.n_records + index + 1}: cannot read its header "
+                                 "(non-ASCII bytes in an unusual layout)")
+            headers[index] = header
+        return headers
 
     def chunks(self, max_records: int = CHUNK_RECORDS) -> Iterator[RecordChunk]:
-        while records := self.take(max_records):
-            ids = record_ids(records, self.n_records - len(records), self.name)
-            yield RecordChunk(records, ids, [r.sequence for r in records], 1, self.format, self.two_headers)
+        while True:
+            records, headers = self.take(max_records)
+            if not records:
+                return
+            ids = record_ids(records, self.n_records - len(records), self.name, headers)
+            yield RecordChunk(records, ids, [r.sequence for r in records], 1, self.format, self.two_headers,
+                              headers)
 
     def _examples(self) -> Iterator[Record]:
         """The records of a TFRecord file (the paper's data): ids `<file stem>_<n>`, the class as `class=<y>`."""
@@ -217,11 +350,11 @@ class SequenceReader:
         return InputError(f"{self.name}: record {index}: {message}")
 
     def _non_ascii_error(self, taken: int) -> InputError:
-        where = _first_non_ascii(self.path)
+        where = _first_non_ascii(self.path, self.format)
         if where is None:
             return InputError(f"{self.name}: non-ASCII bytes after record {self.n_records + taken}")
         line, text, index = where
-        part = FASTQ_LINES[line % 4] if self.format == "fastq" else "header" if text.startswith(b">") else "sequence"
+        part = FASTQ_LINES[line % 4] if self.format == "fastq" else "sequence"
         byte = next(b for b in text if b > 127)
         return InputError(f"{self.name}: record {index if self.format == 'fasta' else line // 4 + 1}: "
                           f"non-ASCII byte {bytes([byte])!r} in the {part} (line {line + 1})")
@@ -263,15 +396,17 @@ def _line_of(path: str, line: int) -> bytes | None:
     return None
 
 
-def _first_non_ascii(path: str) -> tuple[int, bytes, int] | None:
-    """(0-based line, its text, 1-based FASTA record) of the first line holding a non-ASCII byte (None for stdin)."""
+def _first_non_ascii(path: str, fmt: str) -> tuple[int, bytes, int] | None:
+    """(0-based line, its text, 1-based FASTA record) of the first line other than a header (where any byte is
+    allowed) holding a non-ASCII byte (None for stdin)."""
     if path == "-":
         return None
     headers = 0
     with open_input(path) as stream:
         for index, text in enumerate(stream):
-            headers += text.startswith(b">")
-            if not text.isascii():
+            is_header = text.startswith(b">") if fmt == "fasta" else index % 2 == 0
+            headers += is_header
+            if not is_header and not text.isascii():
                 return index, text, max(headers, 1)
     return None
 
@@ -284,16 +419,17 @@ def _first_line(exc) -> str:
 _BLANK = re.compile(r"[\t\n\x0b\x0c\r\x1c-\x1f ]")  # what str.split() splits ASCII on; dnaio splits on space and tab
 
 
-def record_ids(records: list[Record], before: int, name: str) -> list[str]:
-    """The read id (first header word) of each record; `before` records of the file came earlier."""
+def record_ids(records: list[Record], before: int, name: str, headers: dict[int, bytes] | None = None) -> list[str]:
+    """The read id (first header word, see record_id) of each record; `before` records of the file came earlier;
+    `headers` the original headers of escaped records, by index."""
     ids = [r.id for r in records]
-    if "" in ids or _BLANK.search("".join(ids)):  # a header starting with blanks, an empty one, or other blanks
+    if headers or "" in ids or _BLANK.search("".join(ids)):  # a header starting with blanks, empty, other blanks
+        headers = headers or {}
         for index, record in enumerate(records):
-            if not ids[index] or _BLANK.search(ids[index]):
-                words = record.name.split(None, 1)
-                if not words:
+            if index in headers or not ids[index] or _BLANK.search(ids[index]):
+                ids[index] = record_id(record, headers.get(index))
+                if not ids[index]:
                     raise InputError(f"{name}: record {before + index + 1}: empty header (no read id)")
-                ids[index] = words[0]
     return ids
 
 
@@ -340,38 +476,48 @@ def read_fragments(paths: list[str], layout: str = "single",
 
 def _paired_chunks(path1: str, path2: str, max_records: int) -> Iterator[RecordChunk]:
     with SequenceReader(path1) as first, SequenceReader(path2) as second:
-        while records := first.take(max_records):
-            mates = second.take(len(records), sys.maxsize)
+        while True:
+            records, headers = first.take(max_records)
+            if not records:
+                break
+            mates, mate_headers = second.take(len(records), sys.maxsize)
             if len(mates) < len(records):
                 raise InputError(f"{second.name}: ends after {second.n_records} records, but {first.name} has more "
                                  "(R1 and R2 must hold the same fragments in the same order)")
             before = first.n_records - len(records)
-            ids = _mate_ids(records, before, first.name)
-            _check_mates(ids, _mate_ids(mates, before, second.name), before,
+            ids = _mate_ids(records, before, first.name, headers)
+            _check_mates(ids, _mate_ids(mates, before, second.name, mate_headers), before,
                          lambda n: f"{first.name}, {second.name}: record {n}", (first.name, second.name))
-            yield _pairs(records, mates, ids, first)
-        if second.take(1, sys.maxsize):
+            both = {2 * i: h for i, h in headers.items()} | {2 * i + 1: h for i, h in mate_headers.items()}
+            yield _pairs(records, mates, ids, first, both)
+        if second.take(1, sys.maxsize)[0]:
             raise InputError(f"{second.name}: has more records than {first.name} ({first.n_records}); R1 and R2 must "
                              "hold the same fragments in the same order")
 
 
 def _interleaved_chunks(path: str, max_records: int) -> Iterator[RecordChunk]:
     with SequenceReader(path) as reader:
-        while records := reader.take(2 * max_records):
+        while True:
+            records, headers = reader.take(2 * max_records)
+            if not records:
+                break
             if len(records) % 2:
-                records += reader.take(1, sys.maxsize)
+                last, last_headers = reader.take(1, sys.maxsize)
+                headers |= {len(records) + i: h for i, h in last_headers.items()}
+                records += last
                 if len(records) % 2:
                     raise InputError(f"{reader.name}: odd number of records ({reader.n_records}); interleaved input "
                                      "needs R1 and R2 of every fragment")
-            both = _mate_ids(records, reader.n_records - len(records), reader.name)
+            both = _mate_ids(records, reader.n_records - len(records), reader.name, headers)
             ids, mates = both[0::2], both[1::2]
-            _check_mates(ids, mates, (reader.n_records - len(records)) // 2, lambda n: f"{reader.name}: records {2 * n - 1} and {2 * n}", None)
-            yield _pairs(records[0::2], records[1::2], ids, reader)
+            _check_mates(ids, mates, (reader.n_records - len(records)) // 2,
+                         lambda n: f"{reader.name}: records {2 * n - 1} and {2 * n}", None)
+            yield _pairs(records[0::2], records[1::2], ids, reader, headers)
 
 
-def _mate_ids(records: list[Record], before: int, name: str) -> list[str]:
+def _mate_ids(records: list[Record], before: int, name: str, headers: dict[int, bytes]) -> list[str]:
     """Read ids with a trailing /1 or /2 removed: the fragment a mate belongs to."""
-    return [MATE_SUFFIX.sub("", i) for i in record_ids(records, before, name)]
+    return [MATE_SUFFIX.sub("", i) for i in record_ids(records, before, name, headers)]
 
 
 def _check_mates(ids: list[str], mates: list[str], before: int, where, files: tuple[str, str] | None) -> None:
@@ -382,16 +528,25 @@ def _check_mates(ids: list[str], mates: list[str], before: int, where, files: tu
     raise InputError(f"{where(before + index + 1)}: mates out of sync ({seen})")
 
 
-def _pairs(records: list[Record], mates: list[Record], ids: list[str], reader: SequenceReader) -> RecordChunk:
+def _pairs(records: list[Record], mates: list[Record], ids: list[str], reader: SequenceReader,
+           headers: dict[int, bytes]) -> RecordChunk:
+    """The chunk of fragments (records[i], mates[i]); `headers` are indexed by position in the alternating list."""
     both = list(chain.from_iterable(zip(records, mates)))
-    return RecordChunk(both, ids, [r.sequence for r in both], 2, reader.format, reader.two_headers)
+    return RecordChunk(both, ids, [r.sequence for r in both], 2, reader.format, reader.two_headers, headers)
 
 
-def format_record(record: Record, fmt: str, two_headers: bool = False) -> bytes:
-    """The record as FASTQ (as read: header with its comment, sequence, '+' line, qualities) or as one-line FASTA."""
+def format_record(record: Record, fmt: str, two_headers: bool = False, header: bytes | None = None) -> bytes:
+    """The record as FASTQ (as read: header with its comment, sequence, '+' line, qualities) or as one-line FASTA;
+    `header`, when given, is written instead of the record's (ASCII) name, byte for byte."""
+    if header is None:
+        if fmt == "fastq" and record.qualities is not None:
+            return record.fastq_bytes(two_headers)
+        header = record.name.encode("ascii")
+    sequence = record.sequence.encode("ascii")
     if fmt == "fastq" and record.qualities is not None:
-        return record.fastq_bytes(two_headers)
-    return b">%s\n%s\n" % (record.name.encode("ascii"), record.sequence.encode("ascii"))
+        return b"@%s\n%s\n+%s\n%s\n" % (header, sequence, header if two_headers else b"",
+                                          record.qualities.encode("ascii"))
+    return b">%s\n%s\n" % (header, sequence)
 
 
 class DuplicateCounter:

@@ -54,7 +54,7 @@ from .runtime import atomic_output, progress, resolve_device
 
 log = logging.getLogger("gooddetect")
 
-CHECKPOINT_FORMAT = "gooddetect-train-checkpoint-4"
+CHECKPOINT_FORMAT = "gooddetect-train-checkpoint-5"  # 5: the optimizers' learning rates
 PHASE_NAMES = {"fg": "foreground", "bg": "background"}
 # Purposes of the counter-keyed random streams.
 _INIT, _ORDER, _MUTATION, _DROPOUT, _VAL_MUTATION = range(5)

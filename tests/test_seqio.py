@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from conftest import write_file
 from gooddetect.errors import InputError, UsageError
+from gooddetect import seqio
 from gooddetect.seqio import DuplicateCounter, format_record, read_chunks, read_fragments, read_sequences
 
 FASTA = ">read1 first read\nACGTACGTAC\nGGTTAA\n>read2\nacgtnRYacgt\n>read3 x y z\nA-C.G*T\n"
@@ -132,7 +133,7 @@ BAD_INPUTS = {
     "fasta_empty_header": ("nohdr.fa", b">r1\nACGT\n>\nACGT\n", r"record 2\b.*header"),
     "invalid_sequence_character": ("digits.fa", b">r1\nACGT\n>r2\nAC1GT\n", r"record 2 \(r2\).*'1'.*position 3"),
     "non_ascii_sequence": ("bytes.fa", b">r1\nAC\xffGT\n", r"record 1\b.*non-ASCII.*sequence"),
-    "non_ascii_header": ("latin1.fa", b">ok\nAC\n>r\xe9ad\nACGT\n", r"record 2\b.*non-ASCII.*header"),
+    "non_ascii_fastq_sequence": ("s.fq", b"@q\xe9\nA\xffC\n+\nIII\n", r"record 1\b.*non-ASCII.*sequence"),
     "non_ascii_fastq_quality": ("q.fq", b"@q1\nAC\n+\nII\n@q2\nAC\n+\nI\xff\n", r"record 2\b.*non-ASCII.*qualities"),
     "binary_junk": ("junk.fa", JUNK, r"not FASTA, FASTQ or TFRecord"),
     "gzip_of_junk": ("junk.fa.gz", gzip.compress(JUNK), r"not FASTA, FASTQ or TFRecord"),
@@ -277,3 +278,55 @@ def test_reader_gives_every_record_once_in_order_in_chunks(file, max_records, gz
     chunks = list(read_chunks(str(path), max_records))
     assert all(0 < len(chunk) <= max_records for chunk in chunks)
     assert [(i, s) for c in chunks for i, s in zip(c.ids, c.seqs)] == expected
+
+
+# -- headers are free text: non-ASCII bytes are read, and written back byte for byte ---------------------------
+
+HEADER_BYTES = st.binary(min_size=1, max_size=12).map(lambda b: bytes(c for c in b if c not in b"\r\n\x00"))
+HEADER = st.tuples(st.text("abcXYZ019_.", min_size=1, max_size=6).map(str.encode), HEADER_BYTES,
+                   st.sampled_from([b"", b" ", b"\t"]), HEADER_BYTES).map(lambda p: p[0] + p[1] + p[2] + p[3])
+
+
+def records_file(headers: list[bytes], fmt: str, two_headers: bool) -> bytes:
+    out = []
+    for index, header in enumerate(headers):
+        seq = b"ACGT"[index % 4:] + b"ACGTACGTAC"[: index % 7 + 1]
+        if fmt == "fasta":
+            out.append(b">%s\n%s\n" % (header, seq))
+        else:
+            out.append(b"@%s\n%s\n+%s\n%s\n" % (header, seq, header if two_headers else b"", b"I" * len(seq)))
+    return b"".join(out)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(headers=st.lists(HEADER.filter(lambda h: h.strip(b" \t\x0b\x0c\x1c\x1d\x1e\x1f") == h), min_size=1,
+                        max_size=8),
+       fmt=st.sampled_from(["fasta", "fastq"]), two_headers=st.booleans(), block=st.sampled_from([3, 7, 64, 1 << 20]))
+def test_any_header_bytes_are_read_and_written_back_unchanged(tmp_path, monkeypatch, headers, fmt, two_headers,
+                                                              block):
+    """Whatever bytes a header holds, and wherever the reading blocks cut it: every record is read, its id is the
+    first header word (UTF-8, other bytes as \\xHH), and the records written back are the file's bytes."""
+    monkeypatch.setattr(seqio, "BUFFER_SIZE", block)
+    data = records_file(headers, fmt, two_headers)
+    path = write_file(tmp_path, "h.fq" if fmt == "fastq" else "h.fa", data)
+    chunks = list(read_chunks(str(path), max_records=3))
+    assert b"".join(c.record_bytes(i) for c in chunks for i in range(len(c.records))) == data
+    expected = [h.decode("utf-8", "backslashreplace").split(None, 1)[0] for h in headers]
+    assert [i for c in chunks for i in c.ids] == expected
+    assert all(i.encode("utf-8").decode("utf-8") == i for i in expected)
+
+
+def test_latin1_and_invalid_utf8_headers_are_read(tmp_path):
+    path = write_file(tmp_path, "l.fa", b">r\xe9ad caf\xc3\xa9\nACGT\n>ok\nAC\n>\xff\xfe7 x\nGG\n")
+    (chunk,) = read_chunks(str(path))
+    assert chunk.ids == ["r\\xe9ad", "ok", "\\xff\\xfe7"]
+    assert chunk.headers == {0: b"r\xe9ad caf\xc3\xa9", 2: b"\xff\xfe7 x"}
+    assert chunk.record_bytes(0) == b">r\xe9ad caf\xc3\xa9\nACGT\n"
+
+
+def test_non_ascii_mate_headers_pair_up(tmp_path):
+    r1 = write_file(tmp_path, "r1.fq", b"@fr\xe9g/1 x\nACGT\n+\nIIII\n")
+    r2 = write_file(tmp_path, "r2.fq", b"@fr\xe9g/2 y\nTTGA\n+\nIIII\n")
+    ((_, chunk),) = read_fragments([str(r1), str(r2)], "paired")
+    assert chunk.ids == ["fr\\xe9g"] and chunk.record_ids == ["fr\\xe9g/1", "fr\\xe9g/2"]
+    assert [chunk.record_bytes(i) for i in (0, 1)] == [r1.read_bytes(), r2.read_bytes()]
