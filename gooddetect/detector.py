@@ -21,8 +21,8 @@ import numpy as np
 from . import __version__
 from .alphabet import reverse_complement_padded
 from .errors import ModelFileError
-from .models import CLASSIFIERS, ArraySpec, GenerativeModel, classifier_class, model_class
-from .runtime import atomic_output, run_tasks
+from .models import CLASSIFIERS, ArraySpec, GenerativeModel, bin_positions, classifier_class, model_class
+from .runtime import Runtime, atomic_output, run_tasks
 
 FORMAT_NAME = "gooddetect-model"
 FORMAT_VERSION = 2  # 2 (gooddetect 0.2): compact k-mer tables, calibration tables; format 1 files are refused
@@ -73,12 +73,19 @@ class Detector:
         """"forward" or "both" (files without the entry: "forward", the paper's scoring)."""
         return self.meta.get("strands", "forward")
 
-    def configure(self, *, threads: int | None = None, device: str = "cpu", bf16: bool = False) -> Detector:
-        """Run-time settings of every model (see GenerativeModel.configure)."""
-        self.threads = threads
+    def configure(self, runtime: Runtime, bf16: bool = False) -> Detector:
+        """Run-time settings of every model (see GenerativeModel.configure): the runtime's threads and device (an
+        LSTM on `auto` takes CUDA when present; torch models get their threads capped); `bf16` scores an LSTM
+        model under bfloat16 autocast."""
+        self.threads = runtime.threads
+        uses_torch = self.kind == "lstm" or getattr(self.classifier, "kind", None) == "convnet"
+        if uses_torch:
+            runtime.torch()
+        device = runtime.torch_device() if self.kind == "lstm" else \
+            "cpu" if runtime.device == "auto" else runtime.device
         for model in (self.foreground, self.background, self.classifier):
             if model is not None:
-                model.configure(threads=threads, device=device, bf16=bf16)
+                model.configure(threads=runtime.threads, device=device, bf16=bf16)
         return self
 
     def loglik(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -91,6 +98,31 @@ class Detector:
         both = np.concatenate([codes, reverse_complement_padded(codes, lengths)])
         fg_sum, bg_sum, n_scored = self._loglik_as_given(both, np.concatenate([lengths, lengths]))
         return (fg_sum[:n] + fg_sum[n:]) / 2, (bg_sum[:n] + bg_sum[n:]) / 2, n_scored[:n]
+
+    def binned_loglik(self, codes: np.ndarray, lengths: np.ndarray, skip: np.ndarray,
+                      bin_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(foreground sums, background sums, scored positions) per bin of `bin_size` positions along each row
+        (see GenerativeModel.binned_loglik); with strands "both", each position's log-likelihoods are the mean of
+        its base's on the window and on its reverse complement (rows then take no context-only prefix)."""
+        pair = type(self.foreground).pair_binned_loglik
+        if self.strands == "forward":
+            (fg, n_scored), (bg, _) = pair(self.foreground, self.background, codes, lengths, skip, bin_size)
+            return fg, bg, n_scored
+        if np.any(skip):
+            raise ValueError("strands 'both' scores rows without a context-only prefix")
+        zero = np.zeros(len(codes), dtype=np.int64)
+        (fg, n_scored), (bg, _) = pair(self.foreground, self.background, codes, lengths, zero, 1)
+        rc = reverse_complement_padded(codes, lengths)
+        (fg_rc, _), (bg_rc, _) = pair(self.foreground, self.background, rc, lengths, zero, 1)
+        back = np.asarray(lengths)[:, None] - 1 - np.arange(codes.shape[1])  # rc position of each position
+        inside = back >= 0
+        picked = np.where(inside, back, 0)
+        fg = (fg + np.where(inside, np.take_along_axis(fg_rc, picked, axis=1), 0.0)) / 2
+        bg = (bg + np.where(inside, np.take_along_axis(bg_rc, picked, axis=1), 0.0)) / 2
+        scored = n_scored > 0
+        fg_bins, n_bins = bin_positions(fg, scored, zero, bin_size)
+        bg_bins, _ = bin_positions(bg, scored, zero, bin_size)
+        return fg_bins, bg_bins, n_bins
 
     def _loglik_as_given(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         (fg_sum, n_scored), (bg_sum, _) = type(self.foreground).pair_loglik(self.foreground, self.background,
@@ -155,6 +187,11 @@ class Detector:
                 if k not in ("format", "format_version", "gooddetect_version", "kind", "models", "classifier_kind")}
         return cls(models["foreground"], models["background"], meta, document["gooddetect_version"],
                    models.get(CLASSIFIER))
+
+
+def load_detector(path: str | os.PathLike, runtime: Runtime, bf16: bool = False) -> Detector:
+    """The model file at `path`, read on the runtime's threads and configured for it (see Detector.configure)."""
+    return Detector.load(path, runtime.workers).configure(runtime, bf16)
 
 
 def part_class(document: dict, role: str):

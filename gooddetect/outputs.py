@@ -15,7 +15,7 @@ from . import tsv
 from .errors import InputError, UsageError
 from .models import InDistributionClassifier
 from .runtime import atomic_output
-from .score import ScoreCounts, ScoredChunk
+from .scoring import ScoreCounts, ScoredChunk
 
 NA = tsv.NA
 BASE_COLUMNS = ("read_id", "length", "n_windows", "n_scored", "loglik_fg", "loglik_bg", "llr", "score", "threshold",
@@ -182,11 +182,15 @@ def multiqc_content(rows: dict[str, dict], thresholds: str) -> dict:
                                   "format": "{:,.0f}"},
                     "ood_percent": {"title": "% OOD", "description": f"Scored fragments flagged OOD ({thresholds})",
                                     "min": 0, "max": 100, "suffix": "%", "format": "{:,.2f}", "scale": "OrRd"}}
-    return {"id": "gooddetect", "section_name": "gooddetect",
-            "description": "Reads from organisms the model was not trained on (likelihood ratio of a foreground "
-                           "and a background model; Ren et al. 2019).",
-            "plot_type": "table", "pconfig": {"id": "gooddetect_table", "title": "gooddetect: out-of-distribution reads",
-                                              "namespace": "gooddetect"},
+    return multiqc_table("gooddetect", "Reads from organisms the model was not trained on (likelihood ratio of a "
+                         "foreground and a background model; Ren et al. 2019).",
+                         "gooddetect: out-of-distribution reads", headers, data)
+
+
+def multiqc_table(section: str, description: str, title: str, headers: dict, data: dict) -> dict:
+    """MultiQC custom content: one table section `section` with its column `headers` and rows `data`."""
+    return {"id": section, "section_name": section, "description": description, "plot_type": "table",
+            "pconfig": {"id": f"{section}_table", "title": title, "namespace": "gooddetect"},
             "headers": headers, "data": data}
 
 

@@ -1,4 +1,5 @@
-"""Process-level concerns shared by the commands: threads, devices, progress bars, atomic output files."""
+"""Process-level concerns shared by the commands: the Runtime (threads, device, progress bars), thread pools for
+compiled loops, the read → score → write pipeline, and atomic output files."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from queue import Full, Queue
 from typing import IO, Callable, Iterable, Iterator, TypeVar
@@ -20,25 +22,44 @@ from .errors import UsageError
 GZIP_LEVEL = 1  # fastest; as dnaio and cutadapt write by default
 T = TypeVar("T")
 R = TypeVar("R")
-THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
-def set_threads(n: int | None) -> None:
-    """Cap torch, OpenMP and BLAS thread pools at `n` (None or 0: leave the defaults)."""
-    if not n:
-        return
-    for var in THREAD_ENV_VARS:
-        os.environ[var] = str(n)
-    if "torch" in sys.modules:
-        _cap_torch_threads(n)
+@dataclass(frozen=True)
+class Runtime:
+    """How a command runs, not what it computes: CPU threads for the models (None: torch's own choice; the compiled
+    k-mer loops then use one), the torch device (auto, cpu, cuda, cuda:N), and whether progress bars may be shown
+    (they are only ever drawn on a terminal). Results never depend on it, except through torch's float arithmetic
+    on another thread count or device."""
 
+    threads: int | None = None
+    device: str = "auto"
+    progress: bool = True
 
-def _cap_torch_threads(n: int) -> None:
-    import torch
+    @property
+    def workers(self) -> int:
+        """Threads for the compiled loops and the thread pools."""
+        return self.threads or 1
 
-    torch.set_num_threads(n)
-    with contextlib.suppress(RuntimeError):  # only settable before the first parallel op
-        torch.set_num_interop_threads(n)
+    def torch(self):
+        """torch, imported on first use (`--help` and the k-mer models never load it), its threads capped."""
+        import torch
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+            with contextlib.suppress(RuntimeError):  # only settable before the first parallel op
+                torch.set_num_interop_threads(self.threads)
+        return torch
+
+    def torch_device(self) -> str:
+        """`device` as a torch device string, failing clearly when CUDA is asked for but absent."""
+        return resolve_device(self.device)
+
+    def bar(self, iterable=None, **kwargs):
+        """A tqdm progress bar on stderr, drawn only when progress is on and stderr is a terminal."""
+        from tqdm import tqdm
+
+        return tqdm(iterable, file=sys.stderr, disable=not (self.progress and sys.stderr.isatty()),
+                    dynamic_ncols=True, **kwargs)
 
 
 def in_row_blocks(task: Callable[[int, int], None], n_rows: int, block: int, threads: int) -> None:
@@ -116,18 +137,10 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def import_torch(threads: int | None = None):
-    """Import torch lazily (keeps `--help` fast) and apply the thread cap."""
-    import torch
-
-    if threads:
-        _cap_torch_threads(threads)
-    return torch
-
-
 def resolve_device(name: str) -> str:
     """Map `auto|cpu|cuda[:N]` to a torch device string, failing clearly when CUDA is asked for but absent."""
-    torch = import_torch()
+    import torch
+
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -135,13 +148,6 @@ def resolve_device(name: str) -> str:
     if name != "cpu" and not name.startswith("cuda"):
         raise UsageError(f"--device must be auto, cpu or cuda[:N], got {name!r}")
     return name
-
-
-def progress(iterable=None, **kwargs):
-    """A tqdm progress bar on stderr, silent unless stderr is a terminal."""
-    from tqdm import tqdm
-
-    return tqdm(iterable, file=sys.stderr, disable=not sys.stderr.isatty(), dynamic_ncols=True, **kwargs)
 
 
 def check_output_paths(*paths: str | os.PathLike | None) -> None:

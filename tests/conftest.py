@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-
 # No per-example deadline anywhere: a property test must not fail because the CI machine is busy (a test may still
 # set its own number of examples).
 settings.register_profile("no-deadline", deadline=None)
@@ -44,6 +42,26 @@ def run_cli():
         return subprocess.run([*command, *map(str, args)], capture_output=True, timeout=120, **stdin)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """The session's one tiny LSTM model (hidden 16, 10 steps on the example data, ~5 s), trained on first use."""
+    from fixtures import tiny_model_path
+
+    return tiny_model_path(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def kmer_model(tmp_path_factory) -> Path:
+    """The session's small k-mer model of the example species (2^16 hashed buckets), calibrated at 5 % FPR on the
+    example validation windows."""
+    from fixtures import TRAIN, VAL_IN, VAL_OOD, gd
+
+    path = tmp_path_factory.mktemp("kmer") / "k.gdm"
+    gd("train", *TRAIN, "-o", path, "--arch", "kmer", "--hash-bits", "16", "--threads", "1")
+    gd("calibrate", path, "--in-dist", VAL_IN, "--ood", VAL_OOD, "--threads", "1")
+    return path
 
 
 @pytest.fixture(scope="module")

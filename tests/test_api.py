@@ -16,20 +16,23 @@ from gooddetect import api, metrics
 from gooddetect.detector import Detector
 from gooddetect.errors import InputError, UsageError
 from gooddetect.formatting import describe_counts, format_calibration, format_metrics_table
-from test_cli_e2e import READS, READS_LABELS, VAL_IN, VAL_OOD, fastx_ids, read_tsv, temp_leftovers, tiny_model_path
+from gooddetect.labels import read_labels
+from fixtures import READS, READS_LABELS, VAL_IN, VAL_OOD, fastx_ids, read_tsv, temp_leftovers
 from conftest import cpu_runs_bf16
+
+CPU1 = api.Runtime(threads=1, device="cpu")
 
 NUMERIC = ("loglik_fg", "loglik_bg", "llr", "score", "loglik_fg_sum", "loglik_bg_sum")
 
 
 @pytest.fixture(scope="session")
-def model(tmp_path_factory):
-    return tiny_model_path(tmp_path_factory)
+def model(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope="module")
 def detector(model):
-    return api.load_detector(str(model), device="cpu", threads=1)
+    return api.load_detector(str(model), CPU1)
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +52,7 @@ def model_copy(model, tmp_path):
 
 def test_score_uncalibrated(model, tmp_path):
     out, summary, report = tmp_path / "s.tsv", tmp_path / "s.json", tmp_path / "r.tsv"
-    result = api.score(str(model), [str(VAL_IN), str(VAL_OOD)], str(out), device="cpu", threads=1,
-                       summary=str(summary), report=str(report))
+    result = api.score(str(model), [str(VAL_IN), str(VAL_OOD)], str(out), api.ScoreOptions(summary=str(summary), report=str(report)), CPU1)
     rows = read_tsv(out.read_text())
     assert [r["read_id"] for r in rows] == fastx_ids(VAL_IN) + fastx_ids(VAL_OOD)
     assert {r["is_ood"] for r in rows} == {r["threshold"] for r in rows} == {"NA"}
@@ -65,7 +67,7 @@ def test_score_uncalibrated(model, tmp_path):
 
 def test_score_arrays_agree_with_the_tsv(model, detector, val_scores, tmp_path):
     out = tmp_path / "s.tsv"
-    api.score(str(model), [str(VAL_IN), str(VAL_OOD)], str(out), device="cpu", threads=1)
+    api.score(str(model), [str(VAL_IN), str(VAL_OOD)], str(out), runtime=CPU1)
     tsv_scores = np.array([float(r["score"]) for r in read_tsv(out.read_text())])
     np.testing.assert_allclose(tsv_scores, val_scores[0], atol=5e-7)
 
@@ -74,7 +76,7 @@ def test_lstm_rows_do_not_depend_on_batch_size(model, tmp_path):
     rows = {}
     for batch_size in (1024, 7):
         out = tmp_path / f"b{batch_size}.tsv"
-        api.score(str(model), [str(READS)], str(out), batch_size=batch_size, device="cpu", threads=1)
+        api.score(str(model), [str(READS)], str(out), api.ScoreOptions(batch_size=batch_size), CPU1)
         rows[batch_size] = read_tsv(out.read_text())
     assert [r["read_id"] for r in rows[7]] == [r["read_id"] for r in rows[1024]]
     for a, b in zip(rows[1024], rows[7]):
@@ -85,9 +87,9 @@ def test_lstm_rows_do_not_depend_on_batch_size(model, tmp_path):
 def test_threads_do_not_change_rows(model, tmp_path):
     paths = [str(VAL_IN), str(VAL_OOD)]
     runs = {}
-    for name, options in {"fp32": {}, "two_threads": {"threads": 2}}.items():
+    for name, threads in {"fp32": 1, "two_threads": 2}.items():
         out = tmp_path / f"{name}.tsv"
-        api.score(str(model), paths, str(out), device="cpu", **{"threads": 1, **options})
+        api.score(str(model), paths, str(out), runtime=api.Runtime(threads=threads, device="cpu"))
         runs[name] = read_tsv(out.read_text())
     assert runs["two_threads"] == runs["fp32"]  # fg and bg side by side on one thread each: same numbers
 
@@ -96,9 +98,9 @@ def test_threads_do_not_change_rows(model, tmp_path):
 def test_bf16_scoring_is_close_to_float32(model, tmp_path):
     paths = [str(VAL_IN), str(VAL_OOD)]
     runs = {}
-    for name, options in {"fp32": {}, "bf16": {"bf16": True}}.items():
+    for name, bf16 in {"fp32": False, "bf16": True}.items():
         out = tmp_path / f"{name}.tsv"
-        api.score(str(model), paths, str(out), device="cpu", **{"threads": 1, **options})
+        api.score(str(model), paths, str(out), api.ScoreOptions(bf16=bf16), CPU1)
         runs[name] = read_tsv(out.read_text())
     fp32, bf16 = (np.array([float(r["llr"]) for r in runs[k]]) for k in ("fp32", "bf16"))
     assert not np.array_equal(fp32, bf16) and np.abs(fp32 - bf16).mean() < 0.01
@@ -108,21 +110,21 @@ def test_bf16_scoring_is_close_to_float32(model, tmp_path):
 
 def test_bf16_is_refused_for_a_kmer_model(tmp_path):
     kmer = tmp_path / "k.gdm"
-    api.train([str(VAL_IN)], str(kmer), kind="kmer", max_order=4)
+    api.train([str(VAL_IN)], str(kmer), arch="kmer", max_order=4)
     with pytest.raises(UsageError, match="--bf16 applies to lstm models"):
-        api.score(str(kmer), [str(VAL_OOD)], str(tmp_path / "s.tsv"), bf16=True)
+        api.score(str(kmer), [str(VAL_OOD)], str(tmp_path / "s.tsv"), api.ScoreOptions(bf16=True))
     assert not (tmp_path / "s.tsv").exists()
 
 
 def test_score_strands_default_by_kind_and_recorded(model, tmp_path):
     assert Detector.load(model).strands == "both"  # the lstm default
     kmer = tmp_path / "k.gdm"
-    api.train([str(VAL_IN)], str(kmer), kind="kmer", max_order=4)
+    api.train([str(VAL_IN)], str(kmer), arch="kmer", max_order=4)
     assert Detector.load(kmer).strands == "forward"
-    api.train([str(VAL_IN)], str(kmer), kind="kmer", max_order=4, score_strands="both")
+    api.train([str(VAL_IN)], str(kmer), arch="kmer", max_order=4, score_strands="both")
     assert api.info(str(kmer))["strands"] == "both"
     with pytest.raises(UsageError, match="--score-strands"):
-        api.train([str(VAL_IN)], str(kmer), kind="kmer", score_strands="reverse")
+        api.train([str(VAL_IN)], str(kmer), arch="kmer", score_strands="reverse")
 
 
 def test_output_to_a_descriptor_path(model, tmp_path):
@@ -130,7 +132,7 @@ def test_output_to_a_descriptor_path(model, tmp_path):
     target = tmp_path / "through-fd.tsv"
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
-        api.score(str(model), [str(VAL_OOD)], f"/dev/fd/{fd}", device="cpu", threads=1)
+        api.score(str(model), [str(VAL_OOD)], f"/dev/fd/{fd}", runtime=CPU1)
     finally:
         os.close(fd)
     assert [r["read_id"] for r in read_tsv(target.read_text())] == fastx_ids(VAL_OOD)
@@ -141,7 +143,7 @@ def test_output_to_a_descriptor_path(model, tmp_path):
 def test_calibration_rules_match_hand_computations(model, val_scores, tmp_path, rule, value):
     out = tmp_path / "cal.gdm"
     report = api.calibrate(str(model), str(out), rule=rule, value=value, in_dist=[str(VAL_IN)],
-                           ood=[str(VAL_OOD)], device="cpu", threads=1)
+                           ood=[str(VAL_OOD)], runtime=CPU1)
     scores, is_ood = val_scores
     threshold = report["value"]
     candidates = np.append(np.unique(scores), -np.inf)
@@ -173,8 +175,7 @@ def test_calibration_rules_match_hand_computations(model, val_scores, tmp_path, 
 
 
 def test_calibrate_in_place_with_in_distribution_only(model_copy, val_scores):
-    report = api.calibrate(str(model_copy), rule="target_fpr", value=0.1, in_dist=[str(VAL_IN)], device="cpu",
-                           threads=1)
+    report = api.calibrate(str(model_copy), rule="target_fpr", value=0.1, in_dist=[str(VAL_IN)], runtime=CPU1)
     assert (report["n_in"], report["n_ood"]) == (500, 0) and "metrics" not in report
     assert report["in_dist_flagged"] <= 0.1
     assert report["value"] == np.sort(val_scores[0][:500])[::-1][50]
@@ -192,7 +193,7 @@ def test_calibrate_with_labels(model, tmp_path, caplog):
     truth = [line.split("\t")[1] for line in lines[1:301]]
     with caplog.at_level(logging.WARNING, logger="gooddetect"):
         report = api.calibrate(str(model), str(tmp_path / "cal.gdm"), rule="youden", value=None, reads=[str(READS)],
-                               labels=str(partial), device="cpu", threads=1)
+                               labels=str(partial), runtime=CPU1)
     assert (report["n_in"], report["n_ood"]) == (truth.count("in"), truth.count("ood"))
     assert "700 scored reads have no label" in caplog.text
 
@@ -200,32 +201,32 @@ def test_calibrate_with_labels(model, tmp_path, caplog):
 def test_calibration_failures_leave_the_model_intact(model_copy, tmp_path):
     before = model_copy.read_bytes()
     with pytest.raises(UsageError, match="needs both"):
-        api.calibrate(str(model_copy), rule="max_f1", value=None, in_dist=[str(VAL_IN)], device="cpu", threads=1)
+        api.calibrate(str(model_copy), rule="max_f1", value=None, in_dist=[str(VAL_IN)], runtime=CPU1)
     with pytest.raises(UsageError, match="needs in-distribution"):
-        api.calibrate(str(model_copy), rule="target_fpr", value=0.05, ood=[str(VAL_OOD)], device="cpu", threads=1)
+        api.calibrate(str(model_copy), rule="target_fpr", value=0.05, ood=[str(VAL_OOD)], runtime=CPU1)
     with pytest.raises(UsageError, match="labeled sample"):
-        api.calibrate(str(model_copy), device="cpu", threads=1)
+        api.calibrate(str(model_copy), runtime=CPU1)
     with pytest.raises(InputError, match="no such file"):
-        api.calibrate(str(model_copy), in_dist=[str(tmp_path / "missing.fa")], device="cpu", threads=1)
+        api.calibrate(str(model_copy), in_dist=[str(tmp_path / "missing.fa")], runtime=CPU1)
     assert model_copy.read_bytes() == before
     assert temp_leftovers(tmp_path) == []
 
 
 def test_read_labels(tmp_path):
     (tmp_path / "plain.tsv").write_text("a\tin\nb\tood\n\n")
-    assert api.read_labels(str(tmp_path / "plain.tsv")) == {"a": False, "b": True}
+    assert read_labels(str(tmp_path / "plain.tsv")) == {"a": False, "b": True}
     (tmp_path / "header.tsv.gz").write_bytes(gzip.compress(b"read_id\tgenome\tlabel\na\tE.coli\tood\n"))
-    assert api.read_labels(str(tmp_path / "header.tsv.gz")) == {"a": True}
-    assert sum(api.read_labels(str(READS_LABELS)).values()) == 500
+    assert read_labels(str(tmp_path / "header.tsv.gz")) == {"a": True}
+    assert sum(read_labels(str(READS_LABELS)).values()) == 500
     (tmp_path / "bad.tsv").write_text("a\tin\nb\tOOD\n")
     with pytest.raises(InputError, match="line 2"):
-        api.read_labels(str(tmp_path / "bad.tsv"))
+        read_labels(str(tmp_path / "bad.tsv"))
     with pytest.raises(InputError, match="cannot read labels"):
-        api.read_labels(str(tmp_path / "missing.tsv"))
+        read_labels(str(tmp_path / "missing.tsv"))
 
 
 def test_evaluate(model, detector, val_scores):
-    result = api.evaluate(str(model), in_dist=[str(VAL_IN)], ood=[str(VAL_OOD)], device="cpu", threads=1)
+    result = api.evaluate(str(model), in_dist=[str(VAL_IN)], ood=[str(VAL_OOD)], runtime=CPU1)
     scores, is_ood = val_scores
     assert result["scores"]["llr"] == metrics.summarize(scores, is_ood)
     loglik = np.concatenate([api.score_sample(detector, [str(p)]).arrays()["loglik_fg"] for p in (VAL_IN, VAL_OOD)])
@@ -236,4 +237,4 @@ def test_evaluate(model, detector, val_scores):
     table = format_metrics_table(result).splitlines()
     assert len(table) == 3 and table[1].startswith("likelihood") and table[2].startswith("llr")
     with pytest.raises(UsageError, match="both"):
-        api.evaluate(str(model), in_dist=[str(VAL_IN)], device="cpu", threads=1)
+        api.evaluate(str(model), in_dist=[str(VAL_IN)], runtime=CPU1)

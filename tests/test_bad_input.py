@@ -47,11 +47,6 @@ def gooddetect(*args, cwd: Path | None = None, **kwargs) -> subprocess.Completed
     return subprocess.run([*gooddetect_command(), *map(str, args)], text=True, errors="replace", timeout=300, cwd=cwd, **options)
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    return make_bad.tiny_model(tmp_path_factory.getbasetemp() / "tiny_model")
-
-
 def assert_one_line_error(result, *fragments: str) -> str:
     """Exit 1, and stderr is exactly one `gooddetect: error:` line holding every fragment."""
     assert "Traceback" not in result.stderr, result.stderr

@@ -18,7 +18,7 @@ from gooddetect.detector import Detector
 from gooddetect.errors import InputError
 from gooddetect.models.classifier import (Classifier, ClassifierConfig, ClassifierTraining, ConvNet, Gaussians,
                                           train_classifier)
-from test_cli_e2e import READS, READS_LABELS, TRAIN, gd, read_tsv
+from fixtures import READS, READS_LABELS, TRAIN, gd, read_tsv
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CONFIG = ClassifierConfig(classes=["a", "b", "c"], filters=8, width=5, hidden=6)
@@ -208,7 +208,7 @@ def reads_file(tmp_path: Path, names: list[str]) -> Path:
 def test_class_errors(tmp_path, case, rows, message):
     reads = reads_file(tmp_path, ["r0", "r1", "r2"])
     with pytest.raises(InputError, match=re.escape(message)):
-        api.train([str(reads)], str(tmp_path / "m.gdm"), kind="kmer", max_order=4, classes=str(
+        api.train([str(reads)], str(tmp_path / "m.gdm"), arch="kmer", max_order=4, classes=str(
             classes_file(tmp_path, rows)))
     assert not (tmp_path / "m.gdm").exists()
 
@@ -218,7 +218,7 @@ def test_a_class_without_windows(tmp_path):
     reads = tmp_path / "reads.fa"
     reads.write_text(f">r0\n{''.join(rng.choice(list('ACGT'), 120))}\n>r1\nACGT\n")  # r1: too short for a window
     with pytest.raises(InputError, match="class y has no training window"):
-        api.train([str(reads)], str(tmp_path / "m.gdm"), kind="kmer", max_order=4,
+        api.train([str(reads)], str(tmp_path / "m.gdm"), arch="kmer", max_order=4,
                   classes=str(classes_file(tmp_path, [("r0", "x"), ("r1", "y")])))
 
 

@@ -7,7 +7,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from gooddetect.build import KIND_OPTIONS
+from gooddetect.commands.train import KIND_OPTIONS
 from gooddetect.cli import main
 
 BAD_VALUES = ("abc", "-5", "0", "1e99", "")

@@ -10,8 +10,7 @@ import pytest
 
 from conftest import write_file
 from gooddetect import __version__
-from test_seqio import BAD_INPUTS
-from test_windows import fasta_text, random_bases, revcomp_text
+from fixtures import BAD_INPUTS, fasta_text, random_bases, revcomp_text
 
 LABEL = re.compile(r"(?P<read>.+):(?P<start>\d+)-(?P<end>\d+)\((?P<strand>[+-])\)", re.S)
 
@@ -154,19 +153,3 @@ def test_help(run_cli):
     sub = run_cli("windows", "-h")
     assert sub.returncode == 0
     assert all(option in sub.stdout.decode() for option in ("--output", "--length", "--stride", "--sample"))
-
-
-def test_cli_defaults_match_the_library():
-    """The CLI spells some library constants out (it imports neither torch nor the models at start-up); they must
-    not drift apart."""
-    from gooddetect import cli
-    from gooddetect.build import KIND_OPTIONS
-    from gooddetect.detector import STRANDS
-    from gooddetect.models import KINDS
-    from gooddetect.score import DEFAULT_BATCH_SIZE
-
-    options = {name: {p.name: p for p in cli.main.commands[name].params} for name in ("train", "score")}
-    assert options["score"]["batch_size"].default == DEFAULT_BATCH_SIZE
-    assert tuple(options["train"]["score_strands"].type.choices) == STRANDS
-    assert tuple(options["train"]["arch"].type.choices) == tuple(KINDS) == tuple(KIND_OPTIONS)
-    assert all(name in options["train"] for names in KIND_OPTIONS.values() for name in names)

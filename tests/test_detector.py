@@ -11,55 +11,12 @@ import pytest
 import gooddetect
 from gooddetect import api, runtime
 from gooddetect.alphabet import decode, encode, reverse_complement
+from gooddetect.runtime import Runtime
 from gooddetect.detector import FORMAT_NAME, FORMAT_VERSION, Detector, read_model_file
 from gooddetect.errors import ModelFileError, UsageError
 from conftest import pad_batch
 from gooddetect.formatting import format_info
-
-FG_PROBS = (0.1, 0.2, 0.3, 0.4)
-BG_PROBS = (0.25, 0.25, 0.25, 0.25)
-
-
-class BaseFrequencyModel:
-    """A position-independent model: log p(base t | context) = log probs[base t]. Follows the model contract
-    (first base and unknown bases are not scored); the sum is Σ_b count_b · log p_b, exact whatever the batch."""
-
-    kind = "fake"
-
-    def __init__(self, probs):
-        self.logp = np.log(np.asarray(probs, dtype=np.float64))
-
-    def config_dict(self) -> dict:
-        return {"probs": np.exp(self.logp).tolist()}
-
-    def state_arrays(self) -> dict[str, np.ndarray]:
-        return {"logp": self.logp.copy()}
-
-    @classmethod
-    def from_state(cls, config, arrays, threads=1):
-        return cls(np.exp(arrays["logp"]))
-
-    @classmethod
-    def pair_loglik(cls, foreground, background, codes, lengths):
-        return foreground.loglik(codes, lengths), background.loglik(codes, lengths)
-
-    def configure(self, *, threads=None, device="cpu", bf16=False):
-        pass
-
-    def loglik(self, codes, lengths):
-        codes, lengths = np.asarray(codes), np.asarray(lengths)
-        scored = (np.arange(codes.shape[1])[None, :] < lengths[:, None]) & (codes < 4)
-        scored[:, :1] = False
-        counts = np.stack([(scored & (codes == b)).sum(axis=1) for b in range(4)], axis=1)
-        return counts @ self.logp, scored.sum(axis=1).astype(np.int64)
-
-
-def fake_detector(window_length: int = 10, min_length: int = 4, threshold: float | None = None,
-                  strands: str = "forward") -> Detector:
-    meta = {"window_length": window_length, "min_length": min_length, "strands": strands,
-            "threshold": None if threshold is None else {"value": threshold, "rule": "test"}}
-    return Detector(BaseFrequencyModel(FG_PROBS), BaseFrequencyModel(BG_PROBS), meta)
-
+from fixtures import BG_PROBS, FG_PROBS, BaseFrequencyModel, fake_detector
 
 def lstm_detector(seed: int = 0, threshold: dict | None = None) -> Detector:
     import torch
@@ -127,7 +84,7 @@ def test_properties_come_from_meta():
     assert detector.calibration is None
     assert Detector(detector.foreground, detector.background, {"window_length": 1}).calibration is None
     assert fake_detector(threshold=0.125).calibration == {"value": 0.125, "rule": "test"}
-    assert detector.configure(threads=1, device="cpu") is detector
+    assert detector.configure(Runtime(threads=1, device="cpu")) is detector
 
 
 def test_lstm_save_load_round_trip(tmp_path):

@@ -63,11 +63,6 @@ def interrupt(process: subprocess.Popen, signum: int) -> int:
             process.kill()
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    return make_bad.tiny_model(tmp_path_factory.getbasetemp() / "tiny_model")
-
-
 # -- score -------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("threads", [1, 2], ids=["sequential", "reader-and-worker-threads"])

@@ -10,8 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gooddetect.models import kmer, kmer_kernels
+from gooddetect._core import kmer as kmer_kernels
+from gooddetect.models import kmer
 from gooddetect.models.kmer import KmerConfig, KmerModel, pack_counts, reverse_complemented, unpack_counts
+from gooddetect.models.configs import BACKGROUND_MAX_ORDER
 
 A, C, G, T, N = 0, 1, 2, 3, 4
 SMALL = dict(direct_order=5, max_order=11, order_step=3, hash_bits=12)  # hashed orders 8, 11
@@ -348,6 +350,6 @@ def test_config_orders_and_validation():
 
 
 def test_background_config_caps_the_order():
-    assert KmerConfig().background() == KmerConfig(max_order=kmer.BACKGROUND_MAX_ORDER)
+    assert KmerConfig().background() == KmerConfig(max_order=BACKGROUND_MAX_ORDER)
     assert KmerConfig().background().hashed_orders == ()
     assert KmerConfig(max_order=4).background() == KmerConfig(max_order=4)

@@ -13,7 +13,7 @@ from gooddetect import api
 from gooddetect.detector import Detector
 from gooddetect.errors import ModelFileError, UsageError
 from gooddetect.models.kmer_classifier import KmerClassifier, KmerClassifierConfig, train_kmer_classifier
-from test_cli_e2e import READS, READS_LABELS, TRAIN, gd, read_tsv
+from fixtures import READS, READS_LABELS, TRAIN, gd, read_tsv
 
 CONFIG = KmerClassifierConfig(classes=["a", "b", "c"], order=3)
 
@@ -124,11 +124,11 @@ def test_model_file_round_trip_and_a_lying_config(trained, tmp_path):
     ({"classifier": "kmer", "classifier_epochs": 2}, "--classifier-epochs: not used by --classifier kmer"),
     ({"classifier": "convnet", "classifier_order": 8}, "--classifier-order: not used by --classifier convnet"),
     ({"classifier_order": 8, "class_per_file": False}, "--classifier-order: a classifier is trained only with"),
-    ({"classifier": "svm"}, "unknown --classifier 'svm'"),
+    ({"classifier": "svm"}, "--classifier must be one of kmer, convnet, got 'svm'"),
 ])
 def test_options_of_the_other_classifier_kind_are_refused(options, message, tmp_path):
     with pytest.raises(UsageError, match=message):
-        api.train([str(p) for p in TRAIN], str(tmp_path / "m.gdm"), kind="kmer",
+        api.train([str(p) for p in TRAIN], str(tmp_path / "m.gdm"), arch="kmer",
                   **{"class_per_file": True, **options})
     assert not (tmp_path / "m.gdm").exists()
 

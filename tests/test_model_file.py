@@ -31,11 +31,6 @@ def gooddetect(*args, **kwargs) -> subprocess.CompletedProcess:
                           stdin=subprocess.DEVNULL, timeout=300, env=CLI_ENV, **kwargs)
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    return make_bad.tiny_model(tmp_path_factory.getbasetemp() / "tiny_model")
-
-
 def assert_refused(result, path: Path, *fragments: str) -> None:
     """Exit 1 with exactly one `gooddetect: error:` line that names `path`, no traceback, nothing on stdout."""
     assert "Traceback" not in result.stderr, result.stderr

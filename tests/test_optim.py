@@ -1,9 +1,9 @@
-"""gooddetect.optim: the dense Adam follows torch.optim.Adam; the lazy k-mer table Adam follows dense Adam."""
+"""gooddetect.training.optim: the dense Adam follows torch.optim.Adam; the lazy k-mer table Adam follows dense Adam."""
 
 import numpy as np
 import torch
 
-from gooddetect.optim import Adam, KmerTableAdam
+from gooddetect.training.optim import Adam, KmerTableAdam
 
 
 def test_adam_follows_torch_adam_over_many_steps():

@@ -18,18 +18,14 @@ from hypothesis import strategies as st
 
 from gooddetect import api
 from gooddetect.errors import InputError, UsageError
-from test_cli_e2e import DATA, PAIRS, READS, TRAIN, VAL_IN, VAL_OOD, fastx_ids, gd, read_tsv
+from fixtures import DATA, PAIRS, READS, TRAIN, VAL_IN, VAL_OOD, fastx_ids, gd, read_tsv
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    """A small k-mer model of the example species, calibrated at 5 % FPR on the example validation windows."""
-    path = tmp_path_factory.mktemp("kmer") / "k.gdm"
-    gd("train", *TRAIN, "-o", path, "--arch", "kmer", "--hash-bits", "16", "--threads", "1")
-    gd("calibrate", path, "--in-dist", VAL_IN, "--ood", VAL_OOD, "--threads", "1")
-    return path
+def model(kmer_model) -> Path:
+    return kmer_model
 
 
 @pytest.fixture(scope="module")
@@ -123,11 +119,12 @@ def test_reads_out_are_an_exact_partition_in_input_order(model, records, thresho
     texts = [f"@r{i}{comment}\n{seq}\n+\n{'I' * len(seq)}\n".encode() for i, (seq, comment) in enumerate(records)]
     reads.write_bytes(b"".join(texts))
     suffix = ".fq.gz" if gz else ".fq"
-    outputs = api.ReadOutputs(str(directory / f"in{suffix}"), str(directory / f"ood{suffix}"),
-                              str(directory / f"none{suffix}") if unscored_out else None)
-    api.score(str(model), [str(reads)], str(directory / "s.tsv"), threshold=threshold, read_outputs=outputs)
+    options = api.ScoreOptions(threshold=threshold, in_out=str(directory / f"in{suffix}"),
+                               ood_out=str(directory / f"ood{suffix}"),
+                               unscored_out=str(directory / f"none{suffix}") if unscored_out else None)
+    api.score(str(model), [str(reads)], str(directory / "s.tsv"), options)
     rows = read_tsv((directory / "s.tsv").read_text())
-    written = {call: fastq_records(Path(path)) if path else [] for call, path in outputs.paths().items()}
+    written = {call: fastq_records(Path(path)) if path else [] for call, path in options.read_outputs.items()}
     assert sorted(r for part in written.values() for r in part) == sorted(texts)  # each record once
     for call, part in written.items():
         assert part == [t for t in texts if t in part]  # input order
@@ -288,7 +285,7 @@ def test_fpr_outside_the_calibration_table_and_without_calibration(model, uncali
 
 def test_api_errors_are_the_cli_errors(model, tmp_path):
     with pytest.raises(UsageError, match="--threshold or --fpr"):
-        api.score(str(model), [str(READS)], str(tmp_path / "s.tsv"), threshold=0.1, fpr=0.1)
+        api.score(str(model), [str(READS)], str(tmp_path / "s.tsv"), api.ScoreOptions(threshold=0.1, fpr=0.1))
     with pytest.raises(InputError, match="mates out of sync"):
-        api.score(str(model), [str(PAIRS[0]), str(READS)], str(tmp_path / "s.tsv"), layout="paired")
+        api.score(str(model), [str(PAIRS[0]), str(READS)], str(tmp_path / "s.tsv"), api.ScoreOptions(layout="paired"))
     assert not (tmp_path / "s.tsv").exists()

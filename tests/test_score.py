@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from gooddetect import score as score_module
+from gooddetect import scoring as score_module
 from gooddetect.outputs import NA, columns, tsv_rows
-from gooddetect.score import TOO_MANY_UNKNOWN, TOO_SHORT, ScoreCounts, score_chunks
+from gooddetect.runtime import Runtime
+from gooddetect.scoring import TOO_MANY_UNKNOWN, TOO_SHORT, ScoreCounts, score_chunks
 from gooddetect.seqio import RecordChunk
-from test_detector import BG_PROBS, FG_PROBS, fake_detector
+from fixtures import BG_PROBS, FG_PROBS, fake_detector
 
 LOGP_FG = {b: math.log(p) for b, p in zip("ACGT", FG_PROBS)}
 LOGP_BG = {b: math.log(p) for b, p in zip("ACGT", BG_PROBS)}
@@ -200,7 +201,7 @@ def test_with_threads_chunks_are_cut_on_the_reader_thread_and_scored_on_the_work
     """Cutting a chunk into windows (Python, under the GIL) is the reader's work, so that the worker goes from one
     chunk's compiled loops to the next's without waiting for it; the rows are those of scoring on one thread."""
     seqs = ["ACGTTGCA" * 5, "GATTACA" * 3, "ACGN" * 6] * 4
-    detector = fake_detector().configure(threads=1)
+    detector = fake_detector().configure(Runtime(threads=1))
     reference = tsv(detector, *one_per_chunk(chunk(*seqs)))
     cut_on, loglik_on = set(), set()
     cut_reads, loglik = score_module.cut_reads, detector.loglik
@@ -208,7 +209,7 @@ def test_with_threads_chunks_are_cut_on_the_reader_thread_and_scored_on_the_work
                         lambda *args, **kw: cut_on.add(threading.current_thread().name) or cut_reads(*args, **kw))
     monkeypatch.setattr(detector, "loglik",
                         lambda *args: loglik_on.add(threading.current_thread().name) or loglik(*args))
-    detector.configure(threads=2)
+    detector.configure(Runtime(threads=2))
     rows = [row for c in one_per_chunk(chunk(*seqs)) for row in tsv(detector, c)]
     assert rows == reference
     assert cut_on == {"gooddetect-read"}
@@ -266,12 +267,12 @@ def test_real_models_rows_do_not_depend_on_batch_size_or_threads(kind, real_mode
     try:
         for n_threads in (1, 2):
             torch.set_num_threads(n_threads)
-            detector.configure(threads=n_threads, device="cpu")
+            detector.configure(Runtime(threads=n_threads, device="cpu"))
             for batch_size in (1, 7, 4096):
                 assert tsv(detector, chunk(*seqs), batch_size=batch_size, thresholds=0.1) == reference
     finally:
         torch.set_num_threads(threads)
-        detector.configure(threads=1, device="cpu")
+        detector.configure(Runtime(threads=1, device="cpu"))
 
 
 def test_score_counts_totals():

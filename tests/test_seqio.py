@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import random
 import re
 import sys
 import tempfile
@@ -17,16 +16,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import write_file
+from fixtures import BAD_INPUTS, FASTA
 from gooddetect.errors import InputError, UsageError
 from gooddetect import seqio
 from gooddetect.seqio import DuplicateCounter, format_record, read_chunks, read_fragments, read_sequences
 
-FASTA = ">read1 first read\nACGTACGTAC\nGGTTAA\n>read2\nacgtnRYacgt\n>read3 x y z\nA-C.G*T\n"
 FASTA_RECORDS = [("read1", "ACGTACGTACGGTTAA"), ("read2", "acgtnRYacgt"), ("read3", "A-C.G*T")]
 # The second quality line starts with '@', which a FASTQ reader must not take for a header.
 FASTQ = "@q1 desc\nACGTN\n+\nIIIII\n@q2\nacgt\n+q2\n@III\n"
 FASTQ_RECORDS = [("q1", "ACGTN"), ("q2", "acgt")]
-JUNK = b"\x00" + random.Random(7).randbytes(3000)  # binary that starts with neither '>' nor '@'
 
 
 def read(path) -> list[tuple[str, str]]:
@@ -118,29 +116,6 @@ def test_records_keep_header_comment_and_qualities(tmp_path):
 
 
 # name, content, expected message pattern after "<path>: " (the record where there is one)
-BAD_INPUTS = {
-    "empty": ("empty.fa", b"", r"empty file"),
-    "empty_gzip": ("empty.fa.gz", gzip.compress(b""), r"empty file"),
-    "blank_lines_only": ("blank.fa", b"\n \n\n", r"blank"),
-    "fastq_length_mismatch": ("mismatch.fq", b"@q1\nACGT\n+\nIIII\n@q2\nACGT\n+\nIII\n", r"record 2 \(q2\).*(?i:length)"),
-    "fastq_missing_quality": ("noqual.fq", b"@q1\nACGT\n+\nIIII\n@q2\nACGT\n+\n", r"record 2 \(q2\)"),
-    "fastq_missing_plus_and_quality": ("noplus.fq", b"@q1\nACGT\n+\nIIII\n@q2\nACGT\n", r"record 2 \(q2\)"),
-    "fastq_missing_plus_line": ("noplus2.fq", b"@q1\nACGT\nIIII\n@q2\nACGT\n+\nIIII\n", r"record 1 \(q1\)"),
-    "fastq_wrapped": ("wrapped.fq", b"@q1\nACGT\nAC\n+\nIIII\nII\n", r"record 1 \(q1\).*'\+'"),
-    "fastq_blank_line_between_records": ("gap.fq", b"@q1\nAC\n+\nII\n\n@q2\nAC\n+\nII\n", r"record 2\b"),
-    "fasta_header_only_last": ("hdr.fa", b">r1\nACGT\n>r2 desc\n", r"record 2 \(r2\).*no sequence"),
-    "fasta_header_only_middle": ("hdr2.fa", b">r1\nACGT\n>r2\n>r3\nAC\n", r"record 2 \(r2\).*no sequence"),
-    "fasta_empty_header": ("nohdr.fa", b">r1\nACGT\n>\nACGT\n", r"record 2\b.*header"),
-    "invalid_sequence_character": ("digits.fa", b">r1\nACGT\n>r2\nAC1GT\n", r"record 2 \(r2\).*'1'.*position 3"),
-    "non_ascii_sequence": ("bytes.fa", b">r1\nAC\xffGT\n", r"record 1\b.*non-ASCII.*sequence"),
-    "non_ascii_fastq_sequence": ("s.fq", b"@q\xe9\nA\xffC\n+\nIII\n", r"record 1\b.*non-ASCII.*sequence"),
-    "non_ascii_fastq_quality": ("q.fq", b"@q1\nAC\n+\nII\n@q2\nAC\n+\nI\xff\n", r"record 2\b.*non-ASCII.*qualities"),
-    "binary_junk": ("junk.fa", JUNK, r"not FASTA, FASTQ or TFRecord"),
-    "gzip_of_junk": ("junk.fa.gz", gzip.compress(JUNK), r"not FASTA, FASTQ or TFRecord"),
-    "truncated_gzip": ("cut.fa.gz", gzip.compress(FASTA.encode() * 50)[:-40], r"truncated gzip"),
-    # 0x07 opens a deflate block of the reserved type 3, which zlib rejects
-    "corrupt_gzip": ("bad.fa.gz", gzip.compress(b"")[:10] + b"\x07" * 40, r"corrupt gzip"),
-}
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))

@@ -15,7 +15,7 @@ import pytest
 from gooddetect.errors import InputError
 from gooddetect.seqio import read_chunks, read_sequences
 from gooddetect.tfrecord import masked_crc
-from test_cli_e2e import DATA, gd, read_tsv
+from fixtures import DATA, gd, read_tsv
 
 tfrecord_writer = pytest.importorskip("tfrecord.writer", reason="the tfrecord package writes the reference files")
 RNG = np.random.default_rng(5)

@@ -15,9 +15,9 @@ import torch
 from conftest import cpu_runs_bf16
 from gooddetect.errors import UsageError
 from gooddetect.models.lstm import LSTMConfig, LSTMNet, dequantize_rows
-from gooddetect.optim import KmerTableAdam
+from gooddetect.training.optim import KmerTableAdam
 from gooddetect.runtime import is_main_process
-from gooddetect.train import (
+from gooddetect.training.loop import (
     KMER_TABLE,
     TrainConfig,
     TrainingInterrupted,
@@ -371,7 +371,7 @@ import torch
 torch.set_num_threads(1)
 from gooddetect.models.lstm import LSTMConfig
 from gooddetect.runtime import is_main_process
-from gooddetect.train import TrainConfig, train_lstm_pair
+from gooddetect.training.loop import TrainConfig, train_lstm_pair
 
 rng = np.random.default_rng(0)
 codes = rng.integers(0, 4, (200, 30)).astype(np.uint8)

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import pad_batch, write_file
+from fixtures import fasta_text, random_bases, revcomp_text
 from gooddetect.alphabet import UNKNOWN, decode, encode, gc_fraction, reverse_complement, reverse_complement_padded
 from gooddetect.errors import InputError, UsageError
 from gooddetect.windows import (WindowCounts, collect_windows, cut_reads, sample_genome_windows,
@@ -22,19 +23,6 @@ from gooddetect.windows import (WindowCounts, collect_windows, cut_reads, sample
 LABEL = re.compile(r"(?P<read>.+):(?P<start>\d+)-(?P<end>\d+)", re.S)
 READ_IDS = st.text(st.characters(exclude_categories=["Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn"])
                    | st.sampled_from(":-()+"), min_size=1, max_size=20)
-
-
-def random_bases(rng: np.random.Generator, n: int) -> str:
-    return "".join(rng.choice(list("ACGTacgt"), n))
-
-
-def fasta_text(records: dict[str, str], width: int = 60) -> str:
-    return "".join(f">{name}\n" + "".join(seq[i:i + width] + "\n" for i in range(0, len(seq), width))
-                   for name, seq in records.items())
-
-
-def revcomp_text(seq: str) -> str:
-    return decode(reverse_complement(encode(seq)))
 
 
 def window_key(w: tuple) -> tuple:

@@ -27,7 +27,8 @@ except ImportError:  # PyYAML comes with snakemake; without it the YAML files ar
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 WORKFLOWS = Path(gooddetect.__file__).parent / "workflows"
-MODULE = WORKFLOWS / "nextflow" / "modules" / "gooddetect" / "score"
+MODULES = WORKFLOWS / "nextflow" / "modules" / "gooddetect"
+MODULE = MODULES / "score"
 BIN_PATH = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 SAMPLES = {"a": "reads/a.fq.gz", "b": "reads/b.fq"}  # a: mixed reads (FASTQ.gz), b: 200 OOD windows as FASTQ
 TIMESTAMP = re.compile(rb"\d{4}-\d{2}-\d{2}|\d{2}:\d{2}:\d{2}")
@@ -148,7 +149,7 @@ def test_outputs_hold_no_absolute_paths_or_timestamps(work, reference):
     (["score", "model.gdm", "reads/missing.fq"], 1, "gooddetect: error: reads/missing.fq: no such file"),
     (["score", "missing.gdm", "reads/b.fq"], 1, "gooddetect: error: missing.gdm: no such model file"),
     (["score", "reads/b.fq", "reads/b.fq"], 1, "gooddetect: error: reads/b.fq: not a gooddetect model file"),
-    (["score", "reads/b.fq"], 2, "give MODEL and at least one READS file"),
+    (["score", "reads/b.fq"], 2, "give MODEL and at least one input file"),
     (["score", "model.gdm", "reads/b.fq", "--shard", "3/2"], 2, "need 1 <= I <= N"),
     (["merge", "reads/b.fq"], 1, "gooddetect: error: reads/b.fq: not score TSVs"),
 ])
@@ -177,6 +178,20 @@ def run_snakemake(work: Path, outdir: str, **config) -> Path:
 @pytest.fixture(scope="module", params=[1, 2], ids=["unsharded", "2 shards"])
 def workflow_run(request, work, model) -> tuple[Path, int]:
     return run_snakemake(work, f"shards{request.param}", model=model, shards=request.param), request.param
+
+
+def test_workflow_screens_each_assembly_like_a_direct_run(work, model):
+    """An assemblies sheet alone (no samples): `screen` per assembly, its outputs those of a direct run."""
+    shutil.copy(DATA / "chimera.fa.gz", work / "chimera.fa.gz")
+    (work / "assemblies.tsv").write_text("name\tsequences\nchim\tchimera.fa.gz\n")
+    out = run_snakemake(work, "screened", model=model, samples="", assemblies="assemblies.tsv")
+    direct = ok(gooddetect_cli(work, "screen", model, "chimera.fa.gz", "--threads", "1", "--bed", "direct.bed"))
+    assert (out / "screen" / "chim.report.tsv").read_bytes() == direct.stdout
+    assert (out / "screen" / "chim.foreign.bed").read_bytes() == (work / "direct.bed").read_bytes()
+    assert gzip.decompress((out / "screen" / "chim.clean.fa.gz").read_bytes()).startswith(b">chimera")
+    multiqc = json.loads((out / "multiqc" / "chim_screen_mqc.json").read_text())
+    assert list(multiqc["data"]) == ["chim"] and multiqc["data"]["chim"]["sequences"] == 1
+    assert not (out / "scores").exists() and (out / "versions.yml").is_file()
 
 
 def test_workflow_trains_and_calibrates_a_model_when_none_is_given(work):
@@ -257,7 +272,8 @@ def test_workflow_files_ship_inside_the_package():
     where = subprocess.run([sys.executable, "-c", "import gooddetect, os; print(os.path.dirname(gooddetect.__file__))"],
                            capture_output=True, text=True, check=True).stdout.strip()
     for name in ("Snakefile", "config.yaml", "samples.tsv", "scripts/summarize.py",
-                 "nextflow/modules/gooddetect/score/main.nf", "nextflow/modules/gooddetect/score/meta.yml"):
+                 "nextflow/modules/gooddetect/score/main.nf", "nextflow/modules/gooddetect/score/meta.yml",
+                 "nextflow/modules/gooddetect/screen/main.nf", "nextflow/modules/gooddetect/screen/meta.yml"):
         assert (Path(where) / "workflows" / name).is_file(), name
 
 
@@ -266,9 +282,9 @@ def test_workflow_files_ship_inside_the_package():
 GROOVY_INTERPOLATION = re.compile(r"\\([\\$])|\$\{([^}]*)\}|\$([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)")
 
 
-def nextflow_block(section: str) -> str:
+def nextflow_block(section: str, module: Path = MODULE) -> str:
     """The `script:` or `stub:` shell template of main.nf, with its `def` lines checked against nf-core's idiom."""
-    text = (MODULE / "main.nf").read_text()
+    text = (module / "main.nf").read_text()
     body = re.search(rf"\n\s*{section}:\n(.*?)\n\s*\"\"\"\n(.*?)\n\s*\"\"\"\n", text, re.S)
     assert body, section
     defs = [line.strip() for line in body.group(1).splitlines() if line.strip()]
@@ -292,16 +308,17 @@ def task_dir(tmp_path, work, model) -> Path:
     return tmp_path
 
 
-def run_module(task_dir: Path, section: str, reads: str = "b.fq", layout: str = "") -> None:
-    values = {"args": "", "prefix": "sample_b", "task.cpus": "1", "task.process": "GOODDETECT_SCORE",
-              "meta.id": "sample_b", "model": "model.gdm", "reads": reads, "layout": layout}
-    script = interpolate(nextflow_block(section), values)
+def run_module(task_dir: Path, section: str, reads: str = "b.fq", layout: str = "", module: str = "score") -> None:
+    process = f"GOODDETECT_{module.upper()}"
+    values = {"args": "", "prefix": "sample_b", "task.cpus": "1", "task.process": process, "meta.id": "sample_b",
+              "model": "model.gdm", "reads": reads, "sequences": reads, "layout": layout}
+    script = interpolate(nextflow_block(section, MODULES / module), values)
     result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=task_dir, capture_output=True,
                             timeout=300, env={**os.environ, "PATH": BIN_PATH})
     assert result.returncode == 0, script + result.stderr.decode()
     versions = (task_dir / "versions.yml").read_text()
-    assert versions == f'"GOODDETECT_SCORE":\n    gooddetect: {gooddetect.__version__}\n'
-    assert yaml is None or yaml.safe_load(versions) == {"GOODDETECT_SCORE": {"gooddetect": gooddetect.__version__}}
+    assert versions == f'"{process}":\n    gooddetect: {gooddetect.__version__}\n'
+    assert yaml is None or yaml.safe_load(versions) == {process: {"gooddetect": gooddetect.__version__}}
 
 
 def test_nextflow_module_script_scores_the_reads(task_dir, reference):
@@ -330,11 +347,25 @@ def test_nextflow_module_stub_creates_empty_outputs(task_dir):
         assert (task_dir / name).read_bytes() == b""
 
 
+def test_nextflow_screen_module_screens_an_assembly(task_dir):
+    (task_dir / "chimera.fa.gz").symlink_to(DATA / "chimera.fa.gz")
+    run_module(task_dir, "script", reads="chimera.fa.gz", module="screen")
+    (row,) = tsv_rows((task_dir / "sample_b.report.tsv").read_bytes())
+    assert row["seq_id"] == "chimera" and row["action"] in ("PASS", "TRIM", "EXCLUDE", "REVIEW")
+    assert gzip.decompress((task_dir / "sample_b.clean.fa.gz").read_bytes()).startswith(b">chimera")
+    assert list(json.loads((task_dir / "sample_b_mqc.json").read_text())["data"]) == ["sample_b"]
+    for output in task_dir.glob("sample_b*"):
+        output.unlink()
+    run_module(task_dir, "stub", reads="chimera.fa.gz", module="screen")
+    assert (task_dir / "sample_b.report.tsv").read_bytes() == b"" and (task_dir / "sample_b.foreign.bed").exists()
+
+
 @pytest.mark.skipif(yaml is None, reason="needs PyYAML")
-def test_nextflow_meta_yml_describes_the_module():
-    meta = yaml.safe_load((MODULE / "meta.yml").read_text())
-    main = (MODULE / "main.nf").read_text()
-    assert meta["name"] == "gooddetect_score" and "process GOODDETECT_SCORE {" in main
+@pytest.mark.parametrize("module", ["score", "screen"])
+def test_nextflow_meta_yml_describes_the_module(module):
+    meta = yaml.safe_load((MODULES / module / "meta.yml").read_text())
+    main = (MODULES / module / "main.nf").read_text()
+    assert meta["name"] == f"gooddetect_{module}" and f"process GOODDETECT_{module.upper()} {{" in main
     assert list(meta["output"]) == re.findall(r"emit: (\w+)", main)
     inputs = [name for entry in meta["input"] for item in (entry if isinstance(entry, list) else [entry])
               for name in item]

@@ -65,6 +65,17 @@ class GenerativeModel(Protocol):
                     lengths: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
         """(foreground.loglik(...), background.loglik(...)), possibly computed side by side."""
 
+    def binned_loglik(self, codes: np.ndarray, lengths: np.ndarray, skip: np.ndarray,
+                      bin_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """loglik in bins along each row: (sums float64 [B, bins], scored positions int64 [B, bins]), bin b
+        holding positions skip[i] + b·bin_size ... + bin_size - 1 of row i (the first skip[i] positions are context
+        only, never scored). Summed over bins (skip 0), a row's values are loglik's."""
+
+    @classmethod
+    def pair_binned_loglik(cls, foreground: GenerativeModel, background: GenerativeModel, codes: np.ndarray,
+                           lengths: np.ndarray, skip: np.ndarray, bin_size: int):
+        """(foreground.binned_loglik(...), background.binned_loglik(...)), possibly computed side by side."""
+
     def configure(self, *, threads: int | None, device: str, bf16: bool) -> None:
         """Run-time settings (not stored): CPU threads, torch device, bfloat16 scoring."""
 
@@ -109,6 +120,20 @@ class InDistributionClassifier(Protocol):
     @classmethod
     def from_state(cls, config: dict, arrays: dict[str, np.ndarray], threads: int = 1) -> InDistributionClassifier:
         ...
+
+
+def bin_positions(values: np.ndarray, scored: np.ndarray, skip: np.ndarray,
+                  bin_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-position values [B, W] (counted where `scored`) summed in bins of `bin_size` positions from skip[i] on:
+    (sums [B, bins], counts [B, bins])."""
+    width = values.shape[1]
+    bins = max(1, -(-width // bin_size))
+    position = np.arange(width)[None, :] - skip[:, None]
+    keep = scored & (position >= 0)
+    index = np.where(keep, np.arange(len(values))[:, None] * bins + position // bin_size, 0)
+    sums = np.bincount(index[keep], weights=values[keep], minlength=len(values) * bins)
+    counts = np.bincount(index[keep], minlength=len(values) * bins)
+    return sums.reshape(-1, bins), counts.reshape(-1, bins).astype(np.int64)
 
 
 def model_class(kind: str) -> type[GenerativeModel]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -27,39 +27,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..alphabet import N_BASES, mask_padding, reverse_complement_padded
-from ..optim import Adam
+from ..training.optim import Adam
 from ..runtime import in_row_blocks
-from . import ArraySpec, ConfigDict, check_classes
-from .classifier_kernels import group_tables, max_pooled_conv
+from . import ArraySpec
+from .configs import ClassifierConfig, ClassifierTraining
+from .._core.conv import group_tables, max_pooled_conv
 
 log = logging.getLogger("gooddetect")
 COVARIANCE_RIDGE = 1e-6  # added to the covariances' diagonals before inverting
 KERNEL_ROWS = 256  # windows per task of the compiled convolution
-
-
-@dataclass
-class ClassifierConfig(ConfigDict):
-    """The network (the paper's seed: filters 1000, width 20, hidden 200, dropout 0.1; the default has 128 filters,
-    chosen on validation for CPU training and scoring) and the ODIN settings."""
-
-    SETTINGS: ClassVar[str] = "classifier settings"
-
-    classes: list[str] = field(default_factory=list)
-    filters: int = 128
-    width: int = 20
-    hidden: int = 200
-    dropout: float = 0.1
-    both_strands: bool = True
-    odin_temperature: float = 10.0
-    odin_epsilon: float = 0.0005
-
-    def __post_init__(self) -> None:
-        check_classes(self.classes)
-        if not (1 <= self.filters <= 8192 and 1 <= self.width <= 1024 and 1 <= self.hidden <= 8192):
-            raise ValueError("filters, width and hidden out of range")
-        if not 0 <= self.dropout < 1 or self.odin_temperature <= 0 or self.odin_epsilon < 0:
-            raise ValueError("dropout in [0, 1), odin_temperature > 0 and odin_epsilon >= 0 needed")
-
 
 
 class ConvNet(nn.Module):
@@ -231,7 +207,7 @@ class Classifier:
                    torch.from_numpy(lengths[rows]).to(self.device))
 
     def _probs_and_features(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """On the CPU the convolution runs as table lookups (classifier_kernels), else through the network."""
+        """On the CPU the convolution runs as table lookups (gooddetect._core.conv), else through the network."""
         if self.device.type != "cpu":
             return self._probs_and_features_on_device(codes, lengths)
         pooled = self._pooled(codes, lengths)
@@ -279,17 +255,6 @@ class Classifier:
 
 
 # -- training ---------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ClassifierTraining:
-    """Optimisation settings (the seed: Adam, learning rate 1e-4, batch 100, 1 epoch; the default learning rate and
-    epochs were chosen on validation)."""
-
-    lr: float = 1e-3
-    batch_size: int = 100
-    epochs: int = 3
-    seed: int = 0
 
 
 def train_classifier(codes: np.ndarray, lengths: np.ndarray, labels: np.ndarray, val_codes: np.ndarray,

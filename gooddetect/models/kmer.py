@@ -32,7 +32,7 @@ per-bucket count: a fraction of the tables' size in memory. The scoring and coun
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import ClassVar, Iterable
 
 import numpy as np
@@ -41,71 +41,14 @@ from ..alphabet import N_BASES
 from ..errors import ModelFileError, UsageError
 from ..mutate import mutate
 from ..runtime import in_row_blocks, in_thread_shares, row_blocks, run_tasks
-from . import ArraySpec, ConfigDict
-from . import kmer_kernels as kernels
+from . import ArraySpec
+from .configs import MAX_HASH_BITS, KmerConfig
+from .._core import kmer as kernels
 
-BACKGROUND_MAX_ORDER = 8
-MAX_ORDER = 31  # a context plus its next base must fit in 64 bits
-MAX_DIRECT_ORDER = 12
-MAX_HASH_BITS = 26  # 2^26 buckets x 8 slots x 2 bytes = 1 GiB per hashed order in memory
-DEFAULT_MAX_HASH_BITS = 24
 TARGET_FILL = 0.65  # a trained table is halved while it stays at most this full
 UINT16_MAX = np.iinfo(np.uint16).max
 BUCKET_SLOTS = 8  # one bucket: 16 bytes, read at once
 SCORE_ROWS = 1 << 10  # windows per scoring task: a 4096-window batch keeps two threads busy
-
-
-@dataclass
-class KmerConfig(ConfigDict):
-    """Hyperparameters of the interpolated Markov chain.
-
-    Orders 0..min(direct_order, max_order) use exact counts; above that, the hashed orders are max_order,
-    max_order - order_step, ... down to direct_order + 1. discount (d) and concentration (alpha) are the smoother's
-    (d in [0, 1), alpha >= 0, d + alpha > 0). both_strands also counts the reverse complement of every sequence.
-    hash_bits is the size of the trained hashed tables (set by training)."""
-
-    SETTINGS: ClassVar[str] = "kmer hyperparameters"
-
-    max_order: int = 14
-    direct_order: int = 11
-    order_step: int = 3
-    hash_bits: int = DEFAULT_MAX_HASH_BITS
-    both_strands: bool = True
-    discount: float = 0.5
-    concentration: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.max_order <= MAX_ORDER:
-            raise ValueError(f"max_order must be in [0, {MAX_ORDER}], got {self.max_order}")
-        if not 0 <= self.direct_order <= MAX_DIRECT_ORDER:
-            raise ValueError(f"direct_order must be in [0, {MAX_DIRECT_ORDER}], got {self.direct_order}")
-        if self.order_step < 1:
-            raise ValueError(f"order_step must be >= 1, got {self.order_step}")
-        if not 8 <= self.hash_bits <= MAX_HASH_BITS:
-            raise ValueError(f"hash_bits must be in [8, {MAX_HASH_BITS}], got {self.hash_bits}")
-        if not 0.0 <= self.discount < 1.0 or self.concentration < 0.0 or self.discount + self.concentration <= 0.0:
-            raise ValueError("need 0 <= discount < 1, concentration >= 0 and discount + concentration > 0")
-
-    @property
-    def top_direct_order(self) -> int:
-        return min(self.direct_order, self.max_order)
-
-    @property
-    def hashed_orders(self) -> tuple[int, ...]:
-        return tuple(sorted(range(self.max_order, self.direct_order, -self.order_step)))
-
-    @property
-    def width(self) -> int:
-        """Bases the rolling codes cover: enough for the highest order and its next base, a power of two."""
-        return 1 << max(self.max_order, 0).bit_length()
-
-    def background(self) -> KmerConfig:
-        """The config recommended for the background model: this one capped at BACKGROUND_MAX_ORDER (exact tables
-        only). On the benchmark's validation sets a background with the foreground's high orders cancels the
-        foreground's long k-mer matches and lowers AUROC, while a low-order one (with a mutation rate near 0.3) only
-        takes out base-composition effects."""
-        return replace(self, max_order=min(self.max_order, BACKGROUND_MAX_ORDER))
-
 
 
 class KmerModel:
@@ -189,9 +132,9 @@ class KmerModel:
         on `self.threads` threads (the compiled loop releases the GIL); each row's result is the same for any
         count."""
         codes, lengths = _checked_batch(codes, lengths)
-        tasks, result = self._score_tasks(codes, lengths)
+        tasks, (sums, scored) = self._score_tasks(codes, lengths)
         run_tasks(tasks, self.threads)
-        return result
+        return sums[:, 0], scored[:, 0]
 
     @classmethod
     def pair_loglik(cls, foreground: KmerModel, background: KmerModel, codes: np.ndarray, lengths: np.ndarray):
@@ -201,19 +144,45 @@ class KmerModel:
         fg_tasks, fg = foreground._score_tasks(codes, lengths)
         bg_tasks, bg = background._score_tasks(codes, lengths)
         run_tasks(fg_tasks + bg_tasks, foreground.threads)
+        return (fg[0][:, 0], fg[1][:, 0]), (bg[0][:, 0], bg[1][:, 0])
+
+    def binned_loglik(self, codes: np.ndarray, lengths: np.ndarray, skip: np.ndarray,
+                      bin_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """(sums float64 [B, bins], scored positions int64 [B, bins]) over the positions of each row in bins of
+        `bin_size` from position skip[i] on (the first skip[i] positions are context only)."""
+        codes, lengths = _checked_batch(codes, lengths)
+        tasks, result = self._score_tasks(codes, lengths, np.asarray(skip, dtype=np.int64), bin_size)
+        run_tasks(tasks, self.threads)
+        return result
+
+    @classmethod
+    def pair_binned_loglik(cls, foreground: KmerModel, background: KmerModel, codes: np.ndarray,
+                           lengths: np.ndarray, skip: np.ndarray, bin_size: int):
+        """Both models' binned_loglik, their row blocks side by side on the foreground's threads."""
+        codes, lengths = _checked_batch(codes, lengths)
+        skip = np.asarray(skip, dtype=np.int64)
+        fg_tasks, fg = foreground._score_tasks(codes, lengths, skip, bin_size)
+        bg_tasks, bg = background._score_tasks(codes, lengths, skip, bin_size)
+        run_tasks(fg_tasks + bg_tasks, foreground.threads)
         return fg, bg
 
-    def _score_tasks(self, codes: np.ndarray, lengths: np.ndarray):
-        """The row-block tasks scoring `codes`, and the (sums, scored) arrays they fill."""
-        sums = np.zeros(len(codes), dtype=np.float64)
-        scored = np.zeros(len(codes), dtype=np.int64)
+    def _score_tasks(self, codes: np.ndarray, lengths: np.ndarray, skip: np.ndarray | None = None,
+                     bin_size: int | None = None):
+        """The row-block tasks scoring `codes`, and the (sums, scored) arrays they fill: one value per row, or per
+        bin of `bin_size` positions after skip[i] context positions."""
+        width = codes.shape[1]
+        bins = 1 if bin_size is None else max(1, -(-width // bin_size))
+        sums = np.zeros((len(codes), bins), dtype=np.float64)
+        scored = np.zeros((len(codes), bins), dtype=np.int64)
+        skip = np.zeros(len(codes), dtype=np.int64) if skip is None else skip
+        bin_size = bin_size or max(width, 1)
         c = self.config
         orders = np.array(c.hashed_orders, dtype=np.int64)
 
         def score(first: int, last: int) -> None:
             kernels.loglik_rows(codes, lengths, first, last, self._probs, self._offsets, c.top_direct_order,
                                 self.hashed_tables, orders, c.both_strands, c.width, c.discount, c.concentration,
-                                sums, scored)
+                                skip, bin_size, sums, scored)
 
         return row_blocks(score, len(codes), SCORE_ROWS), (sums, scored)
 

@@ -12,39 +12,14 @@ No torch: the chains run in the k-mer kind's compiled loops.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
 from ..runtime import run_tasks
-from . import ArraySpec, ConfigDict, check_classes
-from .kmer import MAX_DIRECT_ORDER, Counter, KmerConfig, KmerModel
-
-
-@dataclass
-class KmerClassifierConfig(ConfigDict):
-    """One chain of `order` per class, smoothed with (discount, concentration), likelihoods divided by
-    `temperature` before Bayes' rule."""
-
-    SETTINGS: ClassVar[str] = "k-mer classifier settings"
-
-    classes: list[str] = field(default_factory=list)
-    order: int = 10
-    discount: float = 0.5
-    concentration: float = 100.0
-    temperature: float = 3.0
-
-    def __post_init__(self) -> None:
-        check_classes(self.classes)
-        if not 1 <= self.order <= MAX_DIRECT_ORDER or self.temperature <= 0:
-            raise ValueError(f"order in [1, {MAX_DIRECT_ORDER}] and temperature > 0 needed")
-        self.chain()  # checks the smoothing settings
-
-    def chain(self) -> KmerConfig:
-        """The config of each class's chain: exact counts up to `order`, both strands, no hashed orders."""
-        return KmerConfig(max_order=self.order, direct_order=self.order, both_strands=True, discount=self.discount,
-                          concentration=self.concentration)
+from . import ArraySpec
+from .configs import KmerClassifierConfig
+from .kmer import Counter, KmerModel
 
 
 class KmerClassifier:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import functools
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Callable, ClassVar, Iterator
 
 import numpy as np
@@ -26,39 +25,15 @@ from torch import nn
 
 from ..alphabet import N_BASES, UNKNOWN, mask_padding
 from ..errors import UsageError
-from . import ArraySpec, ConfigDict
+from . import ArraySpec, bin_positions
+from .configs import LSTMConfig
 
-MAX_KMER_INPUT = 11  # 4^11 rows: the table is already 4.2M × kmer_embedding floats
 # Above this hidden size two models scored side by side on one core each are slower than one after the other on all
-# cores (measured on a 2-core Xeon with AMX: 1.15-1.3x faster at 64-192, 0.7x at 256, where one model's recurrent
+# cores (CHANGELOG 0.2.0: faster at hidden 64-192, slower at 256, where one model's recurrent
 # weights, 16·H² bytes, no longer fit beside the other's in the cores' caches).
 PAIR_MAX_HIDDEN = 192
 KMER_TABLE = "kmer_embed.weight"
 KMER_TABLE_CODES, KMER_TABLE_SCALES = f"{KMER_TABLE}.int8", f"{KMER_TABLE}.scale"  # its stored form
-_pair_pool: ThreadPoolExecutor | None = None
-
-
-@dataclass
-class LSTMConfig(ConfigDict):
-    """Hyperparameters of the network (the paper: hidden=2000, one layer, one-hot input, kmer_input=0)."""
-
-    SETTINGS: ClassVar[str] = "LSTM hyperparameters"
-
-    hidden: int = 32
-    layers: int = 1
-    dropout: float = 0.1
-    embedding: int = 0  # 0: one-hot input; > 0: a learned embedding of this size (the unknown row stays zero)
-    kmer_input: int = 10  # K > 0: also input a learned embedding of the last K bases (4^K + 1 rows); 0: the paper
-    kmer_embedding: int = 16  # width of that embedding
-
-    def __post_init__(self) -> None:
-        if self.hidden < 1 or self.layers < 1 or self.embedding < 0 or self.kmer_embedding < 1:
-            raise ValueError(f"hidden, layers and kmer_embedding must be >= 1 and embedding >= 0, got {self}")
-        if not 0 <= self.kmer_input <= MAX_KMER_INPUT:
-            raise ValueError(f"kmer_input must be in [0, {MAX_KMER_INPUT}], got {self.kmer_input}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-
 
 
 class LSTMNet(nn.Module):
@@ -243,6 +218,25 @@ class LSTMModel:
         n_scored = (codes[:, 1:] < UNKNOWN).sum(axis=1, dtype=np.int64)
         return sums, n_scored
 
+    def binned_loglik(self, codes: np.ndarray, lengths: np.ndarray, skip: np.ndarray,
+                      bin_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """(sums float64 [B, bins], scored positions int64 [B, bins]) over the positions of each row in bins of
+        `bin_size` from position skip[i] on (the first skip[i] positions are context only)."""
+        codes, lengths = self._prepare(codes, lengths)
+        width = codes.shape[1]
+        logp = np.zeros((len(codes), width), dtype=np.float64)
+        for rows, nll in self._nll_chunks(codes, lengths):
+            logp[rows, 1:nll.shape[1] + 1] = -nll.double().cpu().numpy()
+        scored = np.zeros((len(codes), width), dtype=bool)
+        scored[:, 1:] = codes[:, 1:] < UNKNOWN
+        return bin_positions(logp, scored, np.asarray(skip, dtype=np.int64), bin_size)
+
+    @classmethod
+    def pair_binned_loglik(cls, foreground: LSTMModel, background: LSTMModel, codes: np.ndarray,
+                           lengths: np.ndarray, skip: np.ndarray, bin_size: int):
+        return (foreground.binned_loglik(codes, lengths, skip, bin_size),
+                background.binned_loglik(codes, lengths, skip, bin_size))
+
     @classmethod
     def pair_loglik(cls, foreground: LSTMModel, background: LSTMModel, codes: np.ndarray, lengths: np.ndarray):
         """(foreground.loglik(...), background.loglik(...)) of the same windows, identical to calling them in turn.
@@ -253,16 +247,11 @@ class LSTMModel:
         if (torch_threads < 2 or "cpu" != foreground.device.type or "cpu" != background.device.type
                 or max(foreground.config.hidden, background.config.hidden) > PAIR_MAX_HIDDEN):
             return foreground.loglik(codes, lengths), background.loglik(codes, lengths)
-        global _pair_pool
-        if _pair_pool is None:
-            _pair_pool = ThreadPoolExecutor(1, thread_name_prefix="gooddetect-pair")
-        torch.set_num_threads(torch_threads // 2)  # process-wide: both threads run with half
-        try:
-            theirs = _pair_pool.submit(background.loglik, codes, lengths)
-            mine = foreground.loglik(codes, lengths)
-            return mine, theirs.result()
-        finally:
-            torch.set_num_threads(torch_threads)
+        # Two threads of their own, each with half of the caller's torch threads (set once, as each starts).
+        with ThreadPoolExecutor(2, thread_name_prefix="gooddetect-pair", initializer=torch.set_num_threads,
+                                initargs=(torch_threads // 2,)) as pool:
+            mine, theirs = (pool.submit(model.loglik, codes, lengths) for model in (foreground, background))
+            return mine.result(), theirs.result()
 
     @staticmethod
     def _prepare(codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -41,6 +41,9 @@ from gooddetect import api, calibration, metrics
 from gooddetect.alphabet import encode, gc_fraction
 from gooddetect.seqio import read_sequences
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import kraken  # noqa: E402
+
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 BENCH, GENOMES = SHARED / "benchmark", SHARED / "genomes"
 PIECE_LENGTHS = (100, 150, 200, 250, 500, 1000, 10_000)
@@ -207,47 +210,16 @@ def kraken2(out: Path, train_files: list[str], classes: dict[str, str], threads:
             queries: dict[str, Path]) -> dict:
     """Build a Kraken2 database from the training sequence (one taxid per species) and classify each query:
     per-read score 1 - fraction of its k-mers found, and its species call."""
-    if not shutil.which("kraken2-build"):
-        sys.exit("--kraken2 needs the Debian package kraken2 (apt-get install kraken2)")
-    names = sorted(set(classes.values()))
-    taxid = {c: 100 + i for i, c in enumerate(names)}
     db = out / "kraken2_db"
-    shutil.rmtree(db, ignore_errors=True)
-    (db / "taxonomy").mkdir(parents=True)
-    with open(db / "taxonomy" / "nodes.dmp", "w") as nodes, open(db / "taxonomy" / "names.dmp", "w") as dmp:
-        nodes.write("1\t|\t1\t|\tno rank\t|\n")
-        dmp.write("1\t|\troot\t|\t\t|\tscientific name\t|\n")
-        for c, t in taxid.items():
-            nodes.write(f"{t}\t|\t1\t|\tspecies\t|\n")
-            dmp.write(f"{t}\t|\t{c.replace('_', ' ')}\t|\t\t|\tscientific name\t|\n")
-    library = out / "kraken_library.fa"
-    with open(library, "w") as handle:
-        for path in train_files:
-            for name, seq in read_sequences(path):
-                handle.write(f">{name}|kraken:taxid|{taxid[classes[name]]}\n{seq}\n")
-    started = time.perf_counter()
-    for args in (["--add-to-library", str(library)], ["--build", "--threads", str(threads)]):
-        subprocess.run(["kraken2-build", "--db", str(db), *args], check=True, capture_output=True)
-    result = {"build_seconds": time.perf_counter() - started, "scores": {}, "calls": {}}
-    species = {t: c for c, t in taxid.items()}
+    species, build_seconds = kraken.build_database(db, train_files, classes, threads)
+    result = {"build_seconds": build_seconds, "scores": {}, "calls": {}}
     for name, path in queries.items():
         report = out / f"{name}.kraken"
-        subprocess.run(["kraken2", "--db", str(db), "--threads", str(threads), "--output", str(report), str(path)],
-                       check=True, capture_output=True)
-        scores, calls_of = {}, {}
-        with open(report) as handle:
-            for line in handle:
-                status, read_id, call, _, kmers = line.rstrip("\n").split("\t")
-                hits = total = 0
-                for item in kmers.split():
-                    tax, count = item.split(":")
-                    if tax == "|":
-                        continue
-                    total += int(count)
-                    hits += int(count) if tax not in ("0", "A") else 0
-                scores[read_id] = 1 - hits / total if total else 1.0
-                calls_of[read_id] = species.get(int(call)) if status == "C" else None
-        result["scores"][name], result["calls"][name] = scores, calls_of
+        kraken.classify(db, path, report, threads)
+        lines = kraken.read_output(report)
+        result["scores"][name] = {read_id: 1 - found for read_id, (_, _, found) in lines.items()}
+        result["calls"][name] = {read_id: species.get(call) if classified else None
+                                 for read_id, (classified, call, _) in lines.items()}
     result["db"] = str(db)
     return result
 
@@ -352,9 +324,9 @@ def main() -> int:
     if args.model:
         shutil.copyfile(args.model, model)
     else:
-        api.train(train_files, str(model), kind=args.arch, threads=args.threads, **options)
+        api.train(train_files, str(model), arch=args.arch, runtime=api.Runtime(threads=args.threads), **options)
     train_seconds = None if args.model else time.perf_counter() - started
-    detector = api.load_detector(str(model), threads=args.threads, device="cpu")
+    detector = api.load_detector(str(model), api.Runtime(threads=args.threads, device="cpu"))
     if detector.kind != args.arch:
         raise SystemExit(f"{args.model}: a {detector.kind} model, not --arch {args.arch}")
     result = {"command": " ".join(sys.argv[1:]), "arch": args.arch, "train": args.train, "threads": args.threads,
@@ -373,7 +345,7 @@ def main() -> int:
     calibrated = out / f"model_{args.arch}_calibrated.gdm"
     report = api.calibrate(str(model), str(calibrated), rule="target_fpr", value=0.05,
                            in_dist=[str(BENCH / "val_strains_in.fa.gz")], ood=[str(BENCH / "val_ood.fa.gz")],
-                           threads=args.threads, device="cpu")
+                           runtime=api.Runtime(threads=args.threads, device="cpu"))
     fixed = calibration.Thresholds(fixed=report["value"])
     aware = calibration.Thresholds(table=calibration.LengthTable.from_dict(report["table"]), fpr=0.05)
     result["calibration"] = {"value": report["value"], "table_lengths": report["table"]["n_scored"], "calls": {

@@ -78,7 +78,7 @@ def train(refs: list[Path], model: Path, hash_bits: str, threads: int) -> dict:
 
 
 def validation_auroc(model: Path, threads: int) -> float:
-    detector = api.load_detector(str(model), threads=threads)
+    detector = api.load_detector(str(model), api.Runtime(threads=threads))
     in_scores = api.score_sample(detector, [str(BENCH / "val_strains_in.fa.gz")]).arrays()["score"]
     ood_scores = api.score_sample(detector, [str(BENCH / "val_ood.fa.gz")]).arrays()["score"]
     return metrics.auroc(np.r_[in_scores, ood_scores], np.repeat([False, True], [len(in_scores), len(ood_scores)]))

@@ -50,8 +50,8 @@ from typing import Callable
 
 import numpy as np
 
-from gooddetect.runtime import set_threads
-from gooddetect.score import DEFAULT_BATCH_SIZE
+from gooddetect.runtime import Runtime
+from gooddetect.scoring import DEFAULT_BATCH_SIZE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_accuracy import BENCH, kraken2, run_seconds, timing  # noqa: E402  (Kraken2 built and timed as the accuracy run does)
@@ -245,14 +245,14 @@ def random_detector(hidden: int, seed: int = 0, paper: bool = False):
     architecture (one-hot input, no k-mer input, one strand)."""
     import torch
 
-    from gooddetect.build import DEFAULT_BACKGROUND_KMER_INPUT, DEFAULT_SCORE_STRANDS
+    from gooddetect.commands.train import LstmData
     from gooddetect.detector import Detector
     from gooddetect.models.lstm import LSTMConfig, LSTMModel
 
     torch.manual_seed(seed)
     configs = [LSTMConfig(hidden=hidden, kmer_input=0)] * 2 if paper else \
-        [LSTMConfig(hidden=hidden), LSTMConfig(hidden=hidden, kmer_input=DEFAULT_BACKGROUND_KMER_INPUT)]
-    strands = "forward" if paper else DEFAULT_SCORE_STRANDS["lstm"]
+        [LSTMConfig(hidden=hidden), LSTMConfig(hidden=hidden, kmer_input=LstmData.background_kmer_input)]
+    strands = "forward" if paper else LstmData.score_strands
     return Detector(LSTMModel(configs[0]), LSTMModel(configs[1]),
                     {"window_length": WINDOW, "min_length": MIN_LENGTH, "strands": strands})
 
@@ -287,7 +287,8 @@ def end_to_end_rate(model_file: Path, workdir: Path, budget: float, threads: int
     def run(n: int) -> float:
         reads = write_fastq(workdir / f"e2e_{n}.fq.gz", n, WINDOW, seed=n)
         started = time.perf_counter()
-        api.score(str(model_file), [str(reads)], str(workdir / "e2e.tsv"), device=device, threads=threads, bf16=bf16)
+        api.score(str(model_file), [str(reads)], str(workdir / "e2e.tsv"), api.ScoreOptions(bf16=bf16),
+                  Runtime(threads=threads, device=device))
         seconds = time.perf_counter() - started
         reads.unlink()
         return seconds
@@ -398,7 +399,7 @@ def training_row(hidden: int, steps: int, bf16: bool, **model) -> dict:
     (the default). The pair's rate counts the time either model was training (once where they overlap: with two or
     more threads they train side by side)."""
     from gooddetect.models.lstm import LSTMConfig
-    from gooddetect.train import TrainConfig, train_lstm_pair
+    from gooddetect.training.loop import TrainConfig, train_lstm_pair
 
     rng = np.random.default_rng(2)
     n_train = steps * TRAIN_BATCH
@@ -456,20 +457,21 @@ def training_rows(sizes: list[int], scoring: list[dict], budget: float, max_step
 
 def table_step_rate(steps: int, lazy: bool, **config) -> float:
     """Windows/s of one model (the default foreground) trained alone, from step 2 on: with `lazy`, the k-mer table
-    updated only on the rows a batch uses (gooddetect.optim, what `train` does); else a dense Adam step over every
+    updated only on the rows a batch uses (gooddetect.training.optim, what `train` does); else a dense Adam step over every
     parameter, the whole table included (the previous version's step). Same loss and batch."""
     import torch
 
     from gooddetect.models.lstm import KMER_TABLE, LSTMConfig, LSTMNet
-    from gooddetect.optim import Adam, KmerTableAdam
-    from gooddetect.train import _Distributed, training_loss
+    from gooddetect.training.optim import Adam, KmerTableAdam
+    from gooddetect.training.distributed import Distributed
+    from gooddetect.training.loop import training_loss
 
     torch.manual_seed(0)
     net = LSTMNet(LSTMConfig(**config))
     table = KmerTableAdam(net.kmer_embed.weight, 1e-3) if lazy else None
     optimizer = Adam([p for name, p in net.named_parameters() if not lazy or name != KMER_TABLE], lr=1e-3)
     codes = torch.from_numpy(random_codes(TRAIN_BATCH, WINDOW, np.random.default_rng(3))).long()
-    one_process = _Distributed(torch.device("cpu"))
+    one_process = Distributed(torch.device("cpu"))
 
     def step() -> None:
         loss = training_loss(net, net, codes, 1e-4, table)
@@ -626,9 +628,9 @@ def kmer_rows(threads: int, workdir: Path) -> dict | None:
 
     model = workdir / "kmer.gdm"
     started = time.perf_counter()
-    api.train([str(BENCH / "train.fa.gz")], str(model), kind="kmer", threads=threads)
+    api.train([str(BENCH / "train.fa.gz")], str(model), arch="kmer", runtime=Runtime(threads=threads))
     fit_seconds = time.perf_counter() - started
-    api.calibrate(str(model), in_dist=[str(BENCH / "val_strains_in.fa.gz")], threads=threads)
+    api.calibrate(str(model), in_dist=[str(BENCH / "val_strains_in.fa.gz")], runtime=Runtime(threads=threads))
     reads = workdir / "test_reads.fq"
     reads.write_bytes(gzip.decompress((BENCH / "test_reads.fq.gz").read_bytes()))
     big = workdir / "test_reads_x10.fq"
@@ -761,7 +763,7 @@ def profile_scoring(model_file: Path, workdir: Path, n: int, threads: int) -> st
     reads = write_fastq(workdir / "profile.fq.gz", n, WINDOW, seed=6)
     profiler = cProfile.Profile()
     profiler.enable()
-    api.score(str(model_file), [str(reads)], str(workdir / "profile.tsv"), device="cpu", threads=threads)
+    api.score(str(model_file), [str(reads)], str(workdir / "profile.tsv"), runtime=Runtime(threads=threads, device="cpu"))
     profiler.disable()
     text = io.StringIO()
     stats = pstats.Stats(profiler, stream=text)
@@ -1009,10 +1011,7 @@ def main() -> None:
     parser.add_argument("--alibi-only", action="store_true", help="Only the alibi-detect comparison.")
     args = parser.parse_args()
 
-    set_threads(args.threads)  # before torch starts its thread pools
-    from gooddetect.runtime import import_torch
-
-    torch = import_torch(args.threads)
+    torch = Runtime(threads=args.threads).torch()  # before torch starts its thread pools
     sizes = parse_ints(args.sizes if not args.quick or args.sizes != parser.get_default("sizes") else "64,256")
     train_sizes = parse_ints(args.train_sizes) if args.train_sizes else [h for h in sizes if h <= 1000]
     budget = args.budget or (0.5 if args.quick else 5.0)
@@ -1024,10 +1023,10 @@ def main() -> None:
 
     started = time.perf_counter()
     check_load(args.threads, "at the start")
-    from gooddetect.build import DEFAULT_SCORE_STRANDS
+    from gooddetect.commands.train import LstmData
 
     result: dict = {"quick": args.quick, "alibi_only": args.alibi_only, "budget_s": budget, "machine": machine_info(torch, args.threads),
-                    "strands": DEFAULT_SCORE_STRANDS["lstm"],
+                    "strands": LstmData.score_strands,
                     "flop_formula": "per read: 2 models x strands x (L-1) positions x (8H(in+H) + 8H) FLOP, L = 250 "
                                     "(one layer; in = 4 + k-mer embedding width; gate products and head only)"}
     with tempfile.TemporaryDirectory(prefix="gd_throughput_") as tmp:

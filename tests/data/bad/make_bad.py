@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import io
 import pickle
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -130,21 +129,6 @@ def load_unsafely(path: str | Path) -> None:
             return None
 
     Unpickler(io.BytesIO(data)).load()
-
-
-def tiny_model(directory: Path) -> Path:
-    """A tiny LSTM model (hidden 16, 10 steps, ~5 s), trained once into `directory` and reused afterwards."""
-    model = directory / "tiny.gdm"
-    if not model.exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        script = Path(sys.executable).with_name("gooddetect")
-        command = [str(script)] if script.is_file() else [sys.executable, "-m", "gooddetect"]
-        result = subprocess.run([*command, "--quiet", "train", str(TRAIN_READS), "-o", str(model), "--hidden", "16", "--kmer-input", "3",
-                                 "--steps", "10", "--threads", "1", "--max-windows", "500"],
-                                capture_output=True, text=True, timeout=300)
-        if result.returncode:
-            raise RuntimeError(f"training the tiny test model failed:\n{result.stderr}")
-    return model
 
 
 if __name__ == "__main__":

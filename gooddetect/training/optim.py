@@ -1,8 +1,8 @@
 """Adam, written out: the dense variant for the networks' weights, and a lazy one for the LSTM's k-mer input table.
 
-torch.optim is not used: its first optimizer imports torch._dynamo, which costs every training run 2.7 s of start-up
-(7 s where Python cannot write byte-code caches), more than a quick-start training step budget allows.
-`ddp` arguments are train._Distributed (rank, world size, device) and are only read.
+torch.optim is not used: its first optimizer imports torch._dynamo, seconds of start-up for every training run
+(CHANGELOG 0.2.0).
+`ddp` arguments are training.distributed.Distributed (rank, world size, device) and are only read.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class Adam(_AdamSteps):
 
 class KmerTableAdam(_AdamSteps):
     """Adam for the k-mer input table that costs only the rows a batch uses, with dense Adam's result. Rows are read
-    with index_select (3× faster than `table[rows]` on the CPU).
+    with index_select (faster than `table[rows]` on the CPU).
 
     A row a batch does not use has a zero gradient, so dense Adam would still move it by its decaying momentum every
     step. Here those moves are deferred: when a row is next looked up (and at `catch_up`, before every validation),

@@ -194,8 +194,10 @@ def _read_tables(n, probs, words, direct, buckets, p_direct, slots):
 
 @numba.njit(**JIT)
 def loglik_rows(codes, lengths, first, last, probs, offsets, top, tables, orders, canonical, width, discount,
-                concentration, sums, scored):
-    """sums[i], scored[i] = Σ ln p(x_t | context), number of scored positions, for rows first..last-1.
+                concentration, skip, bin_size, sums, scored):
+    """sums[i, b], scored[i, b] = Σ ln p(x_t | context), number of scored positions, over the positions t of row i
+    (rows first..last-1) in bin b = (t - skip[i]) // bin_size; positions before skip[i] are context only. With one
+    bin per row (bin_size at least the row length, skip 0) a row's sum is the same in any bin layout.
 
     Table reads miss the caches. Per row: the table addresses of every position, then the reads alone (short
     loops: the processor keeps many in flight), then the arithmetic on what was read, during which the next row's
@@ -229,13 +231,22 @@ def loglik_rows(codes, lengths, first, last, probs, offsets, top, tables, orders
         total = 0.0
         product = 1.0
         scored_here = 0
+        in_bin = 0
+        bin_index = 0
+        bin_end = skip[i] + bin_size
         for t in range(max(n, n_ahead)):
             if t < n_ahead:
                 prefetch(probs, direct[ahead, t])
                 for j in range(n_orders):
                     prefetch(flat_words, (j * words.shape[1] + max(buckets[ahead, j, t], 0)) * 2)
-            if t >= n or run_at[here, t] < 0:
+            if t >= n or run_at[here, t] < 0 or t < skip[i]:
                 continue
+            if t >= bin_end:  # close the bin (bins without a scored position keep 0)
+                sums[i, bin_index] = total + math.log(product)
+                scored[i, bin_index] = in_bin
+                total, product, in_bin = 0.0, 1.0, 0
+                bin_index = (t - skip[i]) // bin_size
+                bin_end = skip[i] + (bin_index + 1) * bin_size
             p = p_direct[here, t]
             alive = True  # an unseen context ends the chain (a longer one containing it is unseen too)
             for j in range(n_orders):
@@ -247,11 +258,13 @@ def loglik_rows(codes, lengths, first, last, probs, offsets, top, tables, orders
                 p = mixed if alive else p
             product *= p
             scored_here += 1
+            in_bin += 1
             if scored_here % PRODUCT_BLOCK == 0 or product < 1e-200:
                 total += math.log(product)
                 product = 1.0
-        sums[i] = total + math.log(product)
-        scored[i] = scored_here
+        if in_bin:
+            sums[i, bin_index] = total + math.log(product)
+            scored[i, bin_index] = in_bin
         _read_tables(n_ahead, probs, words, direct[ahead], buckets[ahead], p_direct[ahead], slots[ahead])
 
 

@@ -1,0 +1,174 @@
+"""`gooddetect score`: one TSV row per read or pair, the reads split by call, BED, report and MultiQC outputs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import deque
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+from .. import calibration
+from ..detector import Detector, load_detector
+from ..errors import UsageError
+from ..formatting import describe_counts
+from ..outputs import ReadSplitter, bed_rows, classifier_columns, classifier_fields, columns, multiqc_content, \
+    multiqc_sample, tsv_rows, write_multiqc, write_report
+from ..options import option
+from ..runtime import Runtime, atomic_output, check_output_paths
+from ..scoring import DEFAULT_BATCH_SIZE, ScoreCounts, score_chunks
+from ..seqio import CHUNK_RECORDS, MATES, DuplicateCounter, RecordChunk, check_layout, read_chunks, read_fragments
+
+log = logging.getLogger("gooddetect")
+
+
+class _Shard:
+    """Keeps fragments i, i+n, i+2n, ... of shard (i, n), 1-based and counted across all the chunks it is given."""
+
+    def __init__(self, shard: tuple[int, int]):
+        (self.which, self.n), self.seen = shard, 0
+
+    def __call__(self, chunk: RecordChunk) -> RecordChunk:
+        first = (self.which - 1 - self.seen) % self.n
+        self.seen += len(chunk)
+        return chunk.every(first, self.n)
+
+
+def check_readable(paths: Iterable[str]) -> None:
+    """Fail before any output is written when an input path cannot be opened (stdin `-` is always accepted)."""
+    for path in paths:
+        if path != "-" and (os.path.isfile(path) or not os.path.exists(path)):  # never consume a pipe twice
+            next(read_chunks(path, 1), None)  # opens, sniffs and parses the first record only
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """What `score` writes and how it flags: every output besides the TSV, the thresholds, the read layout, the
+    windows' stride and sharding."""
+
+    layout: str = "single"  # "single", "paired" (R1 and R2 files) or "interleaved" (set by --paired/--interleaved)
+    threshold: float | None = option(None, "Flag reads with score > THRESHOLD (overrides the model's calibration).")
+    fpr: float | None = option(None, "Flag reads at this in-distribution FPR, by read length, from the model's "
+                               "calibration table.", min=0, max=1, min_open=True, max_open=True)
+    in_out: str | None = option(None, "Write in-distribution reads here (unchanged records; '#' -> _1/_2 for pairs; "
+                                ".gz compresses). Unscored reads go here too unless --unscored-out is given.")
+    ood_out: str | None = option(None, "Write out-of-distribution reads here.")
+    unscored_out: str | None = option(None, "Write reads without a score (too short, too many N) here.")
+    bed: str | None = option(None, "Write one BED line per scored window (read, start, end, call, LLR).")
+    summary: str | None = option(None, "Also write the run's counts as JSON to this file.")
+    report: str | None = option(None, "Also write a one-glance TSV: OOD fraction per input file.")
+    multiqc: str | None = option(None, "Also write the per-input table as MultiQC custom content.",
+                                 metavar="NAME_mqc.json")
+    sample_name: str | None = option(None, "MultiQC: one row for the whole run under this name.",
+                                     default_text="one per input, named after it")
+    shard: tuple[int, int] | None = None  # (i, n): fragments i, i+n, ... (1-based), set by --shard I/N
+    stride: int | None = option(None, "Step between windows.", min=1, default_text="the window length")
+    bf16: bool = option(False, "lstm: score under bfloat16 autocast (CPUs with AMX or AVX512-BF16).")
+    batch_size: int = option(DEFAULT_BATCH_SIZE, "Windows per model call (memory vs speed; results do not depend "
+                             "on it).", min=1)
+
+    @property
+    def read_outputs(self) -> dict[str, str | None]:
+        """Where the reads themselves go, by call."""
+        return {"in": self.in_out, "ood": self.ood_out, "unscored": self.unscored_out}
+
+
+def score(model: str, reads: list[str], output: str | None = "-", options: ScoreOptions = ScoreOptions(),
+          runtime: Runtime = Runtime()) -> dict:
+    """`gooddetect score`: one TSV row per fragment of `reads` (in input order) to `output`, atomically; returns
+    the run's counts (what --summary writes). See ScoreOptions for the rest."""
+    check_layout(reads, options.layout)
+    _check_outputs(output, options)
+    detector = load_detector(model, runtime, options.bf16)
+    return score_reads(detector, reads, output, options, runtime)
+
+
+def _check_outputs(output: str | None, options: ScoreOptions) -> list[str]:
+    """Every output file of a run, checked before any work: distinct, in existing directories."""
+    read_files = ReadSplitter.output_files(options.read_outputs, MATES[options.layout])
+    outputs = [o for o in (output, options.summary, options.report, options.bed, options.multiqc, *read_files)
+               if o not in (None, "-")]
+    _check_distinct(outputs)
+    check_output_paths(*outputs)
+    return outputs
+
+
+def score_reads(detector: Detector, reads: list[str], output: str | None, options: ScoreOptions,
+                runtime: Runtime) -> dict:
+    """`score` with a loaded model: `options.layout` "single" reads, "paired" (two files, R1 and R2, mates in the
+    same order) or "interleaved". `options.shard=(i, n)` scores only fragments i, i+n, i+2n, ... (1-based, counted
+    across all inputs), so n shards can run in parallel and `merge_shards` restores the input order. `threshold`
+    (fixed) or `fpr` (from the calibration table, by read length) override the model's thresholds; the read
+    outputs write the records by call, `bed` a track of per-window LLRs, `report` a per-input table, `multiqc`
+    the same as MultiQC custom content."""
+    layout, mates = options.layout, MATES[options.layout]
+    splitter = ReadSplitter(options.read_outputs, mates, layout) if any(options.read_outputs.values()) else None
+    thresholds = calibration.resolve(detector.calibration, options.threshold, options.fpr)
+    if splitter and thresholds is None:
+        raise UsageError("writing reads by call needs a threshold: calibrate the model, or give --threshold")
+    check_readable(reads)
+    duplicates = DuplicateCounter()
+    per_input: dict[str, ScoreCounts] = {}
+    sharded = _Shard(options.shard) if options.shard else None
+    classifier = detector.classifier
+    batch_size = options.batch_size
+    with ExitStack() as stack:
+        out = stack.enter_context(atomic_output(output))
+        bed_out = stack.enter_context(atomic_output(options.bed)) if options.bed else None
+        if splitter:
+            splitter.open(stack)
+        bar = stack.enter_context(runtime.bar(unit="read", desc="scoring"))
+        out.write("\t".join(columns(mates, classifier_columns(classifier))) + "\n")
+        labels: deque[str] = deque()  # the input of each chunk on its way through the scoring pipeline
+
+        def fragments() -> Iterator[RecordChunk]:
+            for label, chunk in read_fragments(reads, layout, min(batch_size, CHUNK_RECORDS)):
+                labels.append(label)
+                duplicates.add(chunk.ids)
+                yield sharded(chunk) if sharded else chunk
+
+        for scored in score_chunks(detector, fragments(), batch_size=batch_size, stride=options.stride):
+            counts = per_input.setdefault(labels.popleft(), ScoreCounts())
+            limits = thresholds.for_fragments(scored.n_scored) if thresholds else None
+            is_ood = (scored.score > limits) & scored.scored if thresholds else None
+            counts.add(scored, is_ood)
+            out.write(tsv_rows(scored, limits, classifier_fields(scored, classifier) if classifier else {}))
+            if bed_out:
+                bed_out.write(bed_rows(scored, thresholds.for_fragments(scored.window_scored)
+                                       if thresholds else None))
+            if splitter:
+                splitter.write(scored, is_ood)
+            bar.update(len(scored))
+    calibrated = thresholds is not None
+    totals = sum(per_input.values(), ScoreCounts())
+    shard = options.shard
+    result = totals.as_dict(calibrated) | {
+        "duplicate_ids": duplicates.count(), "inputs": list(per_input), "layout": layout,
+        "shard": f"{shard[0]}/{shard[1]}" if shard else None,
+        "thresholds": thresholds.summary() if calibrated else None}
+    threshold_text = thresholds.describe() if calibrated else "NA"
+    if options.summary:
+        with atomic_output(options.summary) as handle:
+            json.dump(result, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+    if options.report:
+        with atomic_output(options.report) as handle:
+            write_report(handle, per_input, thresholds.code() if calibrated else "NA")
+    if options.multiqc:
+        name = options.sample_name
+        samples = {name: totals} if name else {multiqc_sample(label): c for label, c in per_input.items()}
+        write_multiqc(options.multiqc, multiqc_content({n: c.as_dict(calibrated) for n, c in samples.items()},
+                                                       threshold_text))
+    log.info("score: %s", describe_counts(result | {"thresholds_text": threshold_text}))
+    return result
+
+
+def _check_distinct(paths: list[str]) -> None:
+    seen: dict[str, str] = {}
+    for path in paths:
+        key = os.path.realpath(path)
+        if key in seen:
+            raise UsageError(f"two outputs name the same file: {seen[key]} and {path}")
+        seen[key] = path

@@ -1,0 +1,391 @@
+"""`gooddetect train`: read the training data, train each part of the model file, write the Detector.
+
+The options are typed: `TrainInputs` (every kind), `LstmData`, LSTMConfig and TrainConfig (`--arch lstm`),
+`KmerTraining` and KmerConfig (`--arch kmer`), and the classifier's configs; each field's default is the one place
+it is set. The LSTM pair trains on windows (a validation split holds out source windows, each with its reverse
+complement when both strands are used); the k-mer pair counts every k-mer of every input record in one streaming
+pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+from .. import __version__, options
+from ..alphabet import gc_fraction
+from ..detector import STRANDS, Detector
+from ..errors import InputError, UsageError
+from ..labels import read_classes
+from ..models.configs import (DEFAULT_MAX_HASH_BITS, MAX_KMER_INPUT, ClassifierConfig, ClassifierTraining,
+                              KmerClassifierConfig, KmerConfig, LSTMConfig)
+from ..options import option
+from ..outputs import SEQUENCE_SUFFIXES
+from ..runtime import Runtime, check_output_paths, is_main_process
+from ..seqio import display_name, read_chunks
+from ..training.config import MAX_EPOCHS, MIN_STEPS, TrainConfig
+from ..windows import MIN_LENGTH, WINDOW_LENGTH, Windows, WindowCounts, collect_windows, sample_genome_windows, \
+    sequence_slices, with_reverse_complements
+
+log = logging.getLogger("gooddetect")
+
+SLICE_BASES = 1 << 16  # k-mer training counts long records in slices of this many bases
+# The foreground's default k-mer input by training bases (upper bound, exclusive), chosen on validation.
+KMER_INPUT_BY_BASES = ((3_000_000, 6), (6_000_000, 7), (10_000_000, 8), (15_000_000, 9), (math.inf, 10))
+
+
+@dataclass(frozen=True)
+class TrainInputs:
+    """What every model kind shares: the kind, the windows, and the optional classifier's classes."""
+
+    arch: str = option("lstm", "Model kind of the foreground/background pair.", choices=("lstm", "kmer"))
+    length: int = option(WINDOW_LENGTH, "Window length (bp) the model scores.", min=2)
+    min_length: int = option(MIN_LENGTH, "Fewest known bases of a window that is scored (or trained on).", min=2)
+    windows_per_file: int | None = option(None, "Treat inputs as genomes: sample this many random windows from each "
+                                          "(indexed FASTA).", min=1)
+    classes: str | None = option(None, "Also train a classifier: TSV read_id<TAB>class for every training read (or "
+                                 "a header naming a `class` column).")
+    class_per_file: bool = option(False, "Also train a classifier: each input file is one class, named after the "
+                                  "file.")
+    record_classes: bool = option(False, "Also train a classifier: each read's class is the `class=NAME` word of its "
+                                  "header (TFRecord inputs have their `y`/`label` there).")
+    classifier: str = option("kmer", "With classes: kmer (one k-mer Markov chain per class; chosen on validation) or "
+                             "convnet (the paper's ConvNet, with its ODIN and Mahalanobis scores).",
+                             choices=("kmer", "convnet"))
+
+
+@dataclass(frozen=True)
+class LstmData:
+    """`--arch lstm`: the training windows, how the model scores, and the run's checkpoint."""
+
+    score_strands: str = option("both", "How the model scores a window: as given (the paper) or both (mean over the "
+                                "window and its reverse complement; twice the scoring time). Recorded in the model "
+                                "file.", choices=STRANDS)
+    stride: int | None = option(None, "lstm: step between training windows of a read.", min=1,
+                                default_text="the window length")
+    max_windows: int | None = option(None, "lstm: keep a uniform random subset of at most this many training "
+                                     "windows.", min=1)
+    both_strands: bool = option(False, "lstm: also train on the reverse complement of every window (kmer counts both "
+                                "strands anyway).")
+    val_fraction: float = option(0.05, "lstm: source windows held out for validation loss / early stopping.", min=0,
+                                 max=0.5, min_open=True, max_open=True)
+    background_kmer_input: int = option(0, "lstm: the background model's --kmer-input (chosen on validation).",
+                                        min=0, max=MAX_KMER_INPUT)
+    checkpoint: str | None = option(None, "lstm: checkpoint file.", default_text="OUTPUT.ckpt")
+    resume: bool = option(False, "lstm: continue an interrupted run from its checkpoint.")
+
+
+@dataclass(frozen=True)
+class KmerTraining:
+    """`--arch kmer`: the background's mutation rate and how the model scores (chosen on validation)."""
+
+    mutation_rate: float = option(0.3, "Background: probability of substituting each base.", min=0, max=1)
+    score_strands: str = option("forward", "How the model scores a window.", choices=STRANDS)
+
+
+# The option groups of `train`, labelled by the model kind (or classifier) they belong to.
+KIND_GROUPS = {"lstm": (LstmData, LSTMConfig, TrainConfig), "kmer": (KmerTraining, KmerConfig)}
+CLASSIFIER_GROUPS = {"kmer": (KmerClassifierConfig,), "convnet": (ClassifierConfig, ClassifierTraining)}
+OPTION_GROUPS = (("", TrainInputs), *((kind, g) for kind, groups in KIND_GROUPS.items() for g in groups),
+                 *((f"{kind} classifier", g) for kind, groups in CLASSIFIER_GROUPS.items() for g in groups))
+
+
+def option_names(groups) -> set[str]:
+    """The parameter names of the options of `groups` (dataclasses)."""
+    return {options.param_name(f, spec) for cls in groups for f, spec in options.specs(cls)}
+
+
+KIND_OPTIONS = {kind: option_names(groups) for kind, groups in KIND_GROUPS.items()}
+CLASSIFIER_OPTIONS = {kind: option_names(groups) for kind, groups in CLASSIFIER_GROUPS.items()}
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything `train` was asked for: the shared inputs, typed, and the options given ({parameter name: value}),
+    from which `part` builds any other settings dataclass (the options not given keep its defaults)."""
+
+    inputs: TrainInputs
+    given: dict
+
+    def part(self, cls, **fixed):
+        return options.build(cls, self.given, self.given.__contains__, **fixed)
+
+    @classmethod
+    def from_options(cls, given: dict) -> TrainSettings:
+        """The settings of the options `given` ({parameter name: value}); unknown options and options of another
+        model kind or classifier are usage errors."""
+        known = option_names(cls_ for _, cls_ in OPTION_GROUPS)
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise UsageError(f"unknown train option(s): {', '.join(unknown)}")
+        was_given = given.__contains__
+        inputs = options.build(TrainInputs, given, was_given)  # checks --arch and --classifier
+        foreign = sorted(name for name in given if name not in KIND_OPTIONS[inputs.arch]
+                         and any(name in names for names in KIND_OPTIONS.values()))
+        if foreign:
+            raise UsageError(f"{', '.join(_flag(n) for n in foreign)}: not used by --arch {inputs.arch}")
+        classifier_given = sorted(n for names in CLASSIFIER_OPTIONS.values() for n in names if n in given)
+        if classifier_given and not (inputs.classes or inputs.class_per_file or inputs.record_classes):
+            raise UsageError(f"{_flag(classifier_given[0])}: a classifier is trained only with --classes, "
+                             "--class-per-file or --record-classes")
+        foreign = [n for n in classifier_given if n not in CLASSIFIER_OPTIONS[inputs.classifier]]
+        if foreign:
+            raise UsageError(f"{_flag(foreign[0])}: not used by --classifier {inputs.classifier}")
+        if inputs.record_classes and inputs.windows_per_file:
+            raise UsageError("--record-classes reads each read's class from its header: not with --windows-per-file")
+        settings = cls(inputs, dict(given))
+        try:  # the kind's settings are checked before any work
+            for part in KIND_GROUPS[inputs.arch]:
+                settings.part(part)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        return settings
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+class ClassLabels:
+    """The class of every training read: from a TSV (read_id, class; a header naming a `class` column allowed), from
+    the input file each read comes from, or from each read's header (`class=NAME`, as TFRecord inputs have it).
+    Checked once the inputs are read: every read labeled, every label used, every class with windows, two classes
+    or more."""
+
+    def __init__(self, inputs: list[str], path: str | None = None, per_file: bool = False, per_record: bool = False):
+        if sum(map(bool, (path, per_file, per_record))) > 1:
+            raise UsageError("give one of --classes, --class-per-file, --record-classes")
+        self.path, self.per_file, self.per_record = path, per_file, per_record
+        self.source = path or ("--class-per-file" if per_file else "--record-classes")
+        if per_file:
+            self.file_class = [SEQUENCE_SUFFIXES.sub("", os.path.basename(display_name(p))) for p in inputs]
+            self.names = sorted(set(self.file_class))
+        elif path:
+            self.class_of = read_classes(path)
+            self.names = sorted(set(self.class_of.values()))
+        else:
+            self.names = []
+        self.index = {name: i for i, name in enumerate(self.names)}
+        self.seen: set[str] = set()
+        self.unlabeled: list[str] = []
+
+    def __call__(self, file_index: int, headers: list[str]) -> np.ndarray:
+        if self.per_file:
+            return np.full(len(headers), self.index[self.file_class[file_index]], dtype=np.int64)
+        ids = [h.split(None, 1)[0] for h in headers]
+        if self.per_record:
+            names = [next((w[6:] for w in h.split()[1:] if w.startswith("class=")), None) for h in headers]
+            for name in filter(None, names):
+                self.index.setdefault(name, len(self.index))
+        else:
+            self.seen.update(ids)
+            names = [self.class_of.get(i) for i in ids]
+        labels = np.array([self.index.get(name, -1) if name else -1 for name in names], dtype=np.int64)
+        if (labels < 0).any():
+            self.unlabeled += [i for i, label in zip(ids, labels.tolist()) if label < 0]
+        return labels
+
+    def check(self, windows: Windows) -> Windows:
+        """The windows, their labels renumbered by sorted class name; raises for the problems listed above."""
+        if self.unlabeled:
+            raise InputError(f"{self.source}: {len(self.unlabeled)} training reads have no class (first: "
+                             f"{self.unlabeled[0]})")
+        if self.path:
+            unused = [i for i in self.class_of if i not in self.seen]
+            if unused:
+                raise InputError(f"{self.source}: names {len(unused)} reads that are not in the inputs (first: "
+                                 f"{unused[0]})")
+        if self.per_record:  # classes met while reading: number them by name
+            self.names = sorted(self.index)
+            order = np.array([self.names.index(name) for name in self.index], dtype=np.int64)
+            windows = Windows(windows.codes, windows.lengths, order[windows.labels])
+        if len(self.names) < 2:
+            raise InputError(f"{self.source}: a classifier needs two classes or more; found {len(self.names)}")
+        per_class = np.bincount(windows.labels, minlength=len(self.names))
+        empty = [name for name, n in zip(self.names, per_class.tolist()) if n == 0]
+        if empty:
+            raise InputError(f"{self.source}: class {empty[0]} has no training window")
+        return windows
+
+
+def split_validation(windows: Windows, fraction: float, seed: int) -> tuple[Windows, Windows]:
+    """A seeded random split of source windows into (training, validation)."""
+    order = np.random.default_rng([seed, 1]).permutation(len(windows))
+    n_val = max(1, int(round(fraction * len(windows)))) if fraction > 0 else 0
+    if n_val >= len(windows):
+        raise UsageError(f"only {len(windows)} training windows: too few to hold out a validation set")
+    return windows.take(np.sort(order[n_val:])), windows.take(np.sort(order[:n_val]))
+
+
+def train(inputs: list[str], output: str, *, seed: int = 0, runtime: Runtime | None = None, **given) -> Detector:
+    """`gooddetect train`: the foreground + background pair from `inputs`, written to `output`.
+
+    `given` holds the options as the command line names them (`arch`, `max_order`, `hidden`, `train_batch_size`,
+    ...; see TrainInputs and KIND_GROUPS): every option not given keeps its dataclass's default. The model file
+    records how each window is scored (`score_strands`) and, with classes, the classifier."""
+    settings = TrainSettings.from_options(given)
+    runtime = runtime or Runtime()
+    inputs_ = settings.inputs
+    check_output_paths(output)
+    labels = ClassLabels(inputs, inputs_.classes, inputs_.class_per_file, inputs_.record_classes) \
+        if inputs_.classes or inputs_.class_per_file or inputs_.record_classes else None
+    started = time.perf_counter()
+    counts = WindowCounts()
+    kind = inputs_.arch
+    mutation_rate = settings.part(TrainConfig if kind == "lstm" else KmerTraining).mutation_rate
+    score_strands = settings.part(LstmData if kind == "lstm" else KmerTraining).score_strands
+    training = {"inputs": [os.path.basename(display_name(f)) for f in inputs],
+                "windows_per_file": inputs_.windows_per_file, "mutation_rate": mutation_rate, "seed": seed,
+                "versions": _versions(kind)}
+    windows = None
+    if kind == "lstm" or labels:
+        data = settings.part(LstmData)
+        windows = collect_windows(inputs, counts, length=inputs_.length, stride=data.stride,
+                                  min_length=inputs_.min_length, windows_per_file=inputs_.windows_per_file,
+                                  max_windows=data.max_windows, seed=seed, classes=labels)
+        training["windows_sha256"] = _digest(windows.codes, windows.lengths)
+    if kind == "lstm":
+        foreground, background = _train_lstm(windows, output, training, settings, seed=seed, runtime=runtime)
+    else:
+        foreground, background = _train_kmer(inputs, training, settings, seed=seed, runtime=runtime)
+    classifier = _train_classifier(windows, labels, training, settings, seed=seed) if labels else None
+    if windows is not None:
+        training["window_counts"] = counts.as_dict()
+    detector = Detector(foreground, background, {"window_length": inputs_.length, "min_length": inputs_.min_length,
+                                                 "strands": score_strands, "training": training, "threshold": None},
+                        classifier=classifier)
+    if is_main_process():
+        detector.save(output)
+        log.info("train: %s model from %d input(s) in %.1f s; written to %s", kind, len(inputs),
+                 time.perf_counter() - started, output)
+    return detector
+
+
+def _train_lstm(windows: Windows, output: str, training: dict, settings: TrainSettings, *, seed: int,
+                runtime: Runtime):
+    from ..training.loop import train_lstm_pair
+
+    runtime.torch()
+    data = settings.part(LstmData)
+    checkpoint = data.checkpoint or f"{output}.ckpt"
+    train_windows, val_windows = split_validation(windows, data.val_fraction, seed)
+    train_codes, train_lengths = train_windows.codes, train_windows.lengths
+    val_codes, val_lengths = val_windows.codes, val_windows.lengths
+    source_bases = int(train_lengths.sum())
+    if data.both_strands:
+        train_codes, train_lengths = with_reverse_complements(train_codes, train_lengths)
+        val_codes, val_lengths = with_reverse_complements(val_codes, val_lengths)
+    given = settings.given
+    batch_size = settings.part(TrainConfig).batch_size
+    sized = {k: v for k, v in sized_defaults(source_bases, len(train_codes), batch_size).items()
+             if k not in given and not (k == "epochs" and "steps" in given)}
+    model_config = settings.part(LSTMConfig, **{k: v for k, v in sized.items() if k == "kmer_input"})
+    background_config = replace(model_config, kmer_input=data.background_kmer_input)
+    schedule = {"epochs": sized["epochs"]} if "epochs" in sized else \
+        {"epochs": None} if "steps" in given and "epochs" not in given else {}
+    config = settings.part(TrainConfig, seed=seed, **schedule)
+    training |= {"n_train_windows": int(len(train_codes)), "n_val_windows": int(len(val_codes)),
+                 "max_windows": data.max_windows, "both_strands": data.both_strands,
+                 "val_fraction": data.val_fraction, "gc_train": float(np.nanmean(gc_fraction(train_codes))),
+                 "sized_defaults": sized,
+                 "optimiser": {k: v for k, v in asdict(config).items() if k not in ("device", "checkpoint_every")}}
+    foreground, background, stats = train_lstm_pair(train_codes, train_lengths, val_codes, val_lengths, model_config,
+                                                    config, checkpoint=checkpoint, resume=data.resume,
+                                                    background_config=background_config, runtime=runtime)
+    training["validation"] = {role: {k: v for k, v in s.items() if k != "seconds"} for role, s in stats.items()}
+    if is_main_process() and os.path.exists(checkpoint):
+        os.unlink(checkpoint)
+    return foreground, background
+
+
+def sized_defaults(train_bases: int, train_windows: int, batch_size: int) -> dict:
+    """The LSTM defaults that depend on the size of the training set (chosen on validation, see docs/method.md):
+    the foreground's k-mer input K (a 4^K-row table needs many bases per row, or it memorises the training windows)
+    and the epochs (at least MIN_STEPS optimizer steps, at most MAX_EPOCHS passes)."""
+    kmer_input = next(k for bases, k in KMER_INPUT_BY_BASES if train_bases < bases)
+    steps_per_epoch = max(1, math.ceil(train_windows / batch_size))
+    return {"kmer_input": kmer_input, "epochs": min(MAX_EPOCHS, max(1, math.ceil(MIN_STEPS / steps_per_epoch)))}
+
+
+def _train_classifier(windows: Windows, labels: ClassLabels, training: dict, settings: TrainSettings, *, seed: int):
+    """The classifier of `--classifier` on the labeled windows, a validation split held out for its statistics."""
+    kind = settings.inputs.classifier
+    windows = labels.check(windows)
+    train_windows, val_windows = split_validation(windows, LstmData.val_fraction, seed)
+    data = (train_windows.codes, train_windows.lengths, train_windows.labels, val_windows.codes,
+            val_windows.lengths, val_windows.labels)
+    started = time.perf_counter()
+    if kind == "kmer":
+        from ..models.kmer_classifier import train_kmer_classifier
+
+        classifier = train_kmer_classifier(*data, settings.part(KmerClassifierConfig, classes=labels.names))
+        schedule = {}
+    else:
+        from ..models.classifier import train_classifier
+
+        schedule = settings.part(ClassifierTraining, seed=seed)
+        classifier = train_classifier(*data, settings.part(ClassifierConfig, classes=labels.names), schedule)
+        schedule = asdict(schedule)
+    training["classifier"] = {"classes_from": labels.source, **schedule, **classifier.stats}
+    log.info("train: %s classifier of %d classes in %.1f s, validation accuracy %.4f", kind, len(labels.names),
+             time.perf_counter() - started, classifier.stats["val_accuracy"])
+    return classifier
+
+
+def _train_kmer(inputs: list[str], training: dict, settings: TrainSettings, *, seed: int, runtime: Runtime):
+    from ..models.kmer import KmerModel
+
+    config = settings.part(KmerConfig)
+    mutation_rate = settings.part(KmerTraining).mutation_rate
+    length, min_length = settings.inputs.length, settings.inputs.min_length
+    windows_per_file = settings.inputs.windows_per_file
+    digest = hashlib.sha256()
+    counts = WindowCounts()
+
+    def batches():
+        rng = np.random.default_rng(seed)
+        for path in inputs:
+            counts.files.append(display_name(path))
+            if windows_per_file:
+                rows = [codes for _, _, codes in sample_genome_windows(path, windows_per_file, rng, counts, length,
+                                                                       min_length)]
+                batch = (np.stack(rows), np.full(len(rows), length), np.zeros(len(rows), np.int64))
+                digest.update(batch[0].tobytes())
+                yield batch
+                continue
+            for chunk in read_chunks(path):
+                counts.reads += len(chunk)
+                codes, lengths, skip = sequence_slices(chunk.seqs, SLICE_BASES, config.max_order)
+                digest.update(codes.tobytes())
+                yield codes, lengths, skip
+
+    foreground, background = KmerModel.fit_pair(
+        batches(), config=config, background=config.background(), mutation_rate=mutation_rate, seed=seed,
+        max_hash_bits=None if "hash_bits" in settings.given else DEFAULT_MAX_HASH_BITS)
+    training |= {"sequences_sha256": digest.hexdigest(), "background_config": "KmerConfig.background()",
+                 "counting": {"records": counts.reads, "windows_sampled": counts.windows,
+                              "foreground": foreground.stats, "background": background.stats}}
+    log.info("train: counted %d positions; hashed tables %s full at 2^%d buckets (%d entries dropped from full "
+             "buckets)", foreground.stats["positions"], foreground.stats["hashed_fill"], foreground.config.hash_bits,
+             foreground.stats["hashed_dropped_full_bucket"])
+    return foreground, background
+
+
+def _digest(codes: np.ndarray, lengths: np.ndarray) -> str:
+    digest = hashlib.sha256(np.ascontiguousarray(codes).tobytes())
+    digest.update(np.ascontiguousarray(lengths, dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def _versions(kind: str) -> dict:
+    from importlib.metadata import version
+
+    found = {"gooddetect": __version__, "numpy": np.__version__}
+    found.update({"torch": version("torch")} if kind == "lstm" else {"numba": version("numba")})
+    return found
