@@ -12,10 +12,12 @@ import click
 from click.core import ParameterSource
 
 from . import __version__, options
+from .commands.count import CountOptions
 from .commands.score import ScoreOptions
 from .commands.screen import ScreenOptions
 from .commands.train import OPTION_GROUPS
 from .errors import GooddetectError
+from .models.configs import KmerConfig
 from .runtime import Runtime
 from .scoring import DEFAULT_BATCH_SIZE
 from .windows import MIN_LENGTH, WINDOW_LENGTH
@@ -133,11 +135,30 @@ def train(ctx, inputs, output, threads, seed, **given):
 
 
 @main.command()
-@click.argument("args", nargs=-1, required=True, metavar="[MODEL] READS...")
+@click.argument("inputs", nargs=-1, required=True, metavar="GENOMES...")
+@click.option("-o", "--output", required=True, help="Count file to write.")
+@options.click_options(("kmer", KmerConfig), ("", CountOptions))
+@SEED
+@click.pass_context
+def count(ctx, inputs, output, seed, **given):
+    """Count the k-mers of GENOMES... (FASTA/FASTQ, gz) into a count file, as `train --arch kmer` would: the
+    counts of the parts of a reference, each made on its own machine, merge with `train --arch kmer --from-counts
+    PART...` into the model of the whole reference, byte for byte."""
+    from .commands.count import count as count_command
+
+    was_given = _given(ctx)
+    count_command(list(inputs), output, seed=seed, **{k: v for k, v in given.items() if was_given(k)})
+
+
+@main.command()
+@click.argument("args", nargs=-1, metavar="[MODEL] READS...")
 @click.option("-m", "--model", "model_option", envvar="GOODDETECT_MODEL", show_envvar=True, default=None,
               help="Model file, instead of the first argument.")
 @click.option("-o", "--output", default="-", show_default=True,
               help="Output TSV ('-' = stdout; .gz compresses), written atomically.")
+@click.option("--samples", "sheet", default=None, metavar="SHEET.tsv",
+              help="Score every sample of this sheet (sample<TAB>R1[<TAB>R2]; two files are a pair) with one model "
+                   "load; every output names its sample with {sample}, e.g. -o 'scores/{sample}.tsv'.")
 @click.option("--paired", "layout", flag_value="paired",
               help="READS are two files, R1 and R2, mates in the same order: one row per fragment.")
 @click.option("--interleaved", "layout", flag_value="interleaved",
@@ -148,16 +169,22 @@ def train(ctx, inputs, output, threads, seed, **given):
 @DEVICE
 @THREADS
 @click.pass_context
-def score(ctx, args, model_option, output, layout, shard, device, threads, **given):
+def score(ctx, args, model_option, output, sheet, layout, shard, device, threads, **given):
     """Score every read of READS... (FASTA/FASTQ, gz, '-' = stdin): one TSV row per read (or pair), in input order.
 
     The model is the first argument, or --model / the GOODDETECT_MODEL environment variable (then every argument
-    is a reads file). Columns are described in the README."""
-    from .commands.score import score as score_command
+    is a reads file). Columns are described in the README. With --samples, every sample of a sheet instead."""
+    from .commands.score import score as score_command, score_samples
 
-    model, reads = _model_and_inputs(model_option, args)
     settings = options.build(ScoreOptions, given, _given(ctx), layout=layout or "single", shard=shard)
-    score_command(model, reads, output, settings, Runtime(threads=threads, device=device))
+    runtime = Runtime(threads=threads, device=device)
+    if sheet:
+        if len(args) > (0 if model_option else 1):
+            raise click.UsageError("with --samples, give only the MODEL (the sheet names the reads)")
+        score_samples(args[0] if args else model_option or "", sheet, output, settings, runtime)
+        return
+    model, reads = _model_and_inputs(model_option, args)
+    score_command(model, reads, output, settings, runtime)
 
 
 @main.command()

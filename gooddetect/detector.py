@@ -10,7 +10,6 @@ is checked against the configs before any array is read or any model is built.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -18,11 +17,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import __version__
+from . import __version__, container
 from .alphabet import reverse_complement_padded
 from .errors import ModelFileError
 from .models import CLASSIFIERS, ArraySpec, GenerativeModel, bin_positions, classifier_class, model_class
-from .runtime import Runtime, atomic_output, run_tasks
+from .runtime import Runtime, run_tasks
 
 FORMAT_NAME = "gooddetect-model"
 FORMAT_VERSION = 2  # 2 (gooddetect 0.2): compact k-mer tables, calibration tables; format 1 files are refused
@@ -30,10 +29,6 @@ ROLES = ("foreground", "background")
 STRANDS = ("forward", "both")  # a window scored as given (the paper), or the mean over it and its reverse complement
 CLASSIFIER = "classifier"
 DEFAULT_CLASSIFIER_KIND = "convnet"  # the only kind before `classifier_kind` was recorded
-# numpy dtype name -> safetensors dtype code
-SAFETENSORS_DTYPES = {"float32": "F32", "float16": "F16", "float64": "F64", "int8": "I8", "uint8": "U8",
-                      "int16": "I16", "uint16": "U16", "int32": "I32", "uint32": "U32", "int64": "I64",
-                      "uint64": "U64"}
 
 
 @dataclass
@@ -139,13 +134,7 @@ class Detector:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the model file atomically (a previous file at `path` survives any failure)."""
-        from safetensors.numpy import save
-
-        document, tensors = self._serialisable()
-        blob = _canonical_header(save(tensors, metadata={"gooddetect": document,
-                                                         "sha256": _checksum(document, tensors)}))
-        with atomic_output(path, "wb") as handle:
-            handle.write(blob)
+        container.write(path, "gooddetect", *self._serialisable())
 
     def _serialisable(self) -> tuple[str, dict[str, np.ndarray]]:
         tensors: dict[str, np.ndarray] = {}
@@ -228,7 +217,7 @@ def _read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarra
         raise ModelFileError(f"{path}: not a gooddetect model file, or truncated ({_short(exc)})") from None
 
     def verify() -> None:
-        if _checksum(metadata["gooddetect"], tensors) != metadata["sha256"]:
+        if container.checksum(metadata["gooddetect"], tensors) != metadata["sha256"]:
             raise ModelFileError(f"{path}: checksum mismatch: the file is corrupted or was modified")
 
     return document, tensors, verify
@@ -297,20 +286,10 @@ def _check_arrays(document: dict, stored: dict[str, tuple[tuple[int, ...], str]]
     for name, (shape, dtype) in expected.items():
         stored_shape, stored_dtype = stored[name]
         fits = len(stored_shape) == len(shape) and all(e is None or e == s for e, s in zip(shape, stored_shape))
-        if not fits or stored_dtype != SAFETENSORS_DTYPES[dtype]:
+        if not fits or stored_dtype != container.SAFETENSORS_DTYPES[dtype]:
             wanted = ["any" if e is None else e for e in shape]
             raise ModelFileError(f"{path}: array {name} is {stored_dtype}{list(stored_shape)}, the config "
-                                 f"calls for {SAFETENSORS_DTYPES[dtype]}{wanted}")
-
-
-def _canonical_header(blob: bytes) -> bytes:
-    """The safetensors file with its JSON header keys sorted (safetensors orders metadata arbitrarily), padded with
-    spaces to the same length, so that equal models give byte-identical files."""
-    size = int.from_bytes(blob[:8], "little")
-    header = json.dumps(json.loads(blob[8:8 + size]), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    if len(header) > size:
-        raise AssertionError("canonical safetensors header is longer than the original")
-    return blob[:8] + header.ljust(size, b" ") + blob[8 + size:]
+                                 f"calls for {container.SAFETENSORS_DTYPES[dtype]}{wanted}")
 
 
 def looks_like_model_file(path: str) -> bool:
@@ -321,15 +300,6 @@ def looks_like_model_file(path: str) -> bool:
     except OSError:
         return False
     return len(head) == 9 and head[8:9] == b"{"
-
-
-def _checksum(document: str, tensors: dict[str, np.ndarray]) -> str:
-    digest = hashlib.sha256(document.encode("utf-8"))
-    for name in sorted(tensors):
-        array = np.ascontiguousarray(tensors[name])
-        digest.update(f"\0{name}\0{array.dtype.str}\0{array.shape}\0".encode())
-        digest.update(memoryview(array).cast("B"))
-    return digest.hexdigest()
 
 
 def _short(exc: Exception) -> str:

@@ -277,13 +277,37 @@ def test_tables_halve_while_they_stay_sparse():
                 assert min(s & 0xF for s in kept) >= max(s & 0xF for s in set(source) - set(kept))
 
 
-def test_full_buckets_keep_the_first_entries_and_count_the_dropped():
-    table = np.zeros((1, 8), dtype=np.uint16)
-    tallies = np.zeros(3, dtype=np.int64)
-    for fingerprint in [*range(1, 11), 1]:
-        kmer_kernels.insert(table, 0, np.uint64(fingerprint), np.uint64(5), tallies)
-    assert [slot >> 8 for slot in table[0].tolist()] == list(range(1, 9))
-    assert table[0, 0] & 0xF == 2 and tallies.tolist() == [0, 8, 2]
+def test_a_full_bucket_keeps_the_highest_keys_whatever_the_order():
+    """A bucket keeps, of the entries that reach it, the 8 of the highest keys, each counted in full: the same table
+    for any order of the same occurrences."""
+    occurrences = [f for f in range(1, 13) for _ in range(f % 3 + 1)]  # 12 entries, 1-3 occurrences each
+    tables = []
+    for seed in range(5):
+        table = np.zeros((1, 8), dtype=np.uint16)
+        for fingerprint in np.random.default_rng(seed).permutation(occurrences).tolist():
+            kmer_kernels.insert(table, 0, np.uint64(fingerprint), np.uint64(5))
+        tables.append(kmer.canonical_buckets(table[None])[0])
+    for table in tables:
+        np.testing.assert_array_equal(table, tables[0])
+    assert [slot >> 8 for slot in tables[0][0].tolist()] == list(range(12, 4, -1))
+    assert [slot & 0xF for slot in tables[0][0].tolist()] == [f % 3 + 1 for f in range(12, 4, -1)]
+
+
+@settings(max_examples=40)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(1, 255), st.integers(0, 15)), min_size=1, max_size=200),
+       st.integers(1, 199))
+def test_merged_tables_equal_one_table_of_all_occurrences(occurrences, cut):
+    """Counts of two parts merged = counts of the whole (buckets, keys and saturating counts)."""
+    def table_of(items):
+        table = np.zeros((4, 8), dtype=np.uint16)
+        for bucket, fingerprint, pair in items:
+            kmer_kernels.insert(table, bucket, np.uint64(fingerprint), np.uint64(pair))
+        return table
+
+    whole = table_of(occurrences)
+    first, second = table_of(occurrences[:cut]), table_of(occurrences[cut:])
+    kmer_kernels.merge_buckets(first, second)
+    np.testing.assert_array_equal(kmer.canonical_buckets(first[None]), kmer.canonical_buckets(whole[None]))
 
 
 # -- the file layout ---------------------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ import pytest
 from safetensors.numpy import save
 
 from conftest import gooddetect_command
-from gooddetect.detector import Detector, _checksum
+from gooddetect.container import checksum as _checksum
+from gooddetect.detector import Detector
 from gooddetect.errors import ModelFileError
 
 BAD = Path(__file__).resolve().parent / "data" / "bad"

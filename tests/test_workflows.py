@@ -194,6 +194,18 @@ def test_workflow_screens_each_assembly_like_a_direct_run(work, model):
     assert not (out / "scores").exists() and (out / "versions.yml").is_file()
 
 
+def test_workflow_builds_a_kmer_reference_in_three_parts(work):
+    """`train: shards: 3`: three `count` jobs merged by `train --from-counts`: the model of a direct `train` on all
+    the inputs, byte for byte (then calibrated and used as usual)."""
+    genomes = sorted(str(p) for p in (DATA / "train").glob("*.fa.gz"))
+    train = {"inputs": genomes, "shards": 3, "count_options": "--max-order 10"}
+    out = run_snakemake(work, "parts", train=train)
+    assert sorted(p.name for p in (out / "model" / "counts").iterdir()) == ["1-of-3.gdc", "2-of-3.gdc", "3-of-3.gdc"]
+    ok(gooddetect_cli(work, "train", "--arch", "kmer", *genomes, "--max-order", "10", "-o", "direct.gdm"))
+    assert (out / "model" / "model.gdm").read_bytes() == (work / "direct.gdm").read_bytes()
+    assert (out / "scores" / "a.tsv").is_file()
+
+
 def test_workflow_trains_and_calibrates_a_model_when_none_is_given(work):
     """A dry run (training for real is what the model fixture does): the planned jobs and their command lines;
     a sample with two reads files (R1, R2) is scored as pairs."""

@@ -86,29 +86,35 @@ def pair_bits(first, last, flipped):
 
 
 @numba.njit(**JIT)
-def insert(table, bucket, fingerprint, pair, tallies):
-    """Count the entry (fingerprint, pair) in its bucket: +1 (saturating), a new slot, or dropped when the bucket is
-    full (first come, first served)."""
+def insert(table, bucket, fingerprint, pair):
+    """Count the entry (fingerprint, pair) in its bucket: +1 (saturating), a new slot, or, in a full bucket, in
+    place of the entry of the lowest key (fingerprint << 8 | pair << 4) when its own key is higher (else dropped).
+    So a bucket keeps, of all the entries that ever reach it, those of the highest keys, each counted since it
+    first came: the same whatever order the entries come in, which lets counts made in parts be merged exactly."""
     entry = (np.int64(fingerprint) << 8) | (np.int64(pair) << 4)
+    lowest = 0
     for j in range(table.shape[1]):
         slot = np.int64(table[bucket, j])
         if slot == 0:
             table[bucket, j] = np.uint16(entry | 1)
-            tallies[1] += 1
             return
         if (slot & 0xFFF0) == entry:
             if (slot & COUNT_MASK) < COUNT_CAP:
                 table[bucket, j] = np.uint16(slot + 1)
             return
-    tallies[2] += 1
+        if slot < np.int64(table[bucket, lowest]):
+            lowest = j
+    if entry > (np.int64(table[bucket, lowest]) & 0xFFF0):
+        table[bucket, lowest] = np.uint16(entry | 1)
 
 
 @numba.njit(**JIT)
-def count_rows(codes, lengths, skip, top, top_counts, tables, orders, canonical, width, tallies):
+def count_rows(codes, lengths, skip, top, top_counts, tables, orders, canonical, width):
     """Add the (top+1)-mers and the hashed orders' words ending at every position t >= skip[i] with a known base
-    and enough known context to the counts. tallies: positions counted, new hashed entries, dropped entries."""
+    and enough known context to the counts; returns the positions counted."""
     top_mask = low_mask(top + 1)
     hash_bits = int(math.log2(tables.shape[1])) if tables.shape[0] else 0
+    positions = 0
     for i in range(codes.shape[0]):
         fwd = U64(0)
         rev = U64(0)
@@ -120,7 +126,7 @@ def count_rows(codes, lengths, skip, top, top_counts, tables, orders, canonical,
                 run = 0
                 continue
             if t >= skip[i]:
-                tallies[0] += 1
+                positions += 1
                 if run >= top:
                     top_counts[np.int64(fwd & top_mask)] += 1
                 for j in range(orders.size):
@@ -129,10 +135,40 @@ def count_rows(codes, lengths, skip, top, top_counts, tables, orders, canonical,
                         break
                     key, flipped, palindromic, first = split_word(k, fwd, rev, width, canonical)
                     bucket, fingerprint = bucket_and_fingerprint(key, hash_bits)
-                    insert(tables[j], bucket, fingerprint, pair_bits(first, base, flipped), tallies)
+                    insert(tables[j], bucket, fingerprint, pair_bits(first, base, flipped))
                     if palindromic:  # m equal to its reverse complement: file the reverse-strand word too
-                        insert(tables[j], bucket, fingerprint, pair_bits(first, base, True), tallies)
+                        insert(tables[j], bucket, fingerprint, pair_bits(first, base, True))
             run += 1
+    return positions
+
+
+@numba.njit(**JIT)
+def merge_buckets(table, other):
+    """Add the hashed table `other` into `table` (both counted with `insert`): per bucket, the entries of the
+    highest keys of both, the counts of an entry in both added (saturating): what counting both inputs into one
+    table gives."""
+    for bucket in range(table.shape[0]):
+        for k in range(other.shape[1]):
+            theirs = np.int64(other[bucket, k])
+            if theirs == 0:
+                continue
+            key = theirs & 0xFFF0
+            lowest = 0
+            placed = False
+            for j in range(table.shape[1]):
+                slot = np.int64(table[bucket, j])
+                if slot == 0:
+                    table[bucket, j] = np.uint16(theirs)
+                    placed = True
+                    break
+                if (slot & 0xFFF0) == key:
+                    table[bucket, j] = np.uint16(key | min((slot & COUNT_MASK) + (theirs & COUNT_MASK), COUNT_CAP))
+                    placed = True
+                    break
+                if slot < np.int64(table[bucket, lowest]):
+                    lowest = j
+            if not placed and key > (np.int64(table[bucket, lowest]) & 0xFFF0):
+                table[bucket, lowest] = np.uint16(theirs)
 
 
 @numba.extending.intrinsic

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections import deque
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Iterator
 
 from .. import calibration
 from ..detector import Detector, load_detector
-from ..errors import UsageError
+from ..errors import GooddetectError, UsageError
 from ..formatting import describe_counts
 from ..outputs import ReadSplitter, bed_rows, classifier_columns, classifier_fields, columns, multiqc_content, \
     multiqc_sample, tsv_rows, write_multiqc, write_report
@@ -96,13 +97,13 @@ def _check_outputs(output: str | None, options: ScoreOptions) -> list[str]:
 
 
 def score_reads(detector: Detector, reads: list[str], output: str | None, options: ScoreOptions,
-                runtime: Runtime) -> dict:
+                runtime: Runtime, label: str = "") -> dict:
     """`score` with a loaded model: `options.layout` "single" reads, "paired" (two files, R1 and R2, mates in the
     same order) or "interleaved". `options.shard=(i, n)` scores only fragments i, i+n, i+2n, ... (1-based, counted
     across all inputs), so n shards can run in parallel and `merge_shards` restores the input order. `threshold`
     (fixed) or `fpr` (from the calibration table, by read length) override the model's thresholds; the read
     outputs write the records by call, `bed` a track of per-window LLRs, `report` a per-input table, `multiqc`
-    the same as MultiQC custom content."""
+    the same as MultiQC custom content. `label` starts the closing log line."""
     layout, mates = options.layout, MATES[options.layout]
     splitter = ReadSplitter(options.read_outputs, mates, layout) if any(options.read_outputs.values()) else None
     thresholds = calibration.resolve(detector.calibration, options.threshold, options.fpr)
@@ -161,8 +162,108 @@ def score_reads(detector: Detector, reads: list[str], output: str | None, option
         samples = {name: totals} if name else {multiqc_sample(label): c for label, c in per_input.items()}
         write_multiqc(options.multiqc, multiqc_content({n: c.as_dict(calibrated) for n, c in samples.items()},
                                                        threshold_text))
-    log.info("score: %s", describe_counts(result | {"thresholds_text": threshold_text}))
+    log.info("score: %s%s", label, describe_counts(result | {"thresholds_text": threshold_text}))
     return result
+
+
+# -- many samples, one model load ------------------------------------------------------------------------------------
+
+SAMPLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+SAMPLE_FIELD = "{sample}"
+PER_SAMPLE_OUTPUTS = ("output", "in_out", "ood_out", "unscored_out", "bed", "summary", "report")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One row of a samples sheet: a name, and one reads file (or two: R1 and R2, scored as pairs)."""
+
+    name: str
+    reads: tuple[str, ...]
+    row: int  # 1-based line of the sheet
+
+
+def read_samples(path: str) -> list[Sample]:
+    """The samples of a sheet: `sample<TAB>R1[<TAB>R2]` per line (a header line starting with `sample` and `#`
+    comments are skipped). A row of the wrong shape, a duplicate or unsafe name, or a reads file that does not exist
+    is a UsageError naming the sheet and its row."""
+    samples: list[Sample] = []
+    seen: dict[str, int] = {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read the samples sheet ({getattr(exc, 'strerror', None) or exc})") from None
+    base = os.path.dirname(path)
+    for number, line in enumerate(lines, start=1):
+        fields = [f.strip() for f in line.split("\t")]
+        if not line.strip() or fields[0].startswith("#") or (number == 1 and fields[0].lower() == "sample"):
+            continue
+        where = f"{path}: row {number}"
+        if len(fields) not in (2, 3) or not all(fields):
+            raise UsageError(f"{where}: need `sample<TAB>R1` or `sample<TAB>R1<TAB>R2`, got {len(fields)} field(s)")
+        name = fields[0]
+        if not SAMPLE_NAME.fullmatch(name):
+            raise UsageError(f"{where}: sample name {name!r} is not safe in a file name (letters, digits, . _ -)")
+        if name in seen:
+            raise UsageError(f"{where}: sample {name!r} also on row {seen[name]}")
+        reads = tuple(f if os.path.isabs(f) or f == "-" else os.path.join(base, f) for f in fields[1:])
+        missing = [f for f in reads if not os.path.exists(f)]
+        if missing:
+            raise UsageError(f"{where}: sample {name!r}: no such file {missing[0]}")
+        seen[name] = number
+        samples.append(Sample(name, reads, number))
+    if not samples:
+        raise UsageError(f"{path}: no samples in the sheet")
+    return samples
+
+
+def score_samples(model: str, sheet: str, output: str, options: ScoreOptions = ScoreOptions(),
+                  runtime: Runtime = Runtime()) -> dict:
+    """`gooddetect score --samples SHEET`: every sample of the sheet with one model load, each to the outputs whose
+    names hold `{sample}`; --multiqc is one table with a row per sample. A sample whose input fails is reported (one
+    line naming it) and left without outputs; the others complete, and then a SampleFailures error is raised."""
+    samples = read_samples(sheet)
+    templates = {"output": output} | {name: getattr(options, name) for name in PER_SAMPLE_OUTPUTS[1:]}
+    for name, value in templates.items():
+        if value is not None and SAMPLE_FIELD not in value:
+            flag = "-o/--output" if name == "output" else "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} {value!r}: with --samples every output names its sample with {SAMPLE_FIELD}")
+    if options.layout == "paired":
+        raise UsageError("with --samples, a row with two reads files is scored as a pair (no --paired)")
+    if options.sample_name:
+        raise UsageError("--sample-name: with --samples, the MultiQC table has one row per sample")
+    runs = []
+    for sample in samples:
+        named = {k: v.replace(SAMPLE_FIELD, sample.name) if v is not None else None for k, v in templates.items()}
+        layout = "paired" if len(sample.reads) == 2 else options.layout
+        runs.append((sample, named.pop("output"), replace(options, layout=layout, multiqc=None, **named)))
+    _check_distinct([o for _, output_, run in runs for o in _check_outputs(output_, run)]
+                    + [o for o in (options.multiqc,) if o])
+    detector = load_detector(model, runtime, options.bf16)
+    results, failed, calibrated = {}, [], calibration.resolve(detector.calibration, options.threshold,
+                                                              options.fpr) is not None
+    for sample, output_, run in runs:
+        try:
+            results[sample.name] = score_reads(detector, list(sample.reads), output_, run, runtime,
+                                               f"sample {sample.name}: ")
+        except GooddetectError as error:
+            log.error("error: sample %s (%s row %d): %s", sample.name, sheet, sample.row, error)
+            failed.append(sample.name)
+    if options.multiqc:
+        write_multiqc(options.multiqc, multiqc_content({name: r for name, r in results.items()},
+                                                       _thresholds_text(detector, options) if calibrated else "NA"))
+    if failed:
+        raise SampleFailures(f"{len(failed)} of {len(samples)} samples failed ({', '.join(failed)}); the others "
+                             "were scored")
+    return {"samples": results}
+
+
+class SampleFailures(GooddetectError):
+    """Some samples of a sheet failed (each reported when it did); the others were scored."""
+
+
+def _thresholds_text(detector: Detector, options: ScoreOptions) -> str:
+    return calibration.resolve(detector.calibration, options.threshold, options.fpr).describe()
 
 
 def _check_distinct(paths: list[str]) -> None:

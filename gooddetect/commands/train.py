@@ -28,14 +28,13 @@ from ..models.configs import (DEFAULT_MAX_HASH_BITS, MAX_KMER_INPUT, ClassifierC
 from ..options import option
 from ..outputs import SEQUENCE_SUFFIXES
 from ..runtime import Runtime, check_output_paths, is_main_process
-from ..seqio import display_name, read_chunks
+from ..seqio import display_name
 from ..training.config import MAX_EPOCHS, MIN_STEPS, TrainConfig
 from ..windows import MIN_LENGTH, WINDOW_LENGTH, Windows, WindowCounts, collect_windows, sample_genome_windows, \
-    sequence_slices, with_reverse_complements
+    with_reverse_complements
 
 log = logging.getLogger("gooddetect")
 
-SLICE_BASES = 1 << 16  # k-mer training counts long records in slices of this many bases
 # The foreground's default k-mer input by training bases (upper bound, exclusive), chosen on validation.
 KMER_INPUT_BY_BASES = ((3_000_000, 6), (6_000_000, 7), (10_000_000, 8), (15_000_000, 9), (math.inf, 10))
 
@@ -83,10 +82,13 @@ class LstmData:
 
 @dataclass(frozen=True)
 class KmerTraining:
-    """`--arch kmer`: the background's mutation rate and how the model scores (chosen on validation)."""
+    """`--arch kmer`: the background's mutation rate and how the model scores (chosen on validation), and whether
+    the inputs are count files (`gooddetect count`) to merge instead of sequences."""
 
     mutation_rate: float = option(0.3, "Background: probability of substituting each base.", min=0, max=1)
     score_strands: str = option("forward", "How the model scores a window.", choices=STRANDS)
+    from_counts: bool = option(False, "kmer: IN... are count files of `gooddetect count` (parts of a reference, in "
+                               "order): the model is the one of all their sequences at once, byte for byte.")
 
 
 # The option groups of `train`, labelled by the model kind (or classifier) they belong to.
@@ -339,12 +341,60 @@ def _train_classifier(windows: Windows, labels: ClassLabels, training: dict, set
 
 
 def _train_kmer(inputs: list[str], training: dict, settings: TrainSettings, *, seed: int, runtime: Runtime):
+    if settings.part(KmerTraining).from_counts:
+        counts = merged_counts(inputs, settings)
+    elif settings.inputs.windows_per_file:
+        return _train_kmer_on_sampled_windows(inputs, training, settings, seed=seed)
+    else:
+        counts = count_kmers(inputs, settings, seed)
+    foreground, background = counts.models()
+    training |= counts.provenance(foreground, background) | {"inputs": counts.inputs, "seed": counts.settings["seed"],
+                                                             "mutation_rate": counts.settings["mutation_rate"]}
+    _log_counts(foreground)
+    return foreground, background
+
+
+# The options a count file fixes: `train --from-counts` takes them from the files.
+COUNTING_OPTIONS = ("max_order", "hash_bits", "mutation_rate", "seed", "windows_per_file", "classes",
+                    "class_per_file", "record_classes")
+
+
+def count_kmers(inputs: list[str], settings: TrainSettings, seed: int):
+    """The k-mer counts of every record of `inputs` (what `gooddetect count` writes)."""
+    from ..kmer_counts import KmerCounts
+
+    fold = "hash_bits" not in settings.given
+    return KmerCounts.count(inputs, settings.part(KmerConfig), mutation_rate=settings.part(KmerTraining).mutation_rate,
+                            seed=seed, hash_bits=DEFAULT_MAX_HASH_BITS if fold else settings.part(KmerConfig).hash_bits,
+                            fold=fold)
+
+
+def merged_counts(paths: list[str], settings: TrainSettings):
+    """The counts of the count files `paths`, merged in order."""
+    from ..kmer_counts import KmerCounts
+
+    given = sorted(name for name in COUNTING_OPTIONS if name in settings.given)
+    if given:
+        raise UsageError(f"--{given[0].replace('_', '-')}: with --from-counts, the counting settings come from the "
+                         "count files")
+    counts = KmerCounts.load(paths[0])
+    for path in paths[1:]:
+        counts.merge(KmerCounts.load(path), path)
+    return counts
+
+
+def _log_counts(foreground) -> None:
+    log.info("train: counted %d positions; hashed tables %s full at 2^%d buckets (%s of the buckets full)",
+             foreground.stats["positions"], foreground.stats["hashed_fill"], foreground.config.hash_bits,
+             foreground.stats["hashed_full_buckets"])
+
+
+def _train_kmer_on_sampled_windows(inputs: list[str], training: dict, settings: TrainSettings, *, seed: int):
+    """The pair counted on --windows-per-file random windows of each genome."""
     from ..models.kmer import KmerModel
 
     config = settings.part(KmerConfig)
-    mutation_rate = settings.part(KmerTraining).mutation_rate
     length, min_length = settings.inputs.length, settings.inputs.min_length
-    windows_per_file = settings.inputs.windows_per_file
     digest = hashlib.sha256()
     counts = WindowCounts()
 
@@ -352,28 +402,19 @@ def _train_kmer(inputs: list[str], training: dict, settings: TrainSettings, *, s
         rng = np.random.default_rng(seed)
         for path in inputs:
             counts.files.append(display_name(path))
-            if windows_per_file:
-                rows = [codes for _, _, codes in sample_genome_windows(path, windows_per_file, rng, counts, length,
-                                                                       min_length)]
-                batch = (np.stack(rows), np.full(len(rows), length), np.zeros(len(rows), np.int64))
-                digest.update(batch[0].tobytes())
-                yield batch
-                continue
-            for chunk in read_chunks(path):
-                counts.reads += len(chunk)
-                codes, lengths, skip = sequence_slices(chunk.seqs, SLICE_BASES, config.max_order)
-                digest.update(codes.tobytes())
-                yield codes, lengths, skip
+            rows = [codes for _, _, codes in sample_genome_windows(path, settings.inputs.windows_per_file, rng, counts,
+                                                                   length, min_length)]
+            batch = (np.stack(rows), np.full(len(rows), length), np.zeros(len(rows), np.int64))
+            digest.update(batch[0].tobytes())
+            yield batch
 
     foreground, background = KmerModel.fit_pair(
-        batches(), config=config, background=config.background(), mutation_rate=mutation_rate, seed=seed,
-        max_hash_bits=None if "hash_bits" in settings.given else DEFAULT_MAX_HASH_BITS)
+        batches(), config=config, background=config.background(), mutation_rate=settings.part(KmerTraining).mutation_rate,
+        seed=seed, max_hash_bits=None if "hash_bits" in settings.given else DEFAULT_MAX_HASH_BITS)
     training |= {"sequences_sha256": digest.hexdigest(), "background_config": "KmerConfig.background()",
                  "counting": {"records": counts.reads, "windows_sampled": counts.windows,
                               "foreground": foreground.stats, "background": background.stats}}
-    log.info("train: counted %d positions; hashed tables %s full at 2^%d buckets (%d entries dropped from full "
-             "buckets)", foreground.stats["positions"], foreground.stats["hashed_fill"], foreground.config.hash_bits,
-             foreground.stats["hashed_dropped_full_bucket"])
+    _log_counts(foreground)
     return foreground, background
 
 

@@ -32,6 +32,7 @@ per-bucket count: a fraction of the tables' size in memory. The scoring and coun
 from __future__ import annotations
 
 import functools
+import zlib
 from dataclasses import replace
 from typing import ClassVar, Iterable
 
@@ -192,27 +193,34 @@ class KmerModel:
     def fit_pair(cls, batches: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], *, config: KmerConfig,
                  background: KmerConfig, mutation_rate: float, seed: int = 0,
                  max_hash_bits: int | None = None) -> tuple[KmerModel, KmerModel]:
-        """The foreground and background models, counted in one pass over `batches`: (codes [B, L] uint8,
-        lengths [B], skip [B]), the first skip[i] bases of row i being context only (counted as the end of the
-        previous row). The background counts the rows with each base substituted with probability
-        `mutation_rate` (batch i mutated by the generator seeded with (seed, i)). Hashed tables start at
-        2^max_hash_bits buckets and are halved while they stay at most TARGET_FILL full; max_hash_bits None keeps
-        config.hash_bits."""
-        counters = [Counter(config, max_hash_bits or config.hash_bits),
-                    Counter(background, max_hash_bits or background.hash_bits)]
-        for index, (codes, lengths, skip) in enumerate(batches):
-            codes, lengths = _checked_batch(codes, lengths)
-            skip = np.asarray(skip, dtype=np.int64)
-            counters[0].add(codes, lengths, skip)
-            if mutation_rate > 0:
-                codes = mutate(codes, mutation_rate, np.random.default_rng([seed, index]))
-            counters[1].add(codes, lengths, skip)
-        foreground, background_model = (counter.model(fold=max_hash_bits is not None) for counter in counters)
-        return foreground, background_model
+        """The foreground and background models, counted in one pass over `batches` (see count_pair)."""
+        counters = count_pair(batches, config=config, background=background, mutation_rate=mutation_rate, seed=seed,
+                              hash_bits=max_hash_bits or config.hash_bits)
+        return tuple(counter.model(fold=max_hash_bits is not None) for counter in counters)
+
+
+def count_pair(batches: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], *, config: KmerConfig,
+               background: KmerConfig, mutation_rate: float, seed: int, hash_bits: int) -> tuple[Counter, Counter]:
+    """The foreground's and the background's counts of `batches`: (codes [B, L] uint8, lengths [B], skip [B]), the
+    first skip[i] bases of row i being context only (counted as the end of the previous row). The background counts
+    the rows with each base substituted with probability `mutation_rate`, by a generator seeded with `seed` and the
+    batch's content (so counts of parts of the input add up to the counts of the whole). Hashed tables have
+    2^hash_bits buckets."""
+    counters = Counter(config, hash_bits), Counter(background, hash_bits)
+    for codes, lengths, skip in batches:
+        codes, lengths = _checked_batch(codes, lengths)
+        skip = np.asarray(skip, dtype=np.int64)
+        counters[0].add(codes, lengths, skip)
+        if mutation_rate > 0:
+            key = [seed, zlib.crc32(np.ascontiguousarray(codes)), zlib.crc32(lengths), zlib.crc32(skip)]
+            codes = mutate(codes, mutation_rate, np.random.default_rng(key))
+        counters[1].add(codes, lengths, skip)
+    return counters
 
 
 class Counter:
-    """Streaming counts for one model: exact (D+1)-mer counts and the hashed tables."""
+    """Streaming counts for one model: exact (D+1)-mer counts and the hashed tables. Counts of parts of the input
+    `merge` into the counts of the whole, exactly."""
 
     def __init__(self, config: KmerConfig, hash_bits: int):
         if not 8 <= hash_bits <= MAX_HASH_BITS:
@@ -221,12 +229,21 @@ class Counter:
         self.top = np.zeros(N_BASES ** (self.config.top_direct_order + 1), dtype=np.uint64)
         self.tables = np.zeros((len(config.hashed_orders), 1 << hash_bits, BUCKET_SLOTS), dtype=np.uint16)
         self.orders = np.array(config.hashed_orders, dtype=np.int64)
-        self.tallies = np.zeros(3, dtype=np.int64)  # positions counted, hashed entries inserted, dropped (full)
+        self.positions = 0
 
     def add(self, codes: np.ndarray, lengths: np.ndarray, skip: np.ndarray) -> None:
         c = self.config
-        kernels.count_rows(codes, lengths, skip, c.top_direct_order, self.top, self.tables, self.orders,
-                           c.both_strands, c.width, self.tallies)
+        self.positions += kernels.count_rows(codes, lengths, skip, c.top_direct_order, self.top, self.tables,
+                                             self.orders, c.both_strands, c.width)
+
+    def merge(self, other: Counter) -> None:
+        """Add the counts of `other` (of the same config)."""
+        if other.config != self.config:
+            raise ValueError("counts of different settings cannot be merged")
+        self.top += other.top
+        for mine, theirs in zip(self.tables, other.tables):
+            kernels.merge_buckets(mine, theirs)
+        self.positions += other.positions
 
     def model(self, fold: bool) -> KmerModel:
         c = self.config
@@ -235,16 +252,22 @@ class Counter:
             top = top + reverse_complemented(top, c.top_direct_order + 1)
         if top.max(initial=0) > np.iinfo(np.uint32).max:
             raise UsageError("too many training positions for 32-bit k-mer counts")
-        tables = self.tables
+        tables = canonical_buckets(self.tables)
         bits = c.hash_bits
         while fold and bits > 8 and len(c.hashed_orders) and (tables != 0).sum(axis=(1, 2)).max() <= \
                 TARGET_FILL * tables[0].size / 2:
-            tables = kernels.halve_tables(tables)
+            tables = canonical_buckets(kernels.halve_tables(tables))
             bits -= 1
-        stats = {"positions": int(self.tallies[0]), "hashed_entries": int(self.tallies[1]),
-                 "hashed_dropped_full_bucket": int(self.tallies[2]), "hash_bits": bits,
-                 "hashed_fill": [round(float((t != 0).mean()), 4) for t in tables]}
+        stats = {"positions": int(self.positions), "hash_bits": bits,
+                 "hashed_fill": [round(float((t != 0).mean()), 4) for t in tables],
+                 "hashed_full_buckets": [round(float((t[:, -1] != 0).mean()), 4) for t in tables]}
         return KmerModel(replace(c, hash_bits=bits), top.astype(np.uint32), tables, stats)
+
+
+def canonical_buckets(tables: np.ndarray) -> np.ndarray:
+    """Each bucket's slots in one order (by key, highest first; empty slots last), whatever order the entries came
+    in: the layout does not change scores, and equal counts then give equal bytes."""
+    return np.ascontiguousarray(np.sort(tables, axis=-1)[..., ::-1])
 
 
 # -- helpers ------------------------------------------------------------------------------------------------------

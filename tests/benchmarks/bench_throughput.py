@@ -675,6 +675,85 @@ def kmer_rows(threads: int, workdir: Path) -> dict | None:
     return result
 
 
+SAMPLES, SAMPLE_READS, MILLION = 40, 5_000, 1_000_000
+
+
+def scale_rows(threads: int, workdir: Path) -> dict | None:
+    """Many samples and a million reads, loading included, same run: `score --samples` over 40 samples of 5,000
+    reads (one model load) against Kraken2 run once per sample (as its users do; also with --memory-mapping), and
+    1M reads (plain FASTQ and gzip) against Kraken2 on the same files. A k-mer model of train.fa.gz (calibrated on
+    val_strains_in) and a Kraken2 database of the same windows; the test reads, repeated. Best of two rounds."""
+    if not (BENCH / "train.fa.gz").is_file() or not shutil.which("kraken2"):
+        print("  scale rows skipped: they need ../shared/benchmark and Kraken2", file=sys.stderr)
+        return None
+    from gooddetect import api
+
+    model = workdir / "scale_kmer.gdm"
+    api.train([str(BENCH / "train.fa.gz")], str(model), arch="kmer", runtime=Runtime(threads=threads))
+    api.calibrate(str(model), in_dist=[str(BENCH / "val_strains_in.fa.gz")], runtime=Runtime(threads=threads))
+    classes = {rid: row["class"] for rid, row in _train_classes().items()}
+    db = kraken2(workdir, [str(BENCH / "train.fa.gz")], classes, threads, {})["db"]
+    records = gzip.decompress((BENCH / "test_reads.fq.gz").read_bytes()).decode().splitlines()
+    per_read = ["\n".join(records[i:i + 4]) + "\n" for i in range(0, len(records), 4)]
+    samples_dir = workdir / "samples"
+    samples_dir.mkdir(exist_ok=True)
+    sheet = ["sample\tR1"]
+    for i in range(SAMPLES):
+        path = samples_dir / f"s{i:02d}.fq"
+        path.write_text("".join(per_read[(i * SAMPLE_READS + j) % len(per_read)] for j in range(SAMPLE_READS)))
+        sheet.append(f"s{i:02d}\t{path}")
+    (workdir / "sheet.tsv").write_text("\n".join(sheet) + "\n")
+    (workdir / "scores").mkdir(exist_ok=True)
+    million = workdir / "million.fq"
+    million.write_text("".join(per_read) * (MILLION // len(per_read)))
+    million_gz = workdir / "million.fq.gz"
+    subprocess.run(f"gzip -c {million} > {million_gz}", shell=True, check=True)
+    gd = [*cli_command(), "-q", "score", "--threads", str(threads)]
+    kraken = ["kraken2", "--db", str(db), "--threads", str(threads), "--output", str(workdir / "k.kraken")]
+
+    def per_sample(extra: list[str]) -> float:
+        return sum(run_seconds([*kraken, *extra, str(samples_dir / f"s{i:02d}.fq")]) for i in range(SAMPLES))
+
+    runs = {"gooddetect_samples": lambda: run_seconds([*gd, str(model), "--samples", str(workdir / "sheet.tsv"), "-o",
+                                                       str(workdir / "scores" / "{sample}.tsv")]),
+            "kraken2_per_sample": lambda: per_sample([]),
+            "kraken2_per_sample_memory_mapping": lambda: per_sample(["--memory-mapping"]),
+            "gooddetect_1m_fastq": lambda: run_seconds([*gd, str(model), str(million), "-o", str(workdir / "m.tsv")]),
+            "kraken2_1m_fastq": lambda: run_seconds([*kraken, str(million)]),
+            "gooddetect_1m_gzip": lambda: run_seconds([*gd, str(model), str(million_gz), "-o", str(workdir / "m.tsv")]),
+            "kraken2_1m_gzip": lambda: run_seconds([*kraken, str(million_gz)])}
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(2):  # interleaved rounds: a slow spell of the machine hits every command alike
+        for name, run in runs.items():
+            seconds[name].append(run())
+    result = {name: {"seconds": min(times), "all_seconds": [round(t, 3) for t in times]}
+              for name, times in seconds.items()}
+    result["samples"], result["sample_reads"], result["million_reads"] = SAMPLES, SAMPLE_READS, MILLION
+    print(f"  scale: {json.dumps({k: v['seconds'] for k, v in result.items() if isinstance(v, dict)})}",
+          file=sys.stderr)
+    return result
+
+
+def scale_markdown(scale: dict | None) -> list[str]:
+    lines = ["", "## Many samples and a million reads, loading included (k-mer model; Kraken2 side by side)", ""]
+    if not scale:
+        return lines + ["Not measured (it needs ../shared/benchmark and Kraken2)."]
+    n = scale["samples"] * scale["sample_reads"]
+    rows = [(f"{scale['samples']} samples x {scale['sample_reads']:,} reads", "gooddetect_samples",
+             ("kraken2_per_sample", "kraken2_per_sample_memory_mapping"), n),
+            (f"{scale['million_reads']:,} reads, FASTQ", "gooddetect_1m_fastq", ("kraken2_1m_fastq",),
+             scale["million_reads"]),
+            (f"{scale['million_reads']:,} reads, FASTQ.gz", "gooddetect_1m_gzip", ("kraken2_1m_gzip",),
+             scale["million_reads"])]
+    lines += ["| reads | gooddetect s | Kraken2 s | gooddetect / Kraken2 speed |", "|---|---:|---:|---:|"]
+    for label, ours, theirs, _ in rows:
+        for kraken in theirs:
+            name = label + (" (Kraken2 --memory-mapping)" if "memory" in kraken else "")
+            lines.append(f"| {name} | {scale[ours]['seconds']:.2f} | {scale[kraken]['seconds']:.2f} | "
+                         f"{scale[kraken]['seconds'] / scale[ours]['seconds']:.2f}x |")
+    return lines
+
+
 def _train_classes() -> dict[str, dict]:
     with gzip.open(BENCH / "labels.tsv.gz", "rt") as handle:
         header = handle.readline().rstrip("\n").split("\t")
@@ -882,6 +961,8 @@ def markdown(result: dict) -> str:
         lines += alibi_markdown(result["alibi"])
     if not result["alibi_only"]:
         lines += kmer_markdown(result["kmer"])
+    if "scale" in result:
+        lines += scale_markdown(result["scale"])
     c = result["cuda"]
     if c:
         lines += ["", f"## CUDA ({c['device']})", "",
@@ -1009,6 +1090,8 @@ def main() -> None:
     parser.add_argument("--alibi-windows", type=int, default=1000,
                         help="Training windows per model in the alibi-detect comparison (scoring: twice as many).")
     parser.add_argument("--alibi-only", action="store_true", help="Only the alibi-detect comparison.")
+    parser.add_argument("--scale-only", action="store_true",
+                        help="Only the many-samples and million-read rows (k-mer model and Kraken2).")
     args = parser.parse_args()
 
     torch = Runtime(threads=args.threads).torch()  # before torch starts its thread pools
@@ -1037,8 +1120,8 @@ def main() -> None:
                                  "bf16": gemm_peak(torch, "cpu", torch.bfloat16, repeats) if cpu_has_bf16() else None}
         result |= {"scoring": [], "training": [], "parsing": None, "training_comparison": None, "cuda": None,
                    "rss": [], "alibi": None, "kmer": None}
-        only = args.kmer_only or args.alibi_only
-        if not args.kmer_only:
+        only = args.kmer_only or args.alibi_only or args.scale_only
+        if not (args.kmer_only or args.scale_only):
             python = alibi_interpreter(args.alibi_python)
             print("alibi-detect" + ("" if python else ": not installed, skipped"), file=sys.stderr)
             windows = 200 if args.quick else args.alibi_windows
@@ -1054,9 +1137,13 @@ def main() -> None:
             result["parsing"] = parsing_rows(workdir, parse_reads, args.threads)
             print("training comparison", file=sys.stderr)
             result["training_comparison"] = training_comparison(3 if args.quick else args.max_train_steps)
-        if not args.alibi_only:
+        if not (args.alibi_only or args.scale_only):
             print("k-mer model and Kraken2", file=sys.stderr)
             result["kmer"] = kmer_rows(args.threads, workdir)
+        result["scale"] = None
+        if not (args.alibi_only or args.kmer_only):
+            print("many samples and a million reads", file=sys.stderr)
+            result["scale"] = scale_rows(args.threads, workdir)
         if torch.cuda.is_available() and not only:
             print("CUDA", file=sys.stderr)
             result["cuda"] = cuda_rows(sizes, budget, workdir)
