@@ -14,7 +14,8 @@ BAD_VALUES = ("abc", "-5", "0", "1e99", "")
 # Arguments that make each command fail fast on input once its options are accepted (nothing exists).
 REQUIRED = {"windows": ["missing.fa"], "train": ["missing.fa", "-o", "out/m.gdm"], "score": ["missing.gdm", "r.fa"],
             "calibrate": ["missing.gdm", "--in-dist", "r.fa"], "evaluate": ["missing.gdm", "--in-dist", "r.fa"],
-            "merge": ["missing.tsv"], "info": ["missing.gdm"]}
+            "merge": ["missing.tsv"], "info": ["missing.gdm"], "count": ["missing.fa", "-o", "out/c.gdc"],
+            "screen": ["missing.gdm", "r.fa"]}
 
 
 def run(args: list[str]):
