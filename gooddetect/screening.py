@@ -23,6 +23,7 @@ import numpy as np
 from ._core.segment import viterbi
 from .alphabet import UNKNOWN, encode
 from .detector import Detector
+from .errors import UsageError
 from .windows import sequence_slices
 
 DEFAULT_BIN = 50  # bases per bin: a bin boundary is at most 25 bases from a true one
@@ -89,7 +90,7 @@ def tracks(detector: Detector, seqs: list[str], bin_size: int) -> list[Track]:
     else:  # an LSTM (or both strands): rows of the window length, without context across them
         row, context = detector.window_length, 0
         if row % bin_size:
-            raise ValueError(f"the bin size ({bin_size}) must divide the model's window length ({row})")
+            raise UsageError(f"--bin-size {bin_size} must divide the model's window length ({row})")
     lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
     codes, row_lengths, skip = sequence_slices(seqs, row, context)
     rows_per_sequence = np.maximum((lengths + row - 1) // row, 1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import numpy as np
 
 from .. import calibration, tsv
@@ -68,10 +68,7 @@ class ScreenCounts:
     sequences: int = 0
     bases: int = 0
     foreign_bases: int = 0
-    actions: Counter = None
-
-    def __post_init__(self) -> None:
-        self.actions = self.actions or Counter()
+    actions: Counter = field(default_factory=Counter)
 
     def add(self, result: SequenceCall) -> None:
         self.sequences += 1
