@@ -424,3 +424,25 @@ def test_torchrun_two_processes_equal_one_process_with_the_global_batch(tmp_path
                                        atol=1e-5, err_msg=name)
     saved = torch.load(tmp_path / "run.ckpt", weights_only=True)
     assert list(saved["finished"]) == ["fg"] and list(saved["running"]) == ["bg"]
+
+
+def test_a_time_budget_becomes_a_recorded_step_count_that_reproduces_the_model(tmp_path, monkeypatch):
+    """--time-budget times two short runs of the pair (a fake clock here: 0.5 s per step after a fixed start-up),
+    turns the budget into a step count up front and records it; `--steps` with that count trains the same weights."""
+    from gooddetect import api
+    from gooddetect.commands import train as train_command
+    from gooddetect.detector import Detector
+    from fixtures import TRAIN
+
+    ticks = iter([0.0, 3.0 + 5 * 0.5, 10.0, 10.0 + 3.0 + 25 * 0.5])  # start, end of the 5-step and 25-step runs
+
+    monkeypatch.setattr(train_command, "probe_clock", lambda: next(ticks))
+    options = {"hidden": 8, "kmer_input": 2, "max_windows": 300, "runtime": api.Runtime(threads=1)}
+    budgeted = api.train([str(TRAIN[0])], str(tmp_path / "b.gdm"), time_budget=0.5, **options)
+    recorded = Detector.load(tmp_path / "b.gdm").meta["training"]["time_budget"]
+    assert recorded == {"minutes": 0.5, "seconds_per_step": 0.5, "steps": int(0.9 * 30 / 0.5)}
+    monkeypatch.undo()
+    again = api.train([str(TRAIN[0])], str(tmp_path / "s.gdm"), steps=recorded["steps"], **options)
+    assert_same_weights([budgeted.foreground, budgeted.background], [again.foreground, again.background])
+    with pytest.raises(UsageError, match="--time-budget sets the number of steps: not with --steps"):
+        api.train([str(TRAIN[0])], str(tmp_path / "x.gdm"), time_budget=1, steps=5, **options)

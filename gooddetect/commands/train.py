@@ -78,6 +78,10 @@ class LstmData:
                                         min=0, max=MAX_KMER_INPUT)
     checkpoint: str | None = option(None, "lstm: checkpoint file.", default_text="OUTPUT.ckpt")
     resume: bool = option(False, "lstm: continue an interrupted run from its checkpoint.")
+    time_budget: float | None = option(None, "lstm: train for about this many minutes on this machine: two short "
+                                       "timed runs of the pair set the number of steps up front (recorded in the "
+                                       "model file; --steps N then gives the same model again).", min=0,
+                                       min_open=True, metavar="MINUTES")
 
 
 @dataclass(frozen=True)
@@ -284,13 +288,21 @@ def _train_lstm(windows: Windows, output: str, training: dict, settings: TrainSe
         train_codes, train_lengths = with_reverse_complements(train_codes, train_lengths)
         val_codes, val_lengths = with_reverse_complements(val_codes, val_lengths)
     given = settings.given
+    if data.time_budget is not None and ("steps" in given or "epochs" in given):
+        raise UsageError("--time-budget sets the number of steps: not with --steps or --epochs")
     batch_size = settings.part(TrainConfig).batch_size
     sized = {k: v for k, v in sized_defaults(source_bases, len(train_codes), batch_size).items()
-             if k not in given and not (k == "epochs" and "steps" in given)}
+             if k not in given and not (k == "epochs" and ("steps" in given or data.time_budget is not None))}
     model_config = settings.part(LSTMConfig, **{k: v for k, v in sized.items() if k == "kmer_input"})
     background_config = replace(model_config, kmer_input=data.background_kmer_input)
     schedule = {"epochs": sized["epochs"]} if "epochs" in sized else \
         {"epochs": None} if "steps" in given and "epochs" not in given else {}
+    if data.time_budget is not None:
+        probe = settings.part(TrainConfig, seed=seed, epochs=None, steps=1, eval_every=None)
+        budget = budget_steps(data.time_budget, (train_codes, train_lengths, val_codes, val_lengths),
+                              model_config, background_config, probe, runtime)
+        schedule = {"epochs": None, "steps": budget["steps"]}
+        training["time_budget"] = budget
     config = settings.part(TrainConfig, seed=seed, **schedule)
     training |= {"n_train_windows": int(len(train_codes)), "n_val_windows": int(len(val_codes)),
                  "max_windows": data.max_windows, "both_strands": data.both_strands,
@@ -304,6 +316,29 @@ def _train_lstm(windows: Windows, output: str, training: dict, settings: TrainSe
     if is_main_process() and os.path.exists(checkpoint):
         os.unlink(checkpoint)
     return foreground, background
+
+
+PROBE_STEPS = (5, 25)  # the two timed runs of --time-budget: their difference is the time of 20 steps alone
+BUDGET_SHARE = 0.9  # of --time-budget for the steps: the rest for validation, loading and writing
+probe_clock = time.perf_counter  # what times the probes (a test replaces it)
+
+
+def budget_steps(minutes: float, data: tuple, model_config, background_config, probe, runtime: Runtime) -> dict:
+    """The steps that fill `minutes` on this machine: two short runs of the pair (PROBE_STEPS, nothing written),
+    give the seconds per step; BUDGET_SHARE of the budget goes to steps. Returns what the model
+    file records: {"minutes", "seconds_per_step", "steps"}."""
+    from ..training.loop import train_lstm_pair
+
+    elapsed = []
+    for steps in PROBE_STEPS:
+        started = probe_clock()
+        train_lstm_pair(*data, model_config, replace(probe, steps=steps), background_config=background_config,
+                        runtime=Runtime(threads=runtime.threads, device=runtime.device, progress=False))
+        elapsed.append(probe_clock() - started)
+    per_step = max((elapsed[1] - elapsed[0]) / (PROBE_STEPS[1] - PROBE_STEPS[0]), 1e-6)
+    steps = max(1, int(BUDGET_SHARE * minutes * 60 / per_step))
+    log.info("train: %.3f s per step of the pair on this machine: %d steps for %g minutes", per_step, steps, minutes)
+    return {"minutes": minutes, "seconds_per_step": round(per_step, 6), "steps": steps}
 
 
 def sized_defaults(train_bases: int, train_windows: int, batch_size: int) -> dict:
