@@ -68,7 +68,7 @@ class Track:
 @dataclass
 class SequenceCall:
     """The verdict on one sequence: its foreign ranges (0-based, half-open) with their per-base LLR, and the
-    action (PASS, TRIM, EXCLUDE, REVIEW) with its reason."""
+    action (PASS, TRIM, EXCLUDE, REVIEW)."""
 
     length: int
     scored: int

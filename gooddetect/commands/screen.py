@@ -44,10 +44,10 @@ class ScreenOptions:
                             "bases: higher calls fewer, longer ranges.", min=0)
     bin_size: int = option(DEFAULT_BIN, "Bases per bin of the LLR track (the resolution of range boundaries).",
                            min=10, max=1000)
-    min_range: int = option(500, "Shortest foreign range cut out (bp); a sequence with only shorter ones is REVIEW.",
-                            min=1)
-    exclude_fraction: float = option(0.5, "EXCLUDE a sequence when at least this fraction of it is foreign.", min=0,
-                                     max=1, min_open=True)
+    min_range: int = option(Segmentation.min_range, "Shortest foreign range cut out (bp); a sequence with only "
+                            "shorter ones is REVIEW.", min=1)
+    exclude_fraction: float = option(Segmentation.exclude_fraction, "EXCLUDE a sequence when at least this fraction "
+                                     "of it is foreign.", min=0, max=1, min_open=True)
     bed: str | None = option(None, "Write the foreign ranges as BED (sequence, start, end, `foreign`, mean LLR).")
     bedgraph: str | None = option(None, "Write the per-bin LLR track as bedGraph.")
     clean_out: str | None = option(None, "Write the sequences with their foreign ranges cut out (pieces named "
