@@ -7,7 +7,6 @@ import logging
 import time
 from dataclasses import dataclass
 
-from ..kmer_counts import KmerCounts
 from ..models.configs import DEFAULT_MAX_HASH_BITS, KmerConfig
 from ..options import build, option
 from ..runtime import check_output_paths
@@ -24,9 +23,11 @@ class CountOptions:
                                   min=0, max=1)
 
 
-def count(inputs: list[str], output: str, *, seed: int = 0, **given) -> KmerCounts:
-    """Count every k-mer of every record of `inputs` into the count file `output`; `given` holds the k-mer options
-    as the command line names them (max_order, hash_bits, mutation_rate)."""
+def count(inputs: list[str], output: str, *, seed: int = 0, **given):
+    """Count every k-mer of every record of `inputs` into the count file `output` (returns its KmerCounts); `given`
+    holds the k-mer options as the command line names them (max_order, hash_bits, mutation_rate)."""
+    from ..kmer_counts import KmerCounts
+
     check_output_paths(output)
     started = time.perf_counter()
     config = build(KmerConfig, given, given.__contains__)
