@@ -17,9 +17,10 @@ the k-1 bases between, x: next base) filed under the smaller of m and its revers
 word and its reverse complement, and the four continuations of a context share one bucket (one memory read per
 position). Slot bits: 8-bit fingerprint (never 0, so an empty slot matches nothing) | first base | last base | 4-bit
 count saturating at 15. The bucket is the top hash_bits bits of the key's hash and the fingerprint its low 8 bits,
-so a table halves by merging bucket pairs: training counts into 2^max_hash_bits buckets (first come, first served
-when a bucket is full; the dropped entries are counted) and then halves the table while it stays at most
-TARGET_FILL full. A foreign slot passes the fingerprint-and-base check with probability 1/1024.
+so a table halves by merging bucket pairs: training counts into 2^max_hash_bits buckets (a full bucket keeps the
+entries of the highest keys, whatever order they come in, so that counts made in parts merge exactly) and then
+halves the table while it stays at most TARGET_FILL full. A foreign slot passes the fingerprint-and-base check with
+probability 1/1024.
 
 An unknown base (code 4) in the context limits the usable context to the bases after it, exactly as at the start of
 a sequence; unknown targets and position 0 are not scored.
