@@ -160,6 +160,16 @@ def check_output_paths(*paths: str | os.PathLike | None) -> None:
             raise UsageError(f"{path}: output directory {parent} does not exist")
 
 
+def check_distinct_outputs(paths: list[str]) -> None:
+    """Fail when two outputs name the same file."""
+    seen: dict[str, str] = {}
+    for path in paths:
+        key = os.path.realpath(path)
+        if key in seen:
+            raise UsageError(f"two outputs name the same file: {seen[key]} and {path}")
+        seen[key] = path
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike | None, mode: str = "w") -> Iterator[IO]:
     """Open `path` for writing so that it appears only complete: write a temp file beside it, rename on success.

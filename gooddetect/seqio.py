@@ -538,14 +538,19 @@ def _pairs(records: list[Record], mates: list[Record], ids: list[str], reader: S
 def format_record(record: Record, fmt: str, two_headers: bool = False, header: bytes | None = None) -> bytes:
     """The record as FASTQ (as read: header with its comment, sequence, '+' line, qualities) or as one-line FASTA;
     `header`, when given, is written instead of the record's (ASCII) name, byte for byte."""
+    fastq = fmt == "fastq" and record.qualities is not None
     if header is None:
-        if fmt == "fastq" and record.qualities is not None:
+        if fastq:
             return record.fastq_bytes(two_headers)
         header = record.name.encode("ascii")
-    sequence = record.sequence.encode("ascii")
-    if fmt == "fastq" and record.qualities is not None:
-        return b"@%s\n%s\n+%s\n%s\n" % (header, sequence, header if two_headers else b"",
-                                          record.qualities.encode("ascii"))
+    return fastx_bytes(header, record.sequence.encode("ascii"),
+                       record.qualities.encode("ascii") if fastq else None, two_headers)
+
+
+def fastx_bytes(header: bytes, sequence: bytes, qualities: bytes | None, repeat_header: bool = False) -> bytes:
+    """One record: FASTQ when it has qualities (its '+' line repeating the header if asked), else one-line FASTA."""
+    if qualities is not None:
+        return b"@%s\n%s\n+%s\n%s\n" % (header, sequence, header if repeat_header else b"", qualities)
     return b">%s\n%s\n" % (header, sequence)
 
 

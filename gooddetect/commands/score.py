@@ -18,7 +18,7 @@ from ..formatting import describe_counts
 from ..outputs import ReadSplitter, bed_rows, classifier_columns, classifier_fields, columns, multiqc_content, \
     multiqc_sample, tsv_rows, write_multiqc, write_report
 from ..options import option
-from ..runtime import Runtime, atomic_output, check_output_paths
+from ..runtime import Runtime, atomic_output, check_distinct_outputs, check_output_paths
 from ..scoring import DEFAULT_BATCH_SIZE, ScoreCounts, score_chunks
 from ..seqio import CHUNK_RECORDS, MATES, DuplicateCounter, RecordChunk, check_layout, read_chunks, read_fragments
 
@@ -91,7 +91,7 @@ def _check_outputs(output: str | None, options: ScoreOptions) -> list[str]:
     read_files = ReadSplitter.output_files(options.read_outputs, MATES[options.layout])
     outputs = [o for o in (output, options.summary, options.report, options.bed, options.multiqc, *read_files)
                if o not in (None, "-")]
-    _check_distinct(outputs)
+    check_distinct_outputs(outputs)
     check_output_paths(*outputs)
     return outputs
 
@@ -237,11 +237,11 @@ def score_samples(model: str, sheet: str, output: str, options: ScoreOptions = S
         named = {k: v.replace(SAMPLE_FIELD, sample.name) if v is not None else None for k, v in templates.items()}
         layout = "paired" if len(sample.reads) == 2 else options.layout
         runs.append((sample, named.pop("output"), replace(options, layout=layout, multiqc=None, **named)))
-    _check_distinct([o for _, output_, run in runs for o in _check_outputs(output_, run)]
+    check_distinct_outputs([o for _, output_, run in runs for o in _check_outputs(output_, run)]
                     + [o for o in (options.multiqc,) if o])
     detector = load_detector(model, runtime, options.bf16)
-    results, failed, calibrated = {}, [], calibration.resolve(detector.calibration, options.threshold,
-                                                              options.fpr) is not None
+    thresholds = calibration.resolve(detector.calibration, options.threshold, options.fpr)
+    results, failed = {}, []
     for sample, output_, run in runs:
         try:
             results[sample.name] = score_reads(detector, list(sample.reads), output_, run, runtime,
@@ -250,8 +250,7 @@ def score_samples(model: str, sheet: str, output: str, options: ScoreOptions = S
             log.error("error: sample %s (%s row %d): %s", sample.name, sheet, sample.row, error)
             failed.append(sample.name)
     if options.multiqc:
-        write_multiqc(options.multiqc, multiqc_content({name: r for name, r in results.items()},
-                                                       _thresholds_text(detector, options) if calibrated else "NA"))
+        write_multiqc(options.multiqc, multiqc_content(results, thresholds.describe() if thresholds else "NA"))
     if failed:
         raise SampleFailures(f"{len(failed)} of {len(samples)} samples failed ({', '.join(failed)}); the others "
                              "were scored")
@@ -260,16 +259,3 @@ def score_samples(model: str, sheet: str, output: str, options: ScoreOptions = S
 
 class SampleFailures(GooddetectError):
     """Some samples of a sheet failed (each reported when it did); the others were scored."""
-
-
-def _thresholds_text(detector: Detector, options: ScoreOptions) -> str:
-    return calibration.resolve(detector.calibration, options.threshold, options.fpr).describe()
-
-
-def _check_distinct(paths: list[str]) -> None:
-    seen: dict[str, str] = {}
-    for path in paths:
-        key = os.path.realpath(path)
-        if key in seen:
-            raise UsageError(f"two outputs name the same file: {seen[key]} and {path}")
-        seen[key] = path

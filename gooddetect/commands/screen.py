@@ -16,11 +16,11 @@ from ..detector import Detector, load_detector
 from ..errors import UsageError
 from ..options import option
 from ..outputs import NA, multiqc_sample, multiqc_table, write_multiqc
-from ..runtime import Runtime, atomic_output
+from ..runtime import Runtime, atomic_output, check_distinct_outputs
 from ..screening import ACTIONS, DEFAULT_BIN, Segmentation, SequenceCall, call, tracks
-from ..seqio import DuplicateCounter, RecordChunk, display_name, read_chunks
+from ..seqio import DuplicateCounter, RecordChunk, display_name, fastx_bytes, read_chunks
 from ..windows import cut_reads
-from .score import _check_distinct, check_readable
+from .score import check_readable
 
 log = logging.getLogger("gooddetect")
 
@@ -92,7 +92,7 @@ def screen(model: str, inputs: list[str], output: str | None = "-", options: Scr
     run's totals. See ScreenOptions for the rest."""
     files = [o for o in (output, options.bed, options.bedgraph, options.clean_out, options.foreign_out,
                          options.multiqc) if o not in (None, "-")]
-    _check_distinct(files)
+    check_distinct_outputs(files)
     if options.mask and not options.clean_out:
         raise UsageError("--mask applies to --clean-out")
     detector = load_detector(model, runtime)
@@ -245,10 +245,9 @@ def _piece(chunk: RecordChunk, index: int, start: int, end: int) -> bytes:
 def _write(chunk: RecordChunk, index: int, name: bytes | None, sequence: bytes, qualities: str | None) -> bytes:
     """A record in the chunk's format; `name` None keeps the record's header as read."""
     header = name if name is not None else chunk.headers.get(index, chunk.records[index].name.encode("ascii"))
-    if chunk.format == "fastq" and qualities is not None:
-        repeated = header if name is None and chunk.two_headers else b""
-        return b"@%s\n%s\n+%s\n%s\n" % (header, bytes(sequence), repeated, qualities.encode("ascii"))
-    return b">%s\n%s\n" % (header, bytes(sequence))
+    fastq = chunk.format == "fastq" and qualities is not None
+    return fastx_bytes(header, bytes(sequence), qualities.encode("ascii") if fastq else None,
+                       name is None and chunk.two_headers)
 
 
 def multiqc_screen(rows: dict[str, dict]) -> dict:
