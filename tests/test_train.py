@@ -427,14 +427,14 @@ def test_torchrun_two_processes_equal_one_process_with_the_global_batch(tmp_path
 
 
 def test_a_time_budget_becomes_a_recorded_step_count_that_reproduces_the_model(tmp_path, monkeypatch):
-    """--time-budget times two short runs of the pair (a fake clock here: 0.5 s per step after a fixed start-up),
+    """--time-budget times two runs of the pair (a fake clock here: 0.5 s per step after a fixed start-up),
     turns the budget into a step count up front and records it; `--steps` with that count trains the same weights."""
     from gooddetect import api
     from gooddetect.commands import train as train_command
     from gooddetect.detector import Detector
     from fixtures import TRAIN
 
-    ticks = iter([0.0, 3.0 + 5 * 0.5, 10.0, 10.0 + 3.0 + 25 * 0.5])  # start, end of the 5-step and 25-step runs
+    ticks = iter([0.0, 3.0 + 40 * 0.5, 30.0, 30.0 + 3.0 + 140 * 0.5])  # start, end of the 40- and 140-step runs
 
     monkeypatch.setattr(train_command, "probe_clock", lambda: next(ticks))
     options = {"hidden": 8, "kmer_input": 2, "max_windows": 300, "runtime": api.Runtime(threads=1)}

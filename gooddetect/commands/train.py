@@ -37,6 +37,10 @@ log = logging.getLogger("gooddetect")
 
 # The foreground's default k-mer input by training bases (upper bound, exclusive), chosen on validation.
 KMER_INPUT_BY_BASES = ((3_000_000, 6), (6_000_000, 7), (10_000_000, 8), (15_000_000, 9), (math.inf, 10))
+# The two timed runs of --time-budget: their difference is the time of 100 steps alone, past the first steps of
+# warm-up (with (5, 25), steps came out twice as slow as training then ran on gdbench).
+PROBE_STEPS = (40, 140)
+BUDGET_SHARE = 0.9  # of --time-budget for the steps: the rest for validation, loading and writing
 
 
 @dataclass(frozen=True)
@@ -78,9 +82,10 @@ class LstmData:
                                         min=0, max=MAX_KMER_INPUT)
     checkpoint: str | None = option(None, "lstm: checkpoint file.", default_text="OUTPUT.ckpt")
     resume: bool = option(False, "lstm: continue an interrupted run from its checkpoint.")
-    time_budget: float | None = option(None, "lstm: train for about this many minutes on this machine: two short "
-                                       "timed runs of the pair set the number of steps up front (recorded in the "
-                                       "model file; --steps N then gives the same model again).", min=0,
+    time_budget: float | None = option(None, "lstm: train for about this many minutes on this machine: two timed "
+                                       f"runs of the pair ({PROBE_STEPS[0]} and {PROBE_STEPS[1]} steps) set the number of steps up front "
+                                       "(recorded in the model file; --steps N then gives the same model again).",
+                                       min=0,
                                        min_open=True, metavar="MINUTES")
 
 
@@ -318,13 +323,11 @@ def _train_lstm(windows: Windows, output: str, training: dict, settings: TrainSe
     return foreground, background
 
 
-PROBE_STEPS = (5, 25)  # the two timed runs of --time-budget: their difference is the time of 20 steps alone
-BUDGET_SHARE = 0.9  # of --time-budget for the steps: the rest for validation, loading and writing
 probe_clock = time.perf_counter  # what times the probes (a test replaces it)
 
 
 def budget_steps(minutes: float, data: tuple, model_config, background_config, probe, runtime: Runtime) -> dict:
-    """The steps that fill `minutes` on this machine: two short runs of the pair (PROBE_STEPS, nothing written),
+    """The steps that fill `minutes` on this machine: two runs of the pair (PROBE_STEPS, nothing written),
     give the seconds per step; BUDGET_SHARE of the budget goes to steps. Returns what the model
     file records: {"minutes", "seconds_per_step", "steps"}."""
     from ..training.loop import train_lstm_pair
