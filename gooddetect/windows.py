@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .alphabet import UNKNOWN, encode, reverse_complement_padded
+from .alphabet import UNKNOWN, decode, encode, reverse_complement_padded
 from .errors import InputError, UsageError
 from .seqio import display_name, read_chunks
 
@@ -288,6 +288,89 @@ def _is_bgzip(path: Path) -> bool:
     with open(path, "rb") as handle:
         header = handle.read(18)
     return len(header) >= 16 and header[3] & 4 and header[12:14] == b"BC"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Genomes as a whole: training stretches and held-out validation blocks (the LSTM's `train --genomes`)
+
+GAP_LENGTH = 10  # a run of this many unknown bases splits a record into stretches (an assembly gap)
+VAL_BLOCK = 10_000  # bases per block of a stretch that may be held out for validation
+MAX_VAL_WINDOWS = 10_000  # validation windows kept (a random subset of the held-out blocks' tiling)
+
+
+@dataclass(frozen=True)
+class GenomeSplit:
+    """Genomes cut for training: `sequence` holds every stretch (runs of ≥ GAP_LENGTH unknown bases removed) end to
+    end; training windows are drawn inside the training pieces (`starts`, `lengths`: stretches minus their held-out
+    blocks, at least a window long), validation windows are the held-out blocks tiled (`val`); `stats` counts it
+    all."""
+
+    sequence: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
+    val: Windows
+    stats: dict
+
+
+def split_genomes(paths: Iterable[str], *, length: int = WINDOW_LENGTH, min_length: int = MIN_LENGTH,
+                  val_fraction: float = 0.05, seed: int = 0) -> GenomeSplit:
+    """Every record of `paths` (FASTA/FASTQ, any compression) split into stretches at assembly gaps; each stretch cut
+    into blocks of about VAL_BLOCK bases, a seeded random `val_fraction` of all blocks (at least one) held out."""
+    paths = list(paths)
+    parts, stretches, stats = [], [], {"records": 0, "bases": 0, "gap_bases": 0}
+    position = 0
+    for path in paths:
+        for chunk in read_chunks(path):
+            for seq in chunk.seqs:
+                codes = encode(seq)
+                stats["records"] += 1
+                stats["bases"] += len(codes)
+                for begin, end in _between_gaps(codes):
+                    parts.append(codes[begin:end])
+                    stretches.append((position, position + end - begin))
+                    position += end - begin
+    stats["gap_bases"] = stats["bases"] - position
+    blocks = [(stretch, start + (end - start) * i // n, start + (end - start) * (i + 1) // n)
+              for stretch, (start, end) in enumerate(stretches)
+              for n in [max(1, (end - start) // VAL_BLOCK)] for i in range(n)]
+    if len(blocks) < 2:
+        raise InputError(f"{', '.join(map(display_name, paths))}: genomes of {position} bp are too short to hold out "
+                         f"a validation block (at least 2 blocks of {VAL_BLOCK} bp)")
+    rng = np.random.default_rng([seed, 2])
+    held_out = np.zeros(len(blocks), dtype=bool)
+    held_out[rng.choice(len(blocks), max(1, int(round(val_fraction * len(blocks)))), replace=False)] = True
+    sequence = np.concatenate(parts)
+    pieces, piece = [], None  # training pieces: runs of kept blocks within a stretch
+    for (stretch, start, end), out in zip(blocks, held_out):
+        if piece is not None and (out or piece[0] != stretch):
+            pieces.append(piece)
+            piece = None
+        if not out:
+            piece = (stretch, piece[1] if piece else start, end)
+    pieces += [piece] if piece else []
+    kept = [(start, end - start) for _, start, end in pieces if end - start >= length]
+    if not kept:
+        raise InputError(f"{', '.join(map(display_name, paths))}: no stretch of known bases holds a {length} bp "
+                         "training window")
+    starts, lengths = (np.array(column, dtype=np.int64) for column in zip(*kept))
+    val_blocks = [decode(sequence[start:end]) for (_, start, end), out in zip(blocks, held_out) if out]
+    cut = cut_reads(val_blocks, length, None, min_length)
+    val = Windows(*cut.padded(0, len(cut), width=length))
+    if len(val) > MAX_VAL_WINDOWS:
+        val = val.take(np.sort(rng.choice(len(val), MAX_VAL_WINDOWS, replace=False)))
+    stats |= {"stretches": len(stretches), "val_blocks": int(held_out.sum()),
+              "val_bases": int(sum(len(block) for block in val_blocks)), "val_windows": len(val),
+              "train_bases": int(lengths.sum()), "unused_bases": int(position - lengths.sum()
+                                                                      - sum(len(block) for block in val_blocks))}
+    return GenomeSplit(sequence, starts, lengths, val, stats)
+
+
+def _between_gaps(codes: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of the non-empty stretches of `codes` between runs of at least GAP_LENGTH unknown bases."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], (codes == UNKNOWN).view(np.int8), [0]))))
+    gaps = [(s, e) for s, e in zip(edges[0::2].tolist(), edges[1::2].tolist()) if e - s >= GAP_LENGTH]
+    bounds = [0, *(x for gap in gaps for x in gap), len(codes)]
+    return [(s, e) for s, e in zip(bounds[0::2], bounds[1::2]) if e > s]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -270,3 +270,27 @@ def test_defaults_are_sized_for_the_small_example_set():
     windows = collect_windows([str(p) for p in TRAIN], WindowCounts())
     train, _ = split_validation(windows, LstmData.val_fraction, 0)
     assert sized_defaults(int(train.lengths.sum()), len(train), 100) == {"kmer_input": 6, "epochs": 4}
+
+
+def test_train_on_genomes_draws_windows_from_them_reproducibly(tmp_path):
+    """`train --genomes`: the genome split is recorded, validation windows (both strands) come from held-out blocks,
+    the same seed gives the same file, and the model scores reads."""
+    from conftest import write_file
+    from fixtures import fasta_text, random_bases
+
+    rng = np.random.default_rng(8)
+    genome = write_file(tmp_path, "g.fa.gz", fasta_text({"chr": random_bases(rng, 40_000),
+                                                         "plasmid": random_bases(rng, 9_000)}), gz=True)
+    args = ("train", genome, "--genomes", "--hidden", "8", "--kmer-input", "2", "--steps", "6", "--seed", "2",
+            "--threads", "1", "-o")
+    gd(*args, tmp_path / "a.gdm")
+    gd(*args, tmp_path / "b.gdm")
+    assert (tmp_path / "a.gdm").read_bytes() == (tmp_path / "b.gdm").read_bytes()
+    training = read_model_file(tmp_path / "a.gdm")[0]["training"]
+    assert training["genomes"]["records"] == 2 and training["genomes"]["val_blocks"] == 1
+    assert training["both_strands"] and training["n_val_windows"] == 2 * training["genomes"]["val_windows"]
+    assert training["n_train_windows"] == training["genomes"]["train_bases"] // 250
+    rows = read_tsv(gd("score", tmp_path / "a.gdm", READS, "--threads", "1").stdout.decode())
+    assert len(rows) == len(fastx_ids(READS))
+    clash = gd(*args, tmp_path / "c.gdm", "--max-windows", "5", check=False)
+    assert clash.returncode == 1 and b"--max-windows: not with --genomes" in clash.stderr

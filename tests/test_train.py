@@ -15,6 +15,7 @@ import torch
 from conftest import cpu_runs_bf16
 from gooddetect.errors import UsageError
 from gooddetect.models.lstm import LSTMConfig, LSTMNet, dequantize_rows
+from gooddetect.training.data import FixedWindows, GenomeWindows
 from gooddetect.training.optim import KmerTableAdam
 from gooddetect.runtime import is_main_process
 from gooddetect.training.loop import (
@@ -50,7 +51,7 @@ def fast_config(**changes) -> TrainConfig:
 
 
 def train(config: TrainConfig, model_config: LSTMConfig = TINY, **kwargs):
-    return train_lstm_pair(*TRAIN, *VAL, model_config, config, **kwargs)
+    return train_lstm_pair(FixedWindows(*TRAIN), *VAL, model_config, config, **kwargs)
 
 
 def assert_same_weights(first, second):
@@ -151,7 +152,8 @@ def test_same_seed_gives_identical_weights_and_another_seed_does_not():
 
 def test_early_stopping_keeps_the_best_weights():
     val = motif_windows(40, seed=1, motif=MOTIF[::-1].copy() ^ 1)  # another motif: fitting TRAIN makes it worse
-    foreground, _, stats = train_lstm_pair(*TRAIN, *val, TINY, fast_config(steps=200, eval_every=1, patience=3))
+    foreground, _, stats = train_lstm_pair(FixedWindows(*TRAIN), *val, TINY,
+                                           fast_config(steps=200, eval_every=1, patience=3))
     assert stats["foreground"]["steps"] < 200
     sums, n_scored = foreground.loglik(*val)
     assert -sums.sum() / n_scored.sum() == pytest.approx(stats["foreground"]["val_loss"])
@@ -229,7 +231,7 @@ def _resume_from_every_kind_of_checkpoint(tmp_path, threads):
     config = fast_config(batch_size=5, steps=40, eval_every=10, lr_schedule="cosine")
 
     def run(**kwargs):
-        return train_lstm_pair(*SPARSE_TRAIN, *SPARSE_VAL, model, config, **kwargs)
+        return train_lstm_pair(FixedWindows(*SPARSE_TRAIN), *SPARSE_VAL, model, config, **kwargs)
 
     uninterrupted = run()
     checkpoint = tmp_path / "run.ckpt"
@@ -371,6 +373,7 @@ import torch
 torch.set_num_threads(1)
 from gooddetect.models.lstm import LSTMConfig
 from gooddetect.runtime import is_main_process
+from gooddetect.training.data import FixedWindows
 from gooddetect.training.loop import TrainConfig, train_lstm_pair
 
 rng = np.random.default_rng(0)
@@ -378,7 +381,7 @@ codes = rng.integers(0, 4, (200, 30)).astype(np.uint8)
 lengths = np.full(200, 30)
 out, batch_size = sys.argv[1], int(sys.argv[2])
 config = TrainConfig(lr=1e-2, batch_size=batch_size, steps=4, eval_every=2, checkpoint_every=1e-9, mutation_rate=0.0)
-foreground, background, stats = train_lstm_pair(codes[:160], lengths[:160], codes[160:], lengths[160:],
+foreground, background, stats = train_lstm_pair(FixedWindows(codes[:160], lengths[:160]), codes[160:], lengths[160:],
                                                  LSTMConfig(hidden=16, kmer_input=3, dropout=0.0), config,
                                                  checkpoint=f"{out}/run.ckpt")
 arrays = {f"fg.{k}": v for k, v in foreground.state_arrays().items()}
@@ -446,3 +449,37 @@ def test_a_time_budget_becomes_a_recorded_step_count_that_reproduces_the_model(t
     assert_same_weights([budgeted.foreground, budgeted.background], [again.foreground, again.background])
     with pytest.raises(UsageError, match="--time-budget sets the number of steps: not with --steps"):
         api.train([str(TRAIN[0])], str(tmp_path / "x.gdm"), time_budget=1, steps=5, **options)
+
+
+def genome_windows(length: int = 40) -> GenomeWindows:
+    """Three stretches of a random genome (600, 41 and 300 bases)."""
+    sequence = np.random.default_rng(4).integers(0, 4, 1000).astype(np.uint8)
+    return GenomeWindows(sequence, np.array([0, 650, 700]), np.array([600, 41, 300]), length)
+
+
+def test_genome_windows_are_fresh_every_epoch_and_training_on_them_is_reproducible_and_resumable(tmp_path):
+    source = genome_windows()
+    assert len(source) == 941 // 40
+    first, second = (source.epoch(np.random.default_rng([1, epoch]))(0, len(source)) for epoch in (0, 1))
+    assert first.shape == (len(source), 40) and not np.array_equal(first, second)
+    np.testing.assert_array_equal(first, source.epoch(np.random.default_rng([1, 0]))(0, len(source)))
+
+    config = fast_config(steps=12, eval_every=4, batch_size=5)
+
+    def run(**kwargs):
+        return train_lstm_pair(source, *VAL, TINY, config, **kwargs)
+
+    uninterrupted = run()
+    assert uninterrupted[2]["foreground"]["epochs"] == pytest.approx(12 / 5)  # 23 windows: 5 steps an epoch
+    assert_same_weights(uninterrupted[:2], run()[:2])
+
+    def send_sigterm(phase, step):
+        if (phase, step) == ("fg", 7):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(TrainingInterrupted):
+        run(checkpoint=tmp_path / "g.ckpt", on_step=send_sigterm)
+    resumed = run(checkpoint=tmp_path / "g.ckpt", resume=True)
+    assert_same_weights(uninterrupted[:2], resumed[:2])
+    with pytest.raises(UsageError, match="train_data"):
+        train_lstm_pair(genome_windows(30), *VAL, TINY, config, checkpoint=tmp_path / "g.ckpt", resume=True)

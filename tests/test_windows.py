@@ -17,7 +17,7 @@ from conftest import pad_batch, write_file
 from fixtures import fasta_text, random_bases, revcomp_text
 from gooddetect.alphabet import UNKNOWN, decode, encode, gc_fraction, reverse_complement, reverse_complement_padded
 from gooddetect.errors import InputError, UsageError
-from gooddetect.windows import (WindowCounts, collect_windows, cut_reads, sample_genome_windows,
+from gooddetect.windows import (WindowCounts, collect_windows, cut_reads, sample_genome_windows, split_genomes,
                                 sequence_slices, window_label, window_spans, with_reverse_complements)
 
 LABEL = re.compile(r"(?P<read>.+):(?P<start>\d+)-(?P<end>\d+)", re.S)
@@ -407,3 +407,47 @@ def test_collect_windows_with_nothing_usable(tmp_path):
     path = write_file(tmp_path, "short.fa", ">a\nACGT\n>b\nNNNNNNNNNNNNNNNNNNNN\n")
     with pytest.raises(InputError, match=r"no usable window \(1 reads shorter than 10 bp, 1 windows with fewer"):
         collect_windows([str(path)], WindowCounts(), length=20, min_length=10)
+
+
+def test_split_genomes_holds_out_whole_blocks_and_trains_inside_records_and_between_gaps(tmp_path):
+    rng = np.random.default_rng(11)
+    records = {"chr": random_bases(rng, 30_000), "gapped": random_bases(rng, 11_000) + "N" * 15 +
+               random_bases(rng, 9_000), "plasmid": random_bases(rng, 400), "tiny": random_bases(rng, 100)}
+    path = write_file(tmp_path, "g.fa.gz", fasta_text(records), gz=True)
+    split = split_genomes([path], length=250, val_fraction=0.3, seed=3)
+    assert split.stats["records"] == 4
+    assert split.stats["bases"] == 50_515 and split.stats["gap_bases"] == 15
+    assert split.stats["val_blocks"] == 2 and split.stats["stretches"] == 5  # blocks: 3 + 1 + 1 + 1 + 1 → round(2.1)
+    pieces = [decode(split.sequence[s:s + n]) for s, n in zip(split.starts, split.lengths)]
+    upper = {name: seq.upper() for name, seq in records.items()}
+    assert all(n >= 250 for n in split.lengths) and not any(upper["tiny"] in piece for piece in pieces)
+    assert all(any(piece in seq for seq in upper.values()) for piece in pieces)  # inside one record, no gap
+    val = [decode(row[:n]) for row, n in zip(split.val.codes, split.val.lengths)]
+    assert all(any(w in seq for seq in upper.values()) for w in val)
+    stats = split.stats  # every held-out block is tiled whole; every base is trained on, held out or too short
+    assert sum(map(len, val)) == stats["val_bases"] > 0 and stats["val_windows"] == len(val)
+    assert stats["train_bases"] + stats["val_bases"] + stats["unused_bases"] + stats["gap_bases"] == stats["bases"]
+    assert not any(w[:50] in piece for w in val for piece in pieces)  # held-out blocks are never trained on
+    again = split_genomes([path], length=250, val_fraction=0.3, seed=3)
+    np.testing.assert_array_equal(again.starts, split.starts)
+    other = split_genomes([path], length=250, val_fraction=0.3, seed=4)
+    assert not np.array_equal(other.starts, split.starts) or not np.array_equal(other.lengths, split.lengths)
+    with pytest.raises(InputError, match="too short to hold out"):
+        split_genomes([write_file(tmp_path, "s.fa", fasta_text({"a": random_bases(rng, 5_000)}))])
+
+
+@given(st.lists(st.integers(30, 200), min_size=1, max_size=5), st.integers(0, 2**32 - 1))
+def test_genome_windows_lie_inside_one_stretch_on_either_strand(stretch_lengths, seed):
+    from gooddetect.training.data import GenomeWindows
+
+    rng = np.random.default_rng(seed)
+    starts = np.cumsum([0, *(n + 7 for n in stretch_lengths[:-1])])
+    sequence = rng.integers(0, 4, int(starts[-1] + stretch_lengths[-1])).astype(np.uint8)
+    source = GenomeWindows(sequence, starts, np.array(stretch_lengths), 30)
+    windows = source.epoch(rng)(0, len(source))
+    texts = [decode(sequence[s:s + n]) for s, n in zip(starts, stretch_lengths)]
+    for row in windows:
+        forward, backward = decode(row), decode(reverse_complement(row))
+        assert any(forward in t or backward in t for t in texts)
+    everywhere = source.windows(np.arange(source.positions[-1]), np.zeros(source.positions[-1], bool))
+    assert sorted(map(decode, everywhere)) == sorted(t[i:i + 30] for t in texts for i in range(len(t) - 29))

@@ -30,8 +30,8 @@ from ..outputs import SEQUENCE_SUFFIXES
 from ..runtime import Runtime, check_output_paths, is_main_process
 from ..seqio import display_name
 from ..training.config import MAX_EPOCHS, MIN_STEPS, TrainConfig
-from ..windows import MIN_LENGTH, WINDOW_LENGTH, Windows, WindowCounts, collect_windows, sample_genome_windows, \
-    with_reverse_complements
+from ..windows import MIN_LENGTH, WINDOW_LENGTH, GenomeSplit, Windows, WindowCounts, collect_windows, \
+    sample_genome_windows, split_genomes, with_reverse_complements
 
 log = logging.getLogger("gooddetect")
 
@@ -76,6 +76,10 @@ class LstmData:
                                      "windows.", min=1)
     both_strands: bool = option(False, "lstm: also train on the reverse complement of every window (kmer counts both "
                                 "strands anyway).")
+    genomes: bool = option(False, "lstm: the inputs are genomes: every epoch draws fresh random windows (either "
+                           "strand) from them, none across records or assembly gaps; validation windows come from "
+                           "held-out blocks of about 10 kb (--val-fraction of them). An epoch covers the genomes "
+                           "once.")
     val_fraction: float = option(0.05, "lstm: source windows held out for validation loss / early stopping.", min=0,
                                  max=0.5, min_open=True, max_open=True)
     background_kmer_input: int = option(0, "lstm: the background model's --kmer-input (chosen on validation).",
@@ -83,10 +87,9 @@ class LstmData:
     checkpoint: str | None = option(None, "lstm: checkpoint file.", default_text="OUTPUT.ckpt")
     resume: bool = option(False, "lstm: continue an interrupted run from its checkpoint.")
     time_budget: float | None = option(None, "lstm: train for about this many minutes on this machine: two timed "
-                                       f"runs of the pair ({PROBE_STEPS[0]} and {PROBE_STEPS[1]} steps) set the number of steps up front "
-                                       "(recorded in the model file; --steps N then gives the same model again).",
-                                       min=0,
-                                       min_open=True, metavar="MINUTES")
+                                       f"runs of the pair ({PROBE_STEPS[0]} and {PROBE_STEPS[1]} steps) set the "
+                                       "number of steps up front (recorded in the model file; --steps N then gives "
+                                       "the same model again).", min=0, min_open=True, metavar="MINUTES")
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,12 @@ class TrainSettings:
             raise UsageError(f"{_flag(foreign[0])}: not used by --classifier {inputs.classifier}")
         if inputs.record_classes and inputs.windows_per_file:
             raise UsageError("--record-classes reads each read's class from its header: not with --windows-per-file")
+        if given.get("genomes"):
+            clash = [n for n in ("windows_per_file", "stride", "max_windows", "both_strands", "classes",
+                                 "class_per_file", "record_classes") if given.get(n)]
+            if clash:
+                raise UsageError(f"{_flag(clash[0])}: not with --genomes (which draws windows of both strands from "
+                                 "whole genomes)")
         settings = cls(inputs, dict(given))
         try:  # the kind's settings are checked before any work
             for part in KIND_GROUPS[inputs.arch]:
@@ -254,15 +263,20 @@ def train(inputs: list[str], output: str, *, seed: int = 0, runtime: Runtime | N
     training = {"inputs": [os.path.basename(display_name(f)) for f in inputs],
                 "windows_per_file": inputs_.windows_per_file, "mutation_rate": mutation_rate, "seed": seed,
                 "versions": _versions(kind)}
-    windows = None
-    if kind == "lstm" or labels:
+    windows = genomes = None
+    if kind == "lstm" and settings.part(LstmData).genomes:
+        genomes = split_genomes(inputs, length=inputs_.length, min_length=inputs_.min_length,
+                                val_fraction=settings.part(LstmData).val_fraction, seed=seed)
+        training |= {"sequences_sha256": _digest(genomes.sequence, genomes.starts), "genomes": genomes.stats}
+    elif kind == "lstm" or labels:
         data = settings.part(LstmData)
         windows = collect_windows(inputs, counts, length=inputs_.length, stride=data.stride,
                                   min_length=inputs_.min_length, windows_per_file=inputs_.windows_per_file,
                                   max_windows=data.max_windows, seed=seed, classes=labels)
         training["windows_sha256"] = _digest(windows.codes, windows.lengths)
     if kind == "lstm":
-        foreground, background = _train_lstm(windows, output, training, settings, seed=seed, runtime=runtime)
+        foreground, background = _train_lstm(genomes or windows, output, training, settings, seed=seed,
+                                             runtime=runtime)
     else:
         foreground, background = _train_kmer(inputs, training, settings, seed=seed, runtime=runtime)
     classifier = _train_classifier(windows, labels, training, settings, seed=seed) if labels else None
@@ -278,25 +292,34 @@ def train(inputs: list[str], output: str, *, seed: int = 0, runtime: Runtime | N
     return detector
 
 
-def _train_lstm(windows: Windows, output: str, training: dict, settings: TrainSettings, *, seed: int,
+def _train_lstm(source: Windows | GenomeSplit, output: str, training: dict, settings: TrainSettings, *, seed: int,
                 runtime: Runtime):
+    """The LSTM pair on fixed windows (a validation split held out) or on fresh windows of genomes."""
+    from ..training.data import FixedWindows, GenomeWindows
     from ..training.loop import train_lstm_pair
 
     runtime.torch()
     data = settings.part(LstmData)
     checkpoint = data.checkpoint or f"{output}.ckpt"
-    train_windows, val_windows = split_validation(windows, data.val_fraction, seed)
-    train_codes, train_lengths = train_windows.codes, train_windows.lengths
-    val_codes, val_lengths = val_windows.codes, val_windows.lengths
-    source_bases = int(train_lengths.sum())
-    if data.both_strands:
-        train_codes, train_lengths = with_reverse_complements(train_codes, train_lengths)
-        val_codes, val_lengths = with_reverse_complements(val_codes, val_lengths)
+    if isinstance(source, GenomeSplit):
+        train_set = GenomeWindows(source.sequence, source.starts, source.lengths, settings.inputs.length)
+        val_codes, val_lengths = with_reverse_complements(source.val.codes, source.val.lengths)
+        source_bases, gc_train = int(source.lengths.sum()), float(gc_fraction(source.sequence))
+    else:
+        train_windows, val_windows = split_validation(source, data.val_fraction, seed)
+        train_codes, train_lengths = train_windows.codes, train_windows.lengths
+        val_codes, val_lengths = val_windows.codes, val_windows.lengths
+        source_bases = int(train_lengths.sum())
+        if data.both_strands:
+            train_codes, train_lengths = with_reverse_complements(train_codes, train_lengths)
+            val_codes, val_lengths = with_reverse_complements(val_codes, val_lengths)
+        train_set = FixedWindows(train_codes, train_lengths)
+        gc_train = float(np.nanmean(gc_fraction(train_set.codes)))
     given = settings.given
     if data.time_budget is not None and ("steps" in given or "epochs" in given):
         raise UsageError("--time-budget sets the number of steps: not with --steps or --epochs")
     batch_size = settings.part(TrainConfig).batch_size
-    sized = {k: v for k, v in sized_defaults(source_bases, len(train_codes), batch_size).items()
+    sized = {k: v for k, v in sized_defaults(source_bases, len(train_set), batch_size).items()
              if k not in given and not (k == "epochs" and ("steps" in given or data.time_budget is not None))}
     model_config = settings.part(LSTMConfig, **{k: v for k, v in sized.items() if k == "kmer_input"})
     background_config = replace(model_config, kmer_input=data.background_kmer_input)
@@ -304,17 +327,17 @@ def _train_lstm(windows: Windows, output: str, training: dict, settings: TrainSe
         {"epochs": None} if "steps" in given and "epochs" not in given else {}
     if data.time_budget is not None:
         probe = settings.part(TrainConfig, seed=seed, epochs=None, steps=1, eval_every=None)
-        budget = budget_steps(data.time_budget, (train_codes, train_lengths, val_codes, val_lengths),
+        budget = budget_steps(data.time_budget, (train_set, val_codes, val_lengths),
                               model_config, background_config, probe, runtime)
         schedule = {"epochs": None, "steps": budget["steps"]}
         training["time_budget"] = budget
     config = settings.part(TrainConfig, seed=seed, **schedule)
-    training |= {"n_train_windows": int(len(train_codes)), "n_val_windows": int(len(val_codes)),
-                 "max_windows": data.max_windows, "both_strands": data.both_strands,
-                 "val_fraction": data.val_fraction, "gc_train": float(np.nanmean(gc_fraction(train_codes))),
+    training |= {"n_train_windows": len(train_set), "n_val_windows": int(len(val_codes)),
+                 "max_windows": data.max_windows, "both_strands": data.both_strands or data.genomes,
+                 "val_fraction": data.val_fraction, "gc_train": gc_train,
                  "sized_defaults": sized,
                  "optimiser": {k: v for k, v in asdict(config).items() if k not in ("device", "checkpoint_every")}}
-    foreground, background, stats = train_lstm_pair(train_codes, train_lengths, val_codes, val_lengths, model_config,
+    foreground, background, stats = train_lstm_pair(train_set, val_codes, val_lengths, model_config,
                                                     config, checkpoint=checkpoint, resume=data.resume,
                                                     background_config=background_config, runtime=runtime)
     training["validation"] = {role: {k: v for k, v in s.items() if k != "seconds"} for role, s in stats.items()}

@@ -9,7 +9,8 @@ the threads each (one small model's per-step products cannot keep two cores busy
 ending with the weights of training it alone on its share; otherwise (one thread, a GPU, torchrun) the foreground
 trains first.
 
-Randomness is keyed by counters, not carried in generator states: the window order of an epoch, the mutations and
+The training windows (training.data) are fixed windows in a new order every epoch, or fresh random windows from
+genomes. Randomness is keyed by counters, not carried in generator states: an epoch's windows, the mutations and
 the dropout masks of a batch each come from a generator seeded with (seed, purpose, phase, epoch, batch). A run is
 therefore bit-identical for a given seed, device and number of threads, a resumed run is bit-identical to an
 uninterrupted one, and a checkpoint (training.checkpoints) only needs the finished models and, per model in
@@ -51,6 +52,7 @@ from ..runtime import Runtime, resolve_device
 from . import checkpoints
 from .checkpoints import Checkpoints
 from .config import RESUMABLE_CHANGES, TrainConfig
+from .data import Batches, FixedWindows, GenomeWindows
 from .distributed import Distributed, distributed
 from .optim import Adam, KmerTableAdam
 from .signals import StopRequest, TrainingInterrupted
@@ -111,8 +113,7 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
 class _Run:
     """What every phase of one training run shares."""
 
-    train_codes: np.ndarray
-    train_lengths: np.ndarray
+    train: FixedWindows | GenomeWindows
     val_codes: np.ndarray
     val_lengths: np.ndarray
     model_configs: dict[str, LSTMConfig]  # by phase name
@@ -127,12 +128,11 @@ class _Run:
     @property
     def steps_per_epoch(self) -> int:
         """Full steps of `world` batches in an epoch (a few tail batches are dropped when world > 1)."""
-        return math.ceil(len(self.train_codes) / self.config.batch_size) // self.ddp.world
+        return math.ceil(len(self.train) / self.config.batch_size) // self.ddp.world
 
 
 def train_lstm_pair(
-    train_codes: np.ndarray,
-    train_lengths: np.ndarray,
+    train: FixedWindows | GenomeWindows,
     val_codes: np.ndarray,
     val_lengths: np.ndarray,
     model_config: LSTMConfig,
@@ -143,17 +143,15 @@ def train_lstm_pair(
     background_config: LSTMConfig | None = None,
     runtime: Runtime | None = None,
 ) -> tuple[LSTMModel, LSTMModel, dict]:
-    """Train the foreground, then the background model (`background_config`, default `model_config`); return both
-    (best weights, eval mode, on CPU) and stats {"foreground"|"background": {"val_loss", "steps", "epochs",
+    """Train on `train` (training.data) the foreground, then the background model (`background_config`, default
+    `model_config`); return both (best weights, eval mode, on CPU) and stats {"foreground"|"background": {"val_loss", "steps", "epochs",
     "windows_seen", "seconds"}}.
 
     `checkpoint` is written every `config.checkpoint_every` seconds and when SIGINT/SIGTERM arrives (then
     TrainingInterrupted is raised); it is left in place after success, for the caller to delete. `resume=True`
     continues from it. `on_step(phase, step)` is called after every optimizer step; `runtime` says whether progress
     bars may be shown."""
-    train_lengths, val_lengths = np.asarray(train_lengths, np.int64), np.asarray(val_lengths, np.int64)
-    trainable = train_lengths >= 2  # a window needs two bases to score one
-    train_codes, train_lengths = mask_padding(train_codes, train_lengths)[trainable], train_lengths[trainable]
+    val_lengths = np.asarray(val_lengths, np.int64)
     val_codes = mask_padding(val_codes, val_lengths)
     if len(val_codes) == 0 or not (val_codes[:, 1:] < UNKNOWN).any():
         raise UsageError("the validation set has no scorable bases")
@@ -162,7 +160,7 @@ def train_lstm_pair(
     fingerprint = {
         "model_configs": {name: c.to_dict() for name, c in model_configs.items()},
         "train_config": {k: v for k, v in asdict(config).items() if k not in RESUMABLE_CHANGES},
-        "train_data": checkpoints.data_digest(train_codes, train_lengths),
+        "train_data": train.digest(),
         "val_data": checkpoints.data_digest(val_codes, val_lengths),
     }
     saved = checkpoints.load(checkpoint, fingerprint) if resume else None
@@ -170,10 +168,10 @@ def train_lstm_pair(
     if config.bf16:
         check_bf16(torch.device(device))
     with distributed(device) as ddp, _deterministic(), StopRequest() as stop:
-        run = _Run(train_codes, train_lengths, val_codes, val_lengths, model_configs, config, ddp, stop, checkpoint,
+        run = _Run(train, val_codes, val_lengths, model_configs, config, ddp, stop, checkpoint,
                    fingerprint, on_step, runtime or Runtime())
         if run.steps_per_epoch == 0:
-            raise UsageError(f"{len(train_codes)} training windows make no full step of {ddp.world} batches")
+            raise UsageError(f"{len(train)} training windows make no full step of {ddp.world} batches")
         pending = [phase for phase in training_phases(config) if not saved or phase.name not in saved["finished"]]
         together = bool(pending) and side_by_side(run)
         saving = Checkpoints(checkpoint, fingerprint, saved, together, ddp.is_main)
@@ -264,14 +262,14 @@ def train_phase(run: _Run, phase: Phase, checkpoints: Checkpoints, threads: int 
     bar = run.runtime.bar(total=total_steps, initial=counters.step, desc=PHASE_NAMES[phase.name], unit="step",
                    position=phase.index) if ddp.is_main else None
     started = last_checkpoint = time.monotonic()
-    run_start_step, loss_sum, order_epoch = counters.step, torch.zeros((), device=ddp.device), None
+    run_start_step, loss_sum, batches_epoch = counters.step, torch.zeros((), device=ddp.device), None
     net.train()
     while counters.step < total_steps and (config.patience is None or counters.bad_evals < config.patience):
-        if order_epoch != counters.epoch:
-            order = _rng(config.seed, _ORDER, phase.index, counters.epoch).permutation(len(run.train_codes))
-            order_epoch = counters.epoch
+        if batches_epoch != counters.epoch:
+            batches = run.train.epoch(_rng(config.seed, _ORDER, phase.index, counters.epoch))
+            batches_epoch = counters.epoch
         global_batch = counters.batch * ddp.world + ddp.rank
-        codes = _batch(run, order, global_batch, phase, counters.epoch)
+        codes = _batch(run, batches, global_batch, phase, counters.epoch)
         net.generator.manual_seed(_seed(config.seed, _DROPOUT, phase.index, counters.epoch, global_batch))
         with torch.autocast(ddp.device.type, dtype=torch.bfloat16) if config.bf16 else contextlib.nullcontext():
             loss = training_loss(model, net, codes, phase.l2, table)
@@ -291,7 +289,7 @@ def train_phase(run: _Run, phase: Phase, checkpoints: Checkpoints, threads: int 
         counters.step += 1
         counters.batch += 1
         first = (counters.batch - 1) * ddp.world * config.batch_size
-        counters.windows_seen += len(order[first:first + ddp.world * config.batch_size])
+        counters.windows_seen += min(len(run.train), first + ddp.world * config.batch_size) - first
         epoch_end = counters.batch == run.steps_per_epoch
         if epoch_end:
             counters.epoch, counters.batch = counters.epoch + 1, 0
@@ -349,11 +347,10 @@ def _validation_loss(evaluator: LSTMModel, codes: np.ndarray, lengths: np.ndarra
     return neg_loglik / n
 
 
-def _batch(run: _Run, order: np.ndarray, global_batch: int, phase: Phase, epoch: int) -> torch.Tensor:
-    """The (mutated) codes of one batch of the epoch's order, padded to its longest window, on the device."""
+def _batch(run: _Run, batches: Batches, global_batch: int, phase: Phase, epoch: int) -> torch.Tensor:
+    """The (mutated) codes of one batch of the epoch's windows, padded to its longest window, on the device."""
     size = run.config.batch_size
-    rows = order[global_batch * size: (global_batch + 1) * size]
-    codes = run.train_codes[rows, : int(run.train_lengths[rows].max())]
+    codes = batches(global_batch * size, min((global_batch + 1) * size, len(run.train)))
     if phase.mutation_rate:
         codes = mutate(codes, phase.mutation_rate, _rng(run.config.seed, _MUTATION, phase.index, epoch, global_batch))
     return torch.from_numpy(codes).to(run.ddp.device).long()

@@ -399,6 +399,7 @@ def training_row(hidden: int, steps: int, bf16: bool, **model) -> dict:
     (the default). The pair's rate counts the time either model was training (once where they overlap: with two or
     more threads they train side by side)."""
     from gooddetect.models.lstm import LSTMConfig
+    from gooddetect.training.data import FixedWindows
     from gooddetect.training.loop import TrainConfig, train_lstm_pair
 
     rng = np.random.default_rng(2)
@@ -413,8 +414,9 @@ def training_row(hidden: int, steps: int, bf16: bool, **model) -> dict:
     config = TrainConfig(steps=steps, batch_size=TRAIN_BATCH, eval_every=None, bf16=bf16, device="cpu")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. autocast notes on CPU
-        train_lstm_pair(train, np.full(n_train, WINDOW), val, np.full(2, WINDOW), LSTMConfig(hidden=hidden, **model),
-                        config, on_step=on_step, background_config=LSTMConfig(hidden=hidden, **{**model, "kmer_input": 0}))
+        train_lstm_pair(FixedWindows(train, np.full(n_train, WINDOW)), val, np.full(2, WINDOW),
+                        LSTMConfig(hidden=hidden, **model), config, on_step=on_step,
+                        background_config=LSTMConfig(hidden=hidden, **{**model, "kmer_input": 0}))
     per_model = {phase: (steps - 1) * TRAIN_BATCH / (m[steps] - m[1]) for phase, m in marks.items()}
     (fg_start, fg_end), (bg_start, bg_end) = ((m[1], m[steps]) for m in marks.values())
     overlap = max(0.0, min(fg_end, bg_end) - max(fg_start, bg_start))  # > 0 when the models train side by side
