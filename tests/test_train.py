@@ -14,6 +14,7 @@ import torch
 
 from conftest import cpu_runs_bf16
 from gooddetect.errors import UsageError
+from gooddetect.alphabet import decode
 from gooddetect.models.lstm import LSTMConfig, LSTMNet, dequantize_rows
 from gooddetect.training.data import FixedWindows, GenomeWindows
 from gooddetect.training.optim import KmerTableAdam
@@ -462,6 +463,9 @@ def test_genome_windows_are_fresh_every_epoch_and_training_on_them_is_reproducib
     assert len(source) == 941 // 40
     first, second = (source.epoch(np.random.default_rng([1, epoch]))(0, len(source)) for epoch in (0, 1))
     assert first.shape == (len(source), 40) and not np.array_equal(first, second)
+    stretches = [decode(source.sequence[s:s + n]) for s, n in zip(source.starts, source.lengths)]
+    forward = [any(decode(w) in text for text in stretches) for w in np.concatenate([first, second])]
+    assert 0.25 < np.mean(forward) < 0.75  # both strands (random 40-mers are never their own reverse complement)
     np.testing.assert_array_equal(first, source.epoch(np.random.default_rng([1, 0]))(0, len(source)))
 
     config = fast_config(steps=12, eval_every=4, batch_size=5)

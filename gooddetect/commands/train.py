@@ -3,7 +3,8 @@
 The options are typed: `TrainInputs` (every kind), `LstmData`, LSTMConfig and TrainConfig (`--arch lstm`),
 `KmerTraining` and KmerConfig (`--arch kmer`), and the classifier's configs; each field's default is the one place
 it is set. The LSTM pair trains on windows (a validation split holds out source windows, each with its reverse
-complement when both strands are used); the k-mer pair counts every k-mer of every input record in one streaming
+complement when both strands are used) or, with `--genomes`, on fresh windows of whole genomes every epoch
+(validation from held-out blocks); the k-mer pair counts every k-mer of every input record in one streaming
 pass.
 """
 
