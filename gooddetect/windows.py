@@ -295,7 +295,7 @@ def _is_bgzip(path: Path) -> bool:
 
 GAP_LENGTH = 10  # a run of this many unknown bases splits a record into stretches (an assembly gap)
 VAL_BLOCK = 10_000  # bases per block of a stretch that may be held out for validation
-MAX_VAL_WINDOWS = 10_000  # validation windows kept (a random subset of the held-out blocks' tiling)
+MAX_VAL_WINDOWS = 5_000  # validation windows kept (a random subset of the held-out blocks' tiling), before strands
 
 
 @dataclass(frozen=True)

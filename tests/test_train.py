@@ -444,7 +444,10 @@ def test_a_time_budget_becomes_a_recorded_step_count_that_reproduces_the_model(t
     options = {"hidden": 8, "kmer_input": 2, "max_windows": 300, "runtime": api.Runtime(threads=1)}
     budgeted = api.train([str(TRAIN[0])], str(tmp_path / "b.gdm"), time_budget=0.5, **options)
     recorded = Detector.load(tmp_path / "b.gdm").meta["training"]["time_budget"]
-    assert recorded == {"minutes": 0.5, "seconds_per_step": 0.5, "steps": int(0.9 * 30 / 0.5)}
+    # 3 s a validation (the 40-step run's 23 s less its steps); 285 windows: a validation every 3 steps and 1000
+    per_step = 0.5 + 3.0 * (1 / 3 + 1 / 1000)
+    assert recorded == {"minutes": 0.5, "seconds_per_step": 0.5, "seconds_per_validation": 3.0,
+                        "steps": int(0.9 * 30 / per_step)}
     monkeypatch.undo()
     again = api.train([str(TRAIN[0])], str(tmp_path / "s.gdm"), steps=recorded["steps"], **options)
     assert_same_weights([budgeted.foreground, budgeted.background], [again.foreground, again.background])

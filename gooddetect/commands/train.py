@@ -328,8 +328,8 @@ def _train_lstm(source: Windows | GenomeSplit, output: str, training: dict, sett
         {"epochs": None} if "steps" in given and "epochs" not in given else {}
     if data.time_budget is not None:
         probe = settings.part(TrainConfig, seed=seed, epochs=None, steps=1, eval_every=None)
-        budget = budget_steps(data.time_budget, (train_set, val_codes, val_lengths),
-                              model_config, background_config, probe, runtime)
+        budget = budget_steps(data.time_budget, (train_set, val_codes, val_lengths), model_config,
+                              background_config, probe, runtime, settings.part(TrainConfig).eval_every)
         schedule = {"epochs": None, "steps": budget["steps"]}
         training["time_budget"] = budget
     config = settings.part(TrainConfig, seed=seed, **schedule)
@@ -350,10 +350,13 @@ def _train_lstm(source: Windows | GenomeSplit, output: str, training: dict, sett
 probe_clock = time.perf_counter  # what times the probes (a test replaces it)
 
 
-def budget_steps(minutes: float, data: tuple, model_config, background_config, probe, runtime: Runtime) -> dict:
-    """The steps that fill `minutes` on this machine: two runs of the pair (PROBE_STEPS, nothing written),
-    give the seconds per step; BUDGET_SHARE of the budget goes to steps. Returns what the model
-    file records: {"minutes", "seconds_per_step", "steps"}."""
+def budget_steps(minutes: float, data: tuple, model_config, background_config, probe, runtime: Runtime,
+                 eval_every: int | None) -> dict:
+    """The steps that fill `minutes` on this machine: two runs of the pair (PROBE_STEPS, nothing written, each
+    ending with one validation) give the seconds per step (their difference) and the seconds of a validation (what
+    the shorter run took beyond its steps, start-up included); BUDGET_SHARE of the budget goes to the steps and to
+    the validations they bring (every `eval_every` steps and at each epoch end). Returns what the model file
+    records: {"minutes", "seconds_per_step", "seconds_per_validation", "steps"}."""
     from ..training.loop import train_lstm_pair
 
     elapsed = []
@@ -363,9 +366,14 @@ def budget_steps(minutes: float, data: tuple, model_config, background_config, p
                         runtime=Runtime(threads=runtime.threads, device=runtime.device, progress=False))
         elapsed.append(probe_clock() - started)
     per_step = max((elapsed[1] - elapsed[0]) / (PROBE_STEPS[1] - PROBE_STEPS[0]), 1e-6)
-    steps = max(1, int(BUDGET_SHARE * minutes * 60 / per_step))
-    log.info("train: %.3f s per step of the pair on this machine: %d steps for %g minutes", per_step, steps, minutes)
-    return {"minutes": minutes, "seconds_per_step": round(per_step, 6), "steps": steps}
+    per_validation = max(elapsed[0] - PROBE_STEPS[0] * per_step, 0.0)
+    steps_per_epoch = math.ceil(len(data[0]) / probe.batch_size)
+    validations_per_step = 1 / steps_per_epoch + (1 / eval_every if eval_every else 0)
+    steps = max(1, int(BUDGET_SHARE * minutes * 60 / (per_step + per_validation * validations_per_step)))
+    log.info("train: %.3f s per step of the pair and %.1f s per validation on this machine: %d steps for %g minutes",
+             per_step, per_validation, steps, minutes)
+    return {"minutes": minutes, "seconds_per_step": round(per_step, 6),
+            "seconds_per_validation": round(per_validation, 3), "steps": steps}
 
 
 def sized_defaults(train_bases: int, train_windows: int, batch_size: int) -> dict:
