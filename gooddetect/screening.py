@@ -24,11 +24,10 @@ from ._core.segment import viterbi
 from .alphabet import UNKNOWN, encode
 from .detector import Detector
 from .errors import UsageError
-from .windows import sequence_slices
+from .windows import between_gaps, sequence_slices
 
 DEFAULT_BIN = 50  # bases per bin: a bin boundary is at most 25 bases from a true one
 ROW_BASES = 1 << 16  # the k-mer kind reads sequences in rows of about this many bases
-GAP_MIN = 10  # a run of at least this many unknown bases is a gap (never foreign, and a range ends there)
 ACTIONS = ("PASS", "TRIM", "EXCLUDE", "REVIEW")
 TOWARDS_CEILING = 0.8  # chosen on the screening benchmark's validation long reads (0, 5 and 10 % errors)
 
@@ -165,24 +164,12 @@ def _runs(flags: np.ndarray, bin_size: int, length: int) -> list[tuple[int, int]
 
 
 def _known_runs(ranges: list[tuple[int, int]], sequence: str) -> list[tuple[int, int]]:
-    """The ranges cut at every gap (a run of at least GAP_MIN unknown bases) and trimmed to known bases at both
-    ends."""
+    """The ranges cut at every gap (windows.between_gaps) and trimmed to known bases at both ends."""
     out = []
     for start, end in ranges:
-        known = encode(sequence[start:end]) < UNKNOWN
-        gap_free = ~_in_gap(~known)
-        for a, b in _runs(gap_free, 1, end - start):
-            inside = np.flatnonzero(known[a:b])
+        codes = encode(sequence[start:end])
+        for a, b in between_gaps(codes):
+            inside = np.flatnonzero(codes[a:b] < UNKNOWN)
             if inside.size:
                 out.append((start + a + int(inside[0]), start + a + int(inside[-1]) + 1))
     return out
-
-
-def _in_gap(unknown: np.ndarray) -> np.ndarray:
-    """Positions inside runs of at least GAP_MIN unknown bases."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[False], unknown, [False]]).astype(np.int8)))
-    gap = np.zeros(len(unknown), dtype=bool)
-    for a, b in zip(edges[::2], edges[1::2]):
-        if b - a >= GAP_MIN:
-            gap[a:b] = True
-    return gap

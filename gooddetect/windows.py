@@ -293,14 +293,14 @@ def _is_bgzip(path: Path) -> bool:
 # ---------------------------------------------------------------------------------------------------------------
 # Genomes as a whole: training stretches and held-out validation blocks (the LSTM's `train --genomes`)
 
-GAP_LENGTH = 10  # a run of this many unknown bases splits a record into stretches (an assembly gap)
+GAP_MIN = 10  # a run of at least this many unknown bases is an assembly gap (it splits a record into stretches)
 VAL_BLOCK = 10_000  # bases per block of a stretch that may be held out for validation
 MAX_VAL_WINDOWS = 5_000  # validation windows kept (a random subset of the held-out blocks' tiling), before strands
 
 
 @dataclass(frozen=True)
 class GenomeSplit:
-    """Genomes cut for training: `sequence` holds every stretch (runs of ≥ GAP_LENGTH unknown bases removed) end to
+    """Genomes cut for training: `sequence` holds every stretch (runs of ≥ GAP_MIN unknown bases removed) end to
     end; training windows are drawn inside the training pieces (`starts`, `lengths`: stretches minus their held-out
     blocks, at least a window long), validation windows are the held-out blocks tiled (`val`); `stats` counts it
     all."""
@@ -325,7 +325,7 @@ def split_genomes(paths: Iterable[str], *, length: int = WINDOW_LENGTH, min_leng
                 codes = encode(seq)
                 stats["records"] += 1
                 stats["bases"] += len(codes)
-                for begin, end in _between_gaps(codes):
+                for begin, end in between_gaps(codes):
                     parts.append(codes[begin:end])
                     stretches.append((position, position + end - begin))
                     position += end - begin
@@ -354,21 +354,21 @@ def split_genomes(paths: Iterable[str], *, length: int = WINDOW_LENGTH, min_leng
                          "training window")
     starts, lengths = (np.array(column, dtype=np.int64) for column in zip(*kept))
     val_blocks = [decode(sequence[start:end]) for (_, start, end), out in zip(blocks, held_out) if out]
+    val_bases = sum(map(len, val_blocks))
     cut = cut_reads(val_blocks, length, None, min_length)
     val = Windows(*cut.padded(0, len(cut), width=length))
     if len(val) > MAX_VAL_WINDOWS:
         val = val.take(np.sort(rng.choice(len(val), MAX_VAL_WINDOWS, replace=False)))
     stats |= {"stretches": len(stretches), "val_blocks": int(held_out.sum()),
-              "val_bases": int(sum(len(block) for block in val_blocks)), "val_windows": len(val),
-              "train_bases": int(lengths.sum()), "unused_bases": int(position - lengths.sum()
-                                                                      - sum(len(block) for block in val_blocks))}
+              "val_bases": val_bases, "val_windows": len(val), "train_bases": int(lengths.sum()),
+              "unused_bases": int(position - lengths.sum() - val_bases)}
     return GenomeSplit(sequence, starts, lengths, val, stats)
 
 
-def _between_gaps(codes: np.ndarray) -> list[tuple[int, int]]:
-    """(start, end) of the non-empty stretches of `codes` between runs of at least GAP_LENGTH unknown bases."""
+def between_gaps(codes: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of the non-empty stretches of `codes` between gaps (runs of at least GAP_MIN unknown bases)."""
     edges = np.flatnonzero(np.diff(np.concatenate(([0], (codes == UNKNOWN).view(np.int8), [0]))))
-    gaps = [(s, e) for s, e in zip(edges[0::2].tolist(), edges[1::2].tolist()) if e - s >= GAP_LENGTH]
+    gaps = [(s, e) for s, e in zip(edges[0::2].tolist(), edges[1::2].tolist()) if e - s >= GAP_MIN]
     bounds = [0, *(x for gap in gaps for x in gap), len(codes)]
     return [(s, e) for s, e in zip(bounds[0::2], bounds[1::2]) if e > s]
 

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from fixtures import DATA, gd, read_tsv
 from gooddetect._core.segment import viterbi
 from gooddetect.cli import main
-from gooddetect.screening import GAP_MIN, Segmentation, Track, call, sequence_threshold
+from gooddetect.screening import Segmentation, Track, call, sequence_threshold
+from gooddetect.windows import GAP_MIN
 
 
 def segment(evidence: np.ndarray, penalty: float) -> np.ndarray:

@@ -319,20 +319,20 @@ def _train_lstm(source: Windows | GenomeSplit, output: str, training: dict, sett
     given = settings.given
     if data.time_budget is not None and ("steps" in given or "epochs" in given):
         raise UsageError("--time-budget sets the number of steps: not with --steps or --epochs")
-    batch_size = settings.part(TrainConfig).batch_size
-    sized = {k: v for k, v in sized_defaults(source_bases, len(train_set), batch_size).items()
+    requested = settings.part(TrainConfig)  # the options as given; the schedule is set below
+    sized = {k: v for k, v in sized_defaults(source_bases, len(train_set), requested.batch_size).items()
              if k not in given and not (k == "epochs" and ("steps" in given or data.time_budget is not None))}
     model_config = settings.part(LSTMConfig, **{k: v for k, v in sized.items() if k == "kmer_input"})
     background_config = replace(model_config, kmer_input=data.background_kmer_input)
     schedule = {"epochs": sized["epochs"]} if "epochs" in sized else \
         {"epochs": None} if "steps" in given and "epochs" not in given else {}
     if data.time_budget is not None:
-        probe = settings.part(TrainConfig, seed=seed, epochs=None, steps=1, eval_every=None)
+        probe = replace(requested, seed=seed, epochs=None, steps=1, eval_every=None)
         budget = budget_steps(data.time_budget, (train_set, val_codes, val_lengths), model_config,
-                              background_config, probe, runtime, settings.part(TrainConfig).eval_every)
+                              background_config, probe, runtime, requested.eval_every)
         schedule = {"epochs": None, "steps": budget["steps"]}
         training["time_budget"] = budget
-    config = settings.part(TrainConfig, seed=seed, **schedule)
+    config = replace(requested, seed=seed, **schedule)
     training |= {"n_train_windows": len(train_set), "n_val_windows": int(len(val_codes)),
                  "max_windows": data.max_windows, "both_strands": data.both_strands or data.genomes,
                  "val_fraction": data.val_fraction, "gc_train": gc_train,

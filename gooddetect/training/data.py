@@ -77,4 +77,3 @@ class GenomeWindows:
             return self.windows(picks[first:last], reverse[first:last])
 
         return batch
-

@@ -144,8 +144,8 @@ def train_lstm_pair(
     runtime: Runtime | None = None,
 ) -> tuple[LSTMModel, LSTMModel, dict]:
     """Train on `train` (training.data) the foreground, then the background model (`background_config`, default
-    `model_config`); return both (best weights, eval mode, on CPU) and stats {"foreground"|"background": {"val_loss", "steps", "epochs",
-    "windows_seen", "seconds"}}.
+    `model_config`); return both (best weights, eval mode, on CPU) and stats {"foreground"|"background":
+    {"val_loss", "steps", "epochs", "windows_seen", "seconds"}}.
 
     `checkpoint` is written every `config.checkpoint_every` seconds and when SIGINT/SIGTERM arrives (then
     TrainingInterrupted is raised); it is left in place after success, for the caller to delete. `resume=True`
