@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._core.segment import viterbi
 from .alphabet import UNKNOWN, encode
 from .detector import Detector
 from .errors import UsageError
@@ -118,6 +117,7 @@ def _binned(detector: Detector, codes: np.ndarray, lengths: np.ndarray, skip: np
 
 def call(track: Track, sequence: str, rule: Segmentation) -> SequenceCall:
     """The foreign ranges of one sequence and its action."""
+    from ._core.segment import viterbi  # numba: imported on first use
     length = len(sequence)
     scored = int(track.n.sum())
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -10,8 +10,6 @@ from typing import Sequence
 
 import numpy as np
 
-from ._core.text import join_rows, write_fixed, write_groups, write_ints
-
 NA = "NA"
 _NA = np.frombuffer(NA.encode(), dtype=np.uint8)
 MAX_DIGITS = 9
@@ -46,7 +44,7 @@ def int_column(values: np.ndarray) -> Column:
     values = np.ascontiguousarray(values, dtype=np.int64)
     text = np.empty(20 * len(values), dtype=np.uint8)
     ends = np.empty(len(values), dtype=np.int64)
-    size = write_ints(values, text, ends)
+    size = _kernels().write_ints(values, text, ends)
     return Column(text[:size], ends)
 
 
@@ -60,7 +58,7 @@ def fixed_column(values: np.ndarray, digits: int) -> Column:
         return text_column([NA if math.isnan(v) else f"%.{digits}f" % v for v in values.tolist()])
     text = np.empty((20 + digits) * len(values), dtype=np.uint8)
     ends = np.empty(len(values), dtype=np.int64)
-    size = write_fixed(values, digits, _NA, text, ends)
+    size = _kernels().write_fixed(values, digits, _NA, text, ends)
     return Column(text[:size], ends)
 
 
@@ -69,7 +67,7 @@ def grouped(column: Column, bounds: np.ndarray, separator: str = ",") -> Column:
     n = len(bounds) - 1
     text = np.empty(len(column.text) + len(column) + 2 * n, dtype=np.uint8)
     ends = np.empty(n, dtype=np.int64)
-    size = write_groups(column.text, column.ends, np.asarray(bounds, dtype=np.int64), ord(separator), _NA, text,
+    size = _kernels().write_groups(column.text, column.ends, np.asarray(bounds, dtype=np.int64), ord(separator), _NA, text,
                          ends)
     return Column(text[:size], ends)
 
@@ -86,5 +84,13 @@ def rows(columns: Sequence[Column]) -> str:
     ends = np.stack([c.ends + offset for c, offset in zip(columns, offsets)])
     starts = np.concatenate([offsets[:, None], ends[:, :-1]], axis=1)
     out = np.empty(len(text) + n * len(columns), dtype=np.uint8)
-    join_rows(text, starts, ends, out)
+    _kernels().join_rows(text, starts, ends, out)
     return out.tobytes().decode("utf-8")
+
+
+def _kernels():
+    """The compiled loops, imported on first use (importing numba takes a third of a second that `--help` and
+    `--version` need not pay)."""
+    from ._core import text
+
+    return text

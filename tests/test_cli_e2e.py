@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +69,14 @@ def split_scores(rows, column: str = "score") -> tuple[np.ndarray, np.ndarray]:
 def test_version():
     done = gd("--version")
     assert done.stdout.decode().strip() == f"gooddetect, version {gooddetect.__version__}"
+
+
+def test_the_command_line_loads_no_compiled_loops_before_a_command_needs_them():
+    """--help and --version do not pay for importing numba (a third of a second) or torch."""
+    code = ("import sys; from gooddetect.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('numba', 'torch') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
+    assert done.stdout.decode().splitlines()[-1] == "[]"
 
 
 def test_training_is_reproducible(model, tmp_path):
@@ -269,7 +279,8 @@ def test_defaults_are_sized_for_the_small_example_set():
 
     windows = collect_windows([str(p) for p in TRAIN], WindowCounts())
     train, _ = split_validation(windows, LstmData.val_fraction, 0)
-    assert sized_defaults(int(train.lengths.sum()), len(train), 100) == {"kmer_input": 6, "epochs": 4}
+    assert sized_defaults(int(train.lengths.sum()), len(train), 100) == {"kmer_input": 6, "train_strands": "forward",
+                                                                         "epochs": 4}
 
 
 def test_train_on_genomes_draws_windows_from_them_reproducibly(tmp_path):

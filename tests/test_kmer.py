@@ -324,7 +324,7 @@ def test_count_packing_round_trips(n_bases, seed):
 
 
 def test_unpacking_and_the_probability_tables_on_several_threads_equal_one_thread():
-    """32 tile rows of 32 words shared by 3 threads; the order-k tables split in runs of whole lower tables."""
+    """The rows of the unpacked counts shared by 3 threads; the order-k tables split in runs of whole lower tables."""
     n_bases = 10
     counts = np.random.default_rng(1).integers(0, 1000, 4**n_bases).astype(np.uint32)
     symmetric = counts + reverse_complemented(counts, n_bases)
@@ -346,17 +346,19 @@ def test_reverse_complemented_by_hand():
 
 def test_state_round_trip_and_overflow(small_model):
     model, _ = small_model
-    model.top_counts[5] = 70_000  # above uint16: stored in the overflow list (and its reverse complement's)
-    rc = int(reverse_complemented(np.arange(len(model.top_counts)), model.config.top_direct_order + 1)[5])
-    model.top_counts[rc] = 70_000
+    n_bases = model.config.top_direct_order + 1
+    top = model.top_counts
+    top[5] = 70_000  # above uint16: stored in the overflow list (and its reverse complement's)
+    top[int(reverse_complemented(np.arange(len(top)), n_bases)[5])] = 70_000
+    model = KmerModel(model.config, pack_counts(top, n_bases), model.hashed_tables)
     arrays = {name: array.copy() for name, array in model.state_arrays().items()}
     assert sorted(arrays) == ["direct_counts", "direct_overflow_count", "direct_overflow_index", "hashed_11_fill",
                               "hashed_11_slots", "hashed_8_fill", "hashed_8_slots"]
     assert arrays["direct_overflow_count"].tolist() == [70_000]
-    probs = KmerModel(model.config, model.top_counts, model.hashed_tables)._probs
+    probs = model._probs
     for threads in (1, 3):  # on several threads, the hashed tables are unpacked beside the direct tables' rebuild
         restored = KmerModel.from_state(json.loads(json.dumps(model.config_dict())), arrays, threads)
-        np.testing.assert_array_equal(restored.top_counts, model.top_counts)
+        np.testing.assert_array_equal(restored.top_counts, top)
         np.testing.assert_array_equal(restored.hashed_tables, model.hashed_tables)
         np.testing.assert_array_equal(restored._probs, probs)
     shapes = KmerModel.expected_arrays(model.config_dict())

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from conftest import cpu_runs_bf16
+from gooddetect.detector import STRANDS
 from gooddetect.errors import UsageError
 from gooddetect.alphabet import decode
 from gooddetect.models.lstm import LSTMConfig, LSTMNet, dequantize_rows
@@ -453,6 +454,39 @@ def test_a_time_budget_becomes_a_recorded_step_count_that_reproduces_the_model(t
     assert_same_weights([budgeted.foreground, budgeted.background], [again.foreground, again.background])
     with pytest.raises(UsageError, match="--time-budget sets the number of steps: not with --steps"):
         api.train([str(TRAIN[0])], str(tmp_path / "x.gdm"), time_budget=1, steps=5, **options)
+
+
+def test_both_strands_train_on_every_window_and_its_reverse_complement(tmp_path):
+    """--train-strands both: the training and validation windows are the source windows and their reverse
+    complements; forward: the windows as given. The model file records which."""
+    from gooddetect import api
+    from gooddetect.detector import Detector
+    from fixtures import TRAIN
+
+    options = {"hidden": 8, "kmer_input": 2, "max_windows": 300, "steps": 3, "runtime": api.Runtime(threads=1)}
+    recorded = {}
+    for strands in STRANDS:
+        api.train([str(TRAIN[0])], str(tmp_path / f"{strands}.gdm"), train_strands=strands, **options)
+        recorded[strands] = Detector.load(tmp_path / f"{strands}.gdm").meta["training"]
+    both, forward = recorded["both"], recorded["forward"]
+    assert both["n_train_windows"] == 2 * forward["n_train_windows"] > 0
+    assert both["n_val_windows"] == 2 * forward["n_val_windows"] > 0
+    assert both["both_strands"] and not forward["both_strands"]
+
+
+def test_large_sets_of_fixed_windows_default_to_both_strands_and_five_epochs_within_a_step_cap():
+    """Sized defaults (docs/method.md): below 10 Mb of training bases, forward and enough epochs for 200 steps (at
+    most 10); from 10 Mb, both strands and 5 epochs, fewer when they pass 20,000 steps; a given strand choice
+    sizes the epochs by its windows; genomes keep the small-set rule."""
+    from gooddetect.commands.train import sized_defaults
+
+    assert sized_defaults(9_999_999, 40_000, 100) == {"kmer_input": 8, "train_strands": "forward", "epochs": 1}
+    assert sized_defaults(47_500_000, 190_000, 100) == {"kmer_input": 10, "train_strands": "both", "epochs": 5}
+    assert sized_defaults(47_500_000, 190_000, 100, "forward")["epochs"] == 5
+    assert sized_defaults(100_000_000, 400_000, 100)["epochs"] == 2  # 8,000 steps an epoch
+    assert sized_defaults(400_000_000, 1_600_000, 100)["epochs"] == 1  # one epoch, past the cap
+    assert sized_defaults(1_000_000, 4_000, 100, "both") == {"kmer_input": 6, "train_strands": "both", "epochs": 3}
+    assert sized_defaults(35_000_000, 140_000, 100, genomes=True) == {"kmer_input": 10, "epochs": 1}
 
 
 def genome_windows(length: int = 40) -> GenomeWindows:

@@ -339,21 +339,14 @@ def _bucket_counts(words, pattern):
 
 
 @numba.njit(**JIT)
-def fill_symmetric(upper, out, first_tile, tile_step):
-    """out [N, N] = the symmetric matrix whose upper triangle (row by row, diagonal included) is `upper`; in
-    tiles, so that the mirrored writes stay in cache. Only the tile rows first_tile, first_tile + tile_step, ...
-    (with their mirrored columns): calls with different first tiles write disjoint parts."""
+def unpack_symmetric(upper, rc, out, first, last):
+    """Rows first..last-1 of out[r, c] = M[r, rc[c]], M [N, N] the symmetric matrix whose upper triangle (row by
+    row, diagonal included) is `upper`: written in order, read from row min(r, rc[c]) of the triangle."""
     size = out.shape[0]
-    tile = 32
-    for row_tile in range(first_tile * tile, size, tile_step * tile):
-        for col_tile in range(row_tile, size, tile):
-            for r in range(row_tile, min(row_tile + tile, size)):
-                first = r * size - (r * (r - 1)) // 2 - r  # packed index of (r, r) is first + r
-                for c in range(max(col_tile, r), min(col_tile + tile, size)):
-                    out[r, c] = upper[first + c]
-            for c in range(col_tile, min(col_tile + tile, size)):
-                for r in range(row_tile, min(row_tile + tile, size, c)):
-                    out[c, r] = out[r, c]
+    for r in range(first, last):
+        for c in range(size):
+            low, high = min(r, rc[c]), max(r, rc[c])
+            out[r, c] = upper[low * size - (low * (low - 1)) // 2 - low + high]
 
 
 @numba.njit(**JIT)

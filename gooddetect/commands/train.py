@@ -40,6 +40,9 @@ log = logging.getLogger("gooddetect")
 KMER_INPUT_BY_BASES = ((3_000_000, 6), (6_000_000, 7), (10_000_000, 8), (15_000_000, 9), (math.inf, 10))
 # The two timed runs of --time-budget: their difference is the time of 100 steps alone, past the first steps of
 # warm-up (with (5, 25), steps came out twice as slow as training then ran on gdbench).
+# Training sets of at least LARGE_SET_BASES: both strands, LARGE_SET_EPOCHS epochs but at most LARGE_SET_STEPS steps
+# (gdbench: 19,000 steps, about 20 minutes on 2 cores; validation 0.820 -> 0.868, docs/method.md).
+LARGE_SET_BASES, LARGE_SET_EPOCHS, LARGE_SET_STEPS = 10_000_000, 5, 20_000
 PROBE_STEPS = (40, 140)
 BUDGET_SHARE = 0.9  # of --time-budget for the steps: the rest for validation, loading and writing
 
@@ -75,8 +78,11 @@ class LstmData:
                                 default_text="the window length")
     max_windows: int | None = option(None, "lstm: keep a uniform random subset of at most this many training "
                                      "windows.", min=1)
-    both_strands: bool = option(False, "lstm: also train on the reverse complement of every window (kmer counts both "
-                                "strands anyway).")
+    train_strands: str | None = option(None, "lstm: train on the windows as given (forward, the paper) or on each "
+                                       "window and its reverse complement (both: an epoch is twice as long; kmer "
+                                       "counts both strands anyway).", choices=STRANDS,
+                                       default_text=f"both from {LARGE_SET_BASES // 1_000_000} Mb of training bases, "
+                                       "else forward")
     genomes: bool = option(False, "lstm: the inputs are genomes: every epoch draws fresh random windows (either "
                            "strand) from them, none across records or assembly gaps; validation windows come from "
                            "held-out blocks of about 10 kb (--val-fraction of them). An epoch covers the genomes "
@@ -155,7 +161,7 @@ class TrainSettings:
         if inputs.record_classes and inputs.windows_per_file:
             raise UsageError("--record-classes reads each read's class from its header: not with --windows-per-file")
         if given.get("genomes"):
-            clash = [n for n in ("windows_per_file", "stride", "max_windows", "both_strands", "classes",
+            clash = [n for n in ("windows_per_file", "stride", "max_windows", "train_strands", "classes",
                                  "class_per_file", "record_classes") if given.get(n)]
             if clash:
                 raise UsageError(f"{_flag(clash[0])}: not with --genomes (which draws windows of both strands from "
@@ -302,26 +308,30 @@ def _train_lstm(source: Windows | GenomeSplit, output: str, training: dict, sett
     runtime.torch()
     data = settings.part(LstmData)
     checkpoint = data.checkpoint or f"{output}.ckpt"
+    given = settings.given
+    if data.time_budget is not None and ("steps" in given or "epochs" in given):
+        raise UsageError("--time-budget sets the number of steps: not with --steps or --epochs")
+    requested = settings.part(TrainConfig)  # the options as given; the schedule is set below
     if isinstance(source, GenomeSplit):
         train_set = GenomeWindows(source.sequence, source.starts, source.lengths, settings.inputs.length)
         val_codes, val_lengths = with_reverse_complements(source.val.codes, source.val.lengths)
         source_bases, gc_train = int(source.lengths.sum()), float(gc_fraction(source.sequence))
+        sized = sized_defaults(source_bases, len(train_set), requested.batch_size, genomes=True)
+        strands = "both"
     else:
         train_windows, val_windows = split_validation(source, data.val_fraction, seed)
         train_codes, train_lengths = train_windows.codes, train_windows.lengths
         val_codes, val_lengths = val_windows.codes, val_windows.lengths
         source_bases = int(train_lengths.sum())
-        if data.both_strands:
+        sized = sized_defaults(source_bases, len(train_codes), requested.batch_size, data.train_strands)
+        strands = data.train_strands or sized["train_strands"]
+        if strands == "both":
             train_codes, train_lengths = with_reverse_complements(train_codes, train_lengths)
             val_codes, val_lengths = with_reverse_complements(val_codes, val_lengths)
         train_set = FixedWindows(train_codes, train_lengths)
         gc_train = float(np.nanmean(gc_fraction(train_set.codes)))
-    given = settings.given
-    if data.time_budget is not None and ("steps" in given or "epochs" in given):
-        raise UsageError("--time-budget sets the number of steps: not with --steps or --epochs")
-    requested = settings.part(TrainConfig)  # the options as given; the schedule is set below
-    sized = {k: v for k, v in sized_defaults(source_bases, len(train_set), requested.batch_size).items()
-             if k not in given and not (k == "epochs" and ("steps" in given or data.time_budget is not None))}
+    sized = {k: v for k, v in sized.items() if k not in given and not (k == "epochs" and (
+        "steps" in given or data.time_budget is not None))}
     model_config = settings.part(LSTMConfig, **{k: v for k, v in sized.items() if k == "kmer_input"})
     background_config = replace(model_config, kmer_input=data.background_kmer_input)
     schedule = {"epochs": sized["epochs"]} if "epochs" in sized else \
@@ -334,7 +344,7 @@ def _train_lstm(source: Windows | GenomeSplit, output: str, training: dict, sett
         training["time_budget"] = budget
     config = replace(requested, seed=seed, **schedule)
     training |= {"n_train_windows": len(train_set), "n_val_windows": int(len(val_codes)),
-                 "max_windows": data.max_windows, "both_strands": data.both_strands or data.genomes,
+                 "max_windows": data.max_windows, "both_strands": strands == "both",
                  "val_fraction": data.val_fraction, "gc_train": gc_train,
                  "sized_defaults": sized,
                  "optimiser": {k: v for k, v in asdict(config).items() if k not in ("device", "checkpoint_every")}}
@@ -376,13 +386,28 @@ def budget_steps(minutes: float, data: tuple, model_config, background_config, p
             "seconds_per_validation": round(per_validation, 3), "steps": steps}
 
 
-def sized_defaults(train_bases: int, train_windows: int, batch_size: int) -> dict:
+def sized_defaults(train_bases: int, train_windows: int, batch_size: int, strands: str | None = None,
+                   genomes: bool = False) -> dict:
     """The LSTM defaults that depend on the size of the training set (chosen on validation, see docs/method.md):
-    the foreground's k-mer input K (a 4^K-row table needs many bases per row, or it memorises the training windows)
-    and the epochs (at least MIN_STEPS optimizer steps, at most MAX_EPOCHS passes)."""
+    the foreground's k-mer input K (a 4^K-row table needs many bases per row, or it memorises the training windows),
+    the strands fixed windows train on (unless `strands` is given) and the epochs: at least MIN_STEPS optimizer
+    steps and at most MAX_EPOCHS passes, or for fixed windows of at least LARGE_SET_BASES, both strands for
+    LARGE_SET_EPOCHS passes (at most LARGE_SET_STEPS steps). `train_windows`: the windows of one strand (of an
+    epoch, with `genomes`)."""
     kmer_input = next(k for bases, k in KMER_INPUT_BY_BASES if train_bases < bases)
-    steps_per_epoch = max(1, math.ceil(train_windows / batch_size))
-    return {"kmer_input": kmer_input, "epochs": min(MAX_EPOCHS, max(1, math.ceil(MIN_STEPS / steps_per_epoch)))}
+    if genomes:
+        return {"kmer_input": kmer_input, "epochs": _epochs_for(MIN_STEPS, MAX_EPOCHS, train_windows, batch_size)}
+    large = train_bases >= LARGE_SET_BASES
+    strands = strands or ("both" if large else "forward")
+    epoch_windows = train_windows * (2 if strands == "both" else 1)
+    epochs = max(1, min(LARGE_SET_EPOCHS, LARGE_SET_STEPS // -(-epoch_windows // batch_size))) if large else \
+        _epochs_for(MIN_STEPS, MAX_EPOCHS, epoch_windows, batch_size)
+    return {"kmer_input": kmer_input, "train_strands": strands, "epochs": epochs}
+
+
+def _epochs_for(steps: int, max_epochs: int, windows: int, batch_size: int) -> int:
+    """The fewest epochs (at least one, at most max_epochs) that give `steps` optimizer steps."""
+    return min(max_epochs, max(1, math.ceil(steps / max(1, math.ceil(windows / batch_size)))))
 
 
 def _train_classifier(windows: Windows, labels: ClassLabels, training: dict, settings: TrainSettings, *, seed: int):

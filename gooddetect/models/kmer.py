@@ -58,18 +58,26 @@ class KmerModel:
 
     kind: ClassVar[str] = "kmer"
 
-    def __init__(self, config: KmerConfig, top_counts: np.ndarray, hashed_tables: np.ndarray, stats: dict | None = None,
-                 threads: int = 1):
-        """top_counts: uint32 [4^(D+1)] counts of the (D+1)-mers, D = config.top_direct_order (oldest base most
-        significant); hashed_tables: uint16 [len(config.hashed_orders), 2^hash_bits, bucket_slots]. The
-        probability tables are built on `threads` threads, which also score until `configure` says otherwise."""
+    def __init__(self, config: KmerConfig, direct_counts: np.ndarray, hashed_tables: np.ndarray,
+                 stats: dict | None = None, threads: int = 1):
+        """direct_counts: uint32 counts of the (D+1)-mers, D = config.top_direct_order, as stored: with both strands
+        one per reverse-complement pair (pack_counts), else every word [4^(D+1)] (oldest base most significant);
+        hashed_tables: uint16 [len(config.hashed_orders), 2^hash_bits, bucket_slots]. The probability tables are
+        built on `threads` threads, which also score until `configure` says otherwise."""
         self.config = config
         self.threads = threads  # a run-time setting, not part of the model
-        self.top_counts = top_counts
+        self.direct_counts = direct_counts
         self.hashed_tables = hashed_tables
         self.stats = stats or {}
-        self._probs, self._offsets = _interpolate_direct(top_counts, config.top_direct_order, config.discount,
+        self._probs, self._offsets = _interpolate_direct(self.top_counts, config.top_direct_order, config.discount,
                                                          config.concentration, threads)
+
+    @property
+    def top_counts(self) -> np.ndarray:
+        """The counts of every (D+1)-mer (unpacked from direct_counts when both strands are counted)."""
+        c = self.config
+        return unpack_counts(self.direct_counts, c.top_direct_order + 1, self.threads) if c.both_strands else \
+            self.direct_counts
 
     # -- the model contract ---------------------------------------------------------------------------------------
 
@@ -84,7 +92,7 @@ class KmerModel:
         return self.config.to_dict()
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        counts = _canonical_counts(self.top_counts, self.config)
+        counts = self.direct_counts
         overflow = np.flatnonzero(counts > UINT16_MAX)
         arrays = {"direct_counts": np.minimum(counts, UINT16_MAX).astype(np.uint16),
                   "direct_overflow_index": overflow.astype(np.uint32),
@@ -124,8 +132,7 @@ class KmerModel:
             unpack_tables.append(functools.partial(kernels.unpack_buckets, fill, slots, table))
 
         def model() -> KmerModel:  # the direct tables, while the hashed tables are unpacked beside
-            top = unpack_counts(counts, c.top_direct_order + 1, threads) if c.both_strands else counts
-            return cls(c, top, tables, threads=threads)
+            return cls(c, counts, tables, threads=threads)
 
         return run_tasks([model, *unpack_tables], threads)[0]
 
@@ -262,7 +269,7 @@ class Counter:
         stats = {"positions": int(self.positions), "hash_bits": bits,
                  "hashed_fill": [round(float((t != 0).mean()), 4) for t in tables],
                  "hashed_full_buckets": [round(float((t[:, -1] != 0).mean()), 4) for t in tables]}
-        return KmerModel(replace(c, hash_bits=bits), top.astype(np.uint32), tables, stats)
+        return KmerModel(replace(c, hash_bits=bits), _canonical_counts(top.astype(np.uint32), c), tables, stats)
 
 
 def canonical_buckets(tables: np.ndarray) -> np.ndarray:
@@ -333,13 +340,8 @@ def unpack_counts(packed: np.ndarray, n_bases: int, threads: int = 1) -> np.ndar
         for base in (2, 3):
             out[:, base] = stored[:, 3 - base].T[rc][:, rc]
         return out.ravel()
-    symmetric = np.empty((half, half), dtype=packed.dtype)
-    run_tasks([functools.partial(kernels.fill_symmetric, packed, symmetric, first, threads)
-               for first in range(threads)], threads)
-    out = np.empty_like(symmetric)
-    columns = np.argsort(rc)
-    in_thread_shares(lambda first, last: np.take(symmetric[first:last], columns, axis=1, out=out[first:last]), half,
-                     threads)
+    out = np.empty((half, half), dtype=packed.dtype)
+    in_thread_shares(lambda first, last: kernels.unpack_symmetric(packed, rc, out, first, last), half, threads)
     return out.ravel()
 
 
