@@ -118,6 +118,7 @@ def _binned(detector: Detector, codes: np.ndarray, lengths: np.ndarray, skip: np
 def call(track: Track, sequence: str, rule: Segmentation) -> SequenceCall:
     """The foreign ranges of one sequence and its action."""
     from ._core.segment import viterbi  # numba: imported on first use
+
     length = len(sequence)
     scored = int(track.n.sum())
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -67,8 +67,8 @@ def grouped(column: Column, bounds: np.ndarray, separator: str = ",") -> Column:
     n = len(bounds) - 1
     text = np.empty(len(column.text) + len(column) + 2 * n, dtype=np.uint8)
     ends = np.empty(n, dtype=np.int64)
-    size = _kernels().write_groups(column.text, column.ends, np.asarray(bounds, dtype=np.int64), ord(separator), _NA, text,
-                         ends)
+    size = _kernels().write_groups(column.text, column.ends, np.asarray(bounds, dtype=np.int64), ord(separator), _NA,
+                                   text, ends)
     return Column(text[:size], ends)
 
 

@@ -38,11 +38,11 @@ log = logging.getLogger("gooddetect")
 
 # The foreground's default k-mer input by training bases (upper bound, exclusive), chosen on validation.
 KMER_INPUT_BY_BASES = ((3_000_000, 6), (6_000_000, 7), (10_000_000, 8), (15_000_000, 9), (math.inf, 10))
+# Fixed windows of at least LARGE_SET_BASES: both strands, LARGE_SET_EPOCHS epochs but at most LARGE_SET_STEPS steps
+# (gdbench: 19,000 steps, 20-25 minutes on 2 cores; validation 0.820 -> 0.868, docs/method.md).
+LARGE_SET_BASES, LARGE_SET_EPOCHS, LARGE_SET_STEPS = 10_000_000, 5, 20_000
 # The two timed runs of --time-budget: their difference is the time of 100 steps alone, past the first steps of
 # warm-up (with (5, 25), steps came out twice as slow as training then ran on gdbench).
-# Training sets of at least LARGE_SET_BASES: both strands, LARGE_SET_EPOCHS epochs but at most LARGE_SET_STEPS steps
-# (gdbench: 19,000 steps, about 20 minutes on 2 cores; validation 0.820 -> 0.868, docs/method.md).
-LARGE_SET_BASES, LARGE_SET_EPOCHS, LARGE_SET_STEPS = 10_000_000, 5, 20_000
 PROBE_STEPS = (40, 140)
 BUDGET_SHARE = 0.9  # of --time-budget for the steps: the rest for validation, loading and writing
 
@@ -392,22 +392,17 @@ def sized_defaults(train_bases: int, train_windows: int, batch_size: int, strand
     the foreground's k-mer input K (a 4^K-row table needs many bases per row, or it memorises the training windows),
     the strands fixed windows train on (unless `strands` is given) and the epochs: at least MIN_STEPS optimizer
     steps and at most MAX_EPOCHS passes, or for fixed windows of at least LARGE_SET_BASES, both strands for
-    LARGE_SET_EPOCHS passes (at most LARGE_SET_STEPS steps). `train_windows`: the windows of one strand (of an
-    epoch, with `genomes`)."""
+    LARGE_SET_EPOCHS passes (fewer if they pass LARGE_SET_STEPS steps). `train_windows`: the windows of one strand
+    (of an epoch, with `genomes`)."""
     kmer_input = next(k for bases, k in KMER_INPUT_BY_BASES if train_bases < bases)
-    if genomes:
-        return {"kmer_input": kmer_input, "epochs": _epochs_for(MIN_STEPS, MAX_EPOCHS, train_windows, batch_size)}
-    large = train_bases >= LARGE_SET_BASES
+    large = train_bases >= LARGE_SET_BASES and not genomes
     strands = strands or ("both" if large else "forward")
-    epoch_windows = train_windows * (2 if strands == "both" else 1)
-    epochs = max(1, min(LARGE_SET_EPOCHS, LARGE_SET_STEPS // -(-epoch_windows // batch_size))) if large else \
-        _epochs_for(MIN_STEPS, MAX_EPOCHS, epoch_windows, batch_size)
-    return {"kmer_input": kmer_input, "train_strands": strands, "epochs": epochs}
-
-
-def _epochs_for(steps: int, max_epochs: int, windows: int, batch_size: int) -> int:
-    """The fewest epochs (at least one, at most max_epochs) that give `steps` optimizer steps."""
-    return min(max_epochs, max(1, math.ceil(steps / max(1, math.ceil(windows / batch_size)))))
+    steps_per_epoch = max(1, math.ceil(train_windows * (2 if strands == "both" and not genomes else 1) / batch_size))
+    if large:
+        epochs = max(1, min(LARGE_SET_EPOCHS, LARGE_SET_STEPS // steps_per_epoch))
+    else:
+        epochs = min(MAX_EPOCHS, max(1, math.ceil(MIN_STEPS / steps_per_epoch)))
+    return {"kmer_input": kmer_input, **({} if genomes else {"train_strands": strands}), "epochs": epochs}
 
 
 def _train_classifier(windows: Windows, labels: ClassLabels, training: dict, settings: TrainSettings, *, seed: int):
