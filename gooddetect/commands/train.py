@@ -324,7 +324,7 @@ def _train_lstm(source: Windows | GenomeSplit, output: str, training: dict, sett
         val_codes, val_lengths = val_windows.codes, val_windows.lengths
         source_bases = int(train_lengths.sum())
         sized = sized_defaults(source_bases, len(train_codes), requested.batch_size, data.train_strands)
-        strands = data.train_strands or sized["train_strands"]
+        strands = sized["train_strands"]  # the one given, else the sized default
         if strands == "both":
             train_codes, train_lengths = with_reverse_complements(train_codes, train_lengths)
             val_codes, val_lengths = with_reverse_complements(val_codes, val_lengths)
