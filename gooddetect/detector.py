@@ -24,7 +24,8 @@ from .models import CLASSIFIERS, ArraySpec, GenerativeModel, bin_positions, clas
 from .runtime import Runtime, run_tasks
 
 FORMAT_NAME = "gooddetect-model"
-FORMAT_VERSION = 2  # 2 (gooddetect 0.2): compact k-mer tables, calibration tables; format 1 files are refused
+FORMAT_VERSION = 3  # 3: k-mer counts in one byte where that is smaller, deflated classifier arrays
+OLDEST_FORMAT_VERSION = 2  # 2 (gooddetect 0.2 before format 3): compact k-mer tables, calibration tables
 ROLES = ("foreground", "background")
 STRANDS = ("forward", "both")  # a window scored as given (the paper), or the mean over it and its reverse complement
 CLASSIFIER = "classifier"
@@ -136,8 +137,10 @@ class Detector:
         """Write the model file atomically (a previous file at `path` survives any failure)."""
         container.write(path, "gooddetect", *self._serialisable())
 
-    def _serialisable(self) -> tuple[str, dict[str, np.ndarray]]:
+    def _serialisable(self) -> tuple[str, dict[str, np.ndarray], tuple[str, ...]]:
+        """(document, arrays, the names of the arrays to store deflated: those of parts that ask for it)."""
         tensors: dict[str, np.ndarray] = {}
+        deflate: list[str] = []
         configs = {}
         parts = [*zip(ROLES, (self.foreground, self.background))]
         if self.classifier is not None:
@@ -146,6 +149,8 @@ class Detector:
             configs[role] = model.config_dict()
             for name, array in model.state_arrays().items():
                 tensors[f"{role}.{name}"] = np.ascontiguousarray(array)
+                if model.stored_deflated:
+                    deflate.append(f"{role}.{name}")
         document = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -155,7 +160,7 @@ class Detector:
             **({"classifier_kind": self.classifier.kind} if self.classifier is not None else {}),
             **self.meta,
         }
-        return json.dumps(document, sort_keys=True), tensors
+        return json.dumps(document, sort_keys=True), tensors, tuple(deflate)
 
     @classmethod
     def load(cls, path: str | os.PathLike, threads: int = 1) -> Detector:
@@ -211,8 +216,8 @@ def _read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarra
             document = _document(metadata, path)
             stored = {name: (tuple(handle.get_slice(name).get_shape()), handle.get_slice(name).get_dtype())
                       for name in handle.keys()}
-            _check_arrays(document, stored, path)
-            tensors = {name: handle.get_tensor(name) for name in stored}
+            _check_arrays(document, container.declared(metadata, stored), path)
+            tensors = container.inflate(metadata, {name: handle.get_tensor(name) for name in stored})
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelFileError(f"{path}: not a gooddetect model file, or truncated ({_short(exc)})") from None
 
@@ -239,7 +244,7 @@ def _document(metadata: dict, path) -> dict:
         raise ModelFileError(
             f"{path}: model format version {version} is newer than this gooddetect "
             f"({__version__}) reads (up to {FORMAT_VERSION}); upgrade gooddetect")
-    if version < FORMAT_VERSION:
+    if version < OLDEST_FORMAT_VERSION:
         raise ModelFileError(f"{path}: model format version {version} (gooddetect 0.1) is not read by gooddetect "
                              f"{__version__}; train the model again (`gooddetect info` shows how it was trained)")
     _check_document(document, path)
@@ -286,10 +291,11 @@ def _check_arrays(document: dict, stored: dict[str, tuple[tuple[int, ...], str]]
     for name, (shape, dtype) in expected.items():
         stored_shape, stored_dtype = stored[name]
         fits = len(stored_shape) == len(shape) and all(e is None or e == s for e, s in zip(shape, stored_shape))
-        if not fits or stored_dtype != container.SAFETENSORS_DTYPES[dtype]:
+        allowed = [container.SAFETENSORS_DTYPES[d] for d in ((dtype,) if isinstance(dtype, str) else dtype)]
+        if not fits or stored_dtype not in allowed:
             wanted = ["any" if e is None else e for e in shape]
             raise ModelFileError(f"{path}: array {name} is {stored_dtype}{list(stored_shape)}, the config "
-                                 f"calls for {container.SAFETENSORS_DTYPES[dtype]}{wanted}")
+                                 f"calls for {'/'.join(allowed)}{wanted}")
 
 
 def looks_like_model_file(path: str) -> bool:

@@ -74,6 +74,7 @@ class BaseFrequencyModel:
     (first base and unknown bases are not scored); the sum is Σ_b count_b · log p_b, exact whatever the batch."""
 
     kind = "fake"
+    stored_deflated = False
 
     def __init__(self, probs):
         self.logp = np.log(np.asarray(probs, dtype=np.float64))

@@ -330,9 +330,9 @@ def test_unpacking_and_the_probability_tables_on_several_threads_equal_one_threa
     symmetric = counts + reverse_complemented(counts, n_bases)
     packed = pack_counts(symmetric, n_bases)
     np.testing.assert_array_equal(unpack_counts(packed, n_bases, 3), unpack_counts(packed, n_bases, 1))
-    one = kmer._interpolate_direct(symmetric, n_bases - 1, 0.5, 2.0, threads=1)
+    one = kmer.interpolate_direct(symmetric, n_bases - 1, 0.5, 2.0, threads=1)
     for threads in (2, 3, 8):
-        many = kmer._interpolate_direct(symmetric, n_bases - 1, 0.5, 2.0, threads=threads)
+        many = kmer.interpolate_direct(symmetric, n_bases - 1, 0.5, 2.0, threads=threads)
         np.testing.assert_array_equal(many[0], one[0])
         np.testing.assert_array_equal(many[1], one[1])
 
@@ -363,6 +363,26 @@ def test_state_round_trip_and_overflow(small_model):
         np.testing.assert_array_equal(restored._probs, probs)
     shapes = KmerModel.expected_arrays(model.config_dict())
     assert all(spec[0][0] in (None, arrays[name].shape[0]) for name, spec in shapes.items())
+
+
+@pytest.mark.parametrize("big, dtype", [(3, "uint8"), (None, "uint16")])
+def test_direct_counts_are_stored_in_the_smaller_dtype(small_model, big, dtype):
+    """One byte per count with an overflow list when few counts pass 255 (`big` of them), else two; exact either
+    way."""
+    model, _ = small_model
+    n_bases = model.config.top_direct_order + 1
+    if big:
+        top = np.minimum(model.top_counts, 200)
+        chosen = np.arange(big)
+        top[chosen] = top[reverse_complemented(np.arange(len(top)), n_bases)[chosen]] = 300 + chosen  # both strands
+    else:
+        top = model.top_counts + 300
+    model = KmerModel(model.config, pack_counts(top, n_bases), model.hashed_tables)
+    arrays = model.state_arrays()
+    assert arrays["direct_counts"].dtype == dtype
+    assert len(arrays["direct_overflow_index"]) == (0 if big is None else int((model.direct_counts > 255).sum()))
+    assert dtype in KmerModel.expected_arrays(model.config_dict())["direct_counts"][1]
+    np.testing.assert_array_equal(KmerModel.from_state(model.config_dict(), arrays).top_counts, top)
 
 
 def test_config_orders_and_validation():

@@ -8,10 +8,12 @@ import json
 
 import numpy as np
 import pytest
+from safetensors import safe_open
 
 from gooddetect import api
 from gooddetect.detector import Detector
 from gooddetect.errors import ModelFileError, UsageError
+from gooddetect.models.kmer import BUCKET_SLOTS, KmerModel
 from gooddetect.models.kmer_classifier import KmerClassifier, KmerClassifierConfig, train_kmer_classifier
 from fixtures import READS, READS_LABELS, TRAIN, gd, read_tsv
 
@@ -41,6 +43,13 @@ def trained() -> KmerClassifier:
     return train_kmer_classifier(*labeled(60, seed=1), *labeled(20, seed=2), CONFIG)
 
 
+def chains(classifier: KmerClassifier) -> list[KmerModel]:
+    """Each class's chain on its own: the k-mer model of its counts, scored one chain at a time."""
+    chain = classifier.config.chain()
+    return [KmerModel(chain, counts, np.zeros((0, 1 << chain.hash_bits, BUCKET_SLOTS), np.uint16))
+            for counts in classifier.counts]
+
+
 def test_each_window_goes_to_the_source_it_came_from(trained):
     codes, lengths, labels = labeled(50, seed=3)
     probs, _ = trained.predict(codes, lengths)
@@ -49,9 +58,10 @@ def test_each_window_goes_to_the_source_it_came_from(trained):
 
 def test_probabilities_are_bayes_rule_over_the_tempered_chains(trained):
     codes, lengths, _ = labeled(5, seed=4)
-    logliks = np.stack([chain.loglik(codes, lengths)[0] for chain in trained.chains], axis=1)
+    logliks = np.stack([chain.loglik(codes, lengths)[0] for chain in chains(trained)], axis=1)
+    np.testing.assert_allclose(trained.loglik(codes, lengths), logliks, rtol=1e-6)  # all classes at once, float32
     probs, scores = trained.predict(codes, lengths)
-    for row, p in zip(logliks, probs):
+    for row, p in zip(trained.loglik(codes, lengths), probs):
         weights = [np.exp((x - row.max()) / CONFIG.temperature) for x in row]
         np.testing.assert_allclose(p, [w / sum(weights) for w in weights], rtol=1e-12)
         assert abs(p.sum() - 1) < 1e-12
@@ -59,16 +69,32 @@ def test_probabilities_are_bayes_rule_over_the_tempered_chains(trained):
     np.testing.assert_allclose(scores["entropy"], [-sum(q * np.log(q) for q in p) for p in probs])
 
 
+def test_all_classes_at_once_score_as_each_chain_alone(trained):
+    """Unknown bases, short and padded rows: the class table gives each chain's own log-likelihood (to float32),
+    the same on any number of threads."""
+    rng = np.random.default_rng(11)
+    codes = rng.integers(0, 4, (3000, 40), dtype=np.uint8)
+    codes[rng.random(codes.shape) < 0.05] = 4
+    lengths = rng.integers(0, 41, len(codes))
+    expected = np.stack([chain.loglik(codes, lengths)[0] for chain in chains(trained)], axis=1)
+    one = trained.loglik(codes, lengths)
+    np.testing.assert_allclose(one, expected, rtol=1e-6, atol=1e-9)
+    trained.configure(threads=3)
+    try:
+        np.testing.assert_array_equal(trained.loglik(codes, lengths), one)
+    finally:
+        trained.configure(threads=1)
+
+
 def test_a_higher_temperature_spreads_the_probabilities(trained):
     codes, lengths, _ = labeled(20, seed=5)
-    hot = KmerClassifier(KmerClassifierConfig(classes=CONFIG.classes, order=3, temperature=30.0), trained.chains)
+    hot = KmerClassifier(KmerClassifierConfig(classes=CONFIG.classes, order=3, temperature=30.0), trained.counts)
     assert (hot.predict(codes, lengths)[1]["entropy"] > trained.predict(codes, lengths)[1]["entropy"]).all()
 
 
 def test_validation_windows_are_counted_in_after_the_statistics(trained):
     windows = 3 * 60 + 3 * 20
-    assert sum(chain.stats["positions"] for chain in trained.chains) == windows * 120
-    assert sum(int(chain.top_counts.sum()) for chain in trained.chains) == 2 * windows * 117  # 4-mers, both strands
+    assert sum(int(chain.top_counts.sum()) for chain in chains(trained)) == 2 * windows * 117  # 4-mers, both strands
     assert trained.stats["windows_per_class"] == [60, 60, 60] and trained.stats["val_windows"] == 60
 
 
@@ -91,7 +117,7 @@ def test_the_statistics_come_before_the_validation_windows_are_counted_in():
     predicted = np.argmax([m.loglik(val_codes, val_lengths)[0] for m in before], axis=0)
     after = np.mean(classifier.predict(val_codes, val_lengths)[0].argmax(axis=1) == val_labels)
     assert classifier.stats["val_accuracy"] == np.mean(predicted == val_labels) < after  # one window a class errs
-    for k, kept in enumerate(classifier.chains):
+    for k, kept in enumerate(chains(classifier)):
         both = chain((codes[labels == k], lengths[labels == k]),
                      (val_codes[val_labels == k], val_lengths[val_labels == k]))
         np.testing.assert_array_equal(kept.top_counts, both.top_counts)
@@ -103,6 +129,9 @@ def test_model_file_round_trip_and_a_lying_config(trained, tmp_path):
     detector = lstm_detector()
     detector.classifier = trained
     detector.save(tmp_path / "m.gdm")
+    with safe_open(str(tmp_path / "m.gdm"), framework="np") as handle:  # the chains' arrays are stored deflated
+        stored, deflated = handle.keys(), json.loads(handle.metadata()["deflated"])
+    assert sorted(deflated) == sorted(k for k in stored if k.startswith("classifier.")) != []
     codes, lengths, _ = labeled(4, seed=6)
     for threads in (1, 3):  # chains rebuilt one after the other, or side by side
         loaded = Detector.load(tmp_path / "m.gdm", threads)
@@ -115,8 +144,8 @@ def test_model_file_round_trip_and_a_lying_config(trained, tmp_path):
 
     lying = _resave(tmp_path / "m.gdm", tmp_path / "lying.gdm", lambda d: {**d, "models": {
         **d["models"], "classifier": {**d["models"]["classifier"], "order": 12}}})
-    with pytest.raises(ModelFileError, match=r"classifier.class_0.direct_counts is U16\[136\], the config calls for "
-                                             r"U16\[33554432\]"):
+    with pytest.raises(ModelFileError, match=r"classifier.class_0.direct_counts is U8\[136\], the config calls for "
+                                             r"U8/U16\[33554432\]"):
         Detector.load(lying)
 
 

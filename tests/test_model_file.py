@@ -11,11 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors import safe_open
 from safetensors.numpy import save
 
 from conftest import gooddetect_command
+from gooddetect import container
 from gooddetect.container import checksum as _checksum
-from gooddetect.detector import Detector
+from gooddetect.detector import FORMAT_VERSION, Detector, read_model_file
 from gooddetect.errors import ModelFileError
 
 BAD = Path(__file__).resolve().parent / "data" / "bad"
@@ -61,7 +63,8 @@ def test_info_and_info_json(tiny_model):
     as_json = gooddetect("info", tiny_model, "--json")
     assert as_json.returncode == 0, as_json.stderr
     document = json.loads(as_json.stdout)
-    assert (document["format"], document["format_version"], document["kind"]) == ("gooddetect-model", 2, "lstm")
+    assert (document["format"], document["format_version"], document["kind"]) == \
+        ("gooddetect-model", FORMAT_VERSION, "lstm")
     assert (document["window_length"], document["min_length"], document["threshold"]) == (250, 50, None)
     assert document["models"]["foreground"]["hidden"] == 16 == document["models"]["background"]["hidden"]
     assert document["models"]["background"]["kmer_input"] == 0  # the default: the background has no k-mer table
@@ -195,7 +198,7 @@ def test_not_a_model_file(kind, tmp_path):
 def _resave(tiny_model: Path, path: Path, edit) -> Path:
     """Re-write the tiny model with its metadata document changed by `edit(dict) -> dict | str`, and a correct
     checksum, using the detector's own serialisation."""
-    document, tensors = Detector.load(tiny_model)._serialisable()
+    document, tensors, _ = Detector.load(tiny_model)._serialisable()
     edited = edit(json.loads(document))
     text = edited if isinstance(edited, str) else json.dumps(edited, sort_keys=True)
     path.write_bytes(save(tensors, metadata={"gooddetect": text, "sha256": _checksum(text, tensors)}))
@@ -285,7 +288,7 @@ def test_a_lying_config_is_refused_quickly_in_flat_memory(kind, edit, tiny_model
 def test_a_checksum_mismatch_is_named_before_the_error_of_a_part(threads, tiny_kmer_model, tmp_path):
     """The checksum is computed beside the parts' rebuilds: an array damaged so that a part cannot be built is still
     reported as a checksum mismatch; with the checksum recomputed, as the part's own error."""
-    document, tensors = Detector.load(tiny_kmer_model)._serialisable()
+    document, tensors, _ = Detector.load(tiny_kmer_model)._serialisable()
     name = next(key for key in tensors if key.startswith("foreground.hashed_") and key.endswith("_fill"))
     damaged = {**tensors, name: tensors[name] + 1}  # bucket counts that no longer add up to the stored slots
     for path, digest, fragment in ((tmp_path / "damaged.gdm", _checksum(document, tensors), "checksum mismatch"),
@@ -302,3 +305,63 @@ def test_weights_survive_a_round_trip(tiny_model, tmp_path):
     for role in ("foreground", "background"):
         a, b = getattr(original, role).state_arrays(), getattr(copy, role).state_arrays()
         assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+# -- deflated arrays ---------------------------------------------------------------------------------------------
+
+def _write_deflated(tiny_kmer_model: Path, path: Path, edit_stored=lambda stored, metadata, name: None) -> str:
+    """Re-write the tiny k-mer model with its hashed slots (an array of any length) deflated, the stored form then
+    changed by `edit_stored(stored arrays, metadata, name)`; returns the deflated array's name."""
+    document, tensors, _ = Detector.load(tiny_kmer_model)._serialisable()
+    name = next(k for k in tensors if k.startswith("foreground.hashed_") and k.endswith("_slots"))
+    container.write(path, "gooddetect", document, tensors, deflate=(name,))
+    with safe_open(str(path), framework="np") as handle:
+        metadata, stored = handle.metadata(), {k: handle.get_tensor(k) for k in handle.keys()}
+    assert stored[name].dtype == np.uint8 and stored[name].nbytes < tensors[name].nbytes
+    assert json.loads(metadata["deflated"]) == {name: ["uint16", list(tensors[name].shape)]}
+    edit_stored(stored, metadata, name)
+    path.write_bytes(save(stored, metadata=metadata))
+    return name
+
+
+def test_a_deflated_array_reads_back_exactly(tiny_kmer_model, tmp_path):
+    name = _write_deflated(tiny_kmer_model, tmp_path / "d.gdm")
+    inflated, original = read_model_file(tmp_path / "d.gdm")[1][name], read_model_file(tiny_kmer_model)[1][name]
+    np.testing.assert_array_equal(inflated, original)
+
+
+def _declare_length(metadata: dict, name: str, change) -> None:
+    declared = json.loads(metadata["deflated"])
+    declared[name][1][0] = change(declared[name][1][0])
+    metadata["deflated"] = json.dumps(declared)
+
+
+DEFLATE_DAMAGE = {  # a stream that inflates past what it declares is cut there (a "zip bomb" costs no memory)
+    "declared-shorter": lambda s, m, n: _declare_length(m, n, lambda length: length - 1),
+    "declared-longer": lambda s, m, n: _declare_length(m, n, lambda length: length + 1),
+    "truncated": lambda s, m, n: s.update({n: s[n][:-8]}),
+    "trailing-bytes": lambda s, m, n: s.update({n: np.concatenate([s[n], np.zeros(4, np.uint8)])}),
+    "not-bytes": lambda s, m, n: s.update({n: s[n].view(np.int8)}),
+    "malformed-list": lambda s, m, n: m.update({"deflated": json.dumps({n: ["uint16", "long"]})}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DEFLATE_DAMAGE))
+def test_a_damaged_deflated_array_is_refused(case, tiny_kmer_model, tmp_path):
+    _write_deflated(tiny_kmer_model, tmp_path / f"{case}.gdm", DEFLATE_DAMAGE[case])
+    with pytest.raises(ModelFileError, match="not a gooddetect model file, or truncated.*deflated"):
+        Detector.load(tmp_path / f"{case}.gdm")
+
+
+def test_a_format_2_file_is_still_read(tiny_kmer_model, tmp_path):
+    """Format 2 (before one-byte counts and deflated arrays): direct counts in uint16, nothing deflated."""
+    document, tensors, _ = Detector.load(tiny_kmer_model)._serialisable()
+    old = {**json.loads(document), "format_version": 2}
+    text = json.dumps(old, sort_keys=True)
+    as_uint16 = {k: v.astype(np.uint16) if k.endswith(".direct_counts") else v for k, v in tensors.items()}
+    assert any(tensors[k].dtype == np.uint8 for k in tensors if k.endswith(".direct_counts"))
+    path = tmp_path / "v2.gdm"
+    path.write_bytes(save(as_uint16, metadata={"gooddetect": text, "sha256": _checksum(text, as_uint16)}))
+    old_model, new_model = Detector.load(path), Detector.load(tiny_kmer_model)
+    for role in ("foreground", "background"):
+        np.testing.assert_array_equal(getattr(old_model, role).top_counts, getattr(new_model, role).top_counts)

@@ -304,6 +304,57 @@ def loglik_rows(codes, lengths, first, last, probs, offsets, top, tables, orders
         _read_tables(n_ahead, probs, words, direct[ahead], buckets[ahead], p_direct[ahead], slots[ahead])
 
 
+CLASS_AHEAD = 4  # positions whose table rows are prefetched ahead of the one being added up
+
+
+@numba.njit(**JIT)
+def class_loglik_rows(codes, lengths, first, last, logp, offsets, top, out):
+    """out[i, c] = Σ ln p_c(x_t | context) over the scored positions of rows first..last-1 (as loglik_rows: known
+    bases from position 1 on, with the known bases before them, at most `top`, as context), for every class c at
+    once: logp[offsets[k] + word of k+1 bases, c] holds class c's ln p_k, the classes side by side, so a position
+    reads one row of the table for all of them. A row's table rows are listed first, then added up in order while
+    those CLASS_AHEAD positions on are prefetched (a row of hundreds of classes spans many cache lines)."""
+    n_classes = logp.shape[1]
+    flat = logp.reshape(-1)
+    total = np.zeros(n_classes, dtype=np.float64)
+    table_rows = np.empty(codes.shape[1], dtype=np.int64)
+    top_mask = low_mask(top + 1)
+    for i in range(first, last):
+        n = 0
+        fwd = U64(0)
+        run = 0
+        for t in range(lengths[i]):
+            x = codes[i, t]
+            if x >= 4:
+                run = 0
+                continue
+            fwd = ((fwd << TWO) | U64(x)) & top_mask
+            if t >= 1:
+                k = min(run, top)
+                table_rows[n] = offsets[k] + np.int64(fwd & low_mask(k + 1))
+                n += 1
+            run += 1
+        total[:] = 0.0
+        for j in range(n):
+            if j + CLASS_AHEAD < n:
+                start = table_rows[j + CLASS_AHEAD] * n_classes
+                for line in range(0, n_classes, 16):  # 16 float32 per 64-byte line
+                    prefetch(flat, start + line)
+            row = logp[table_rows[j]]
+            for c in range(n_classes):
+                total[c] += row[c]
+        out[i, :] = total
+
+
+@numba.njit(**JIT)
+def into_columns(group, table, first_column, first, last):
+    """table[r, first_column + g] = group[g, r] for rows first..last-1: a group of classes' values written into
+    their columns of the class table a row at a time (contiguous writes, not one strided column after another)."""
+    for r in range(first, last):
+        for g in range(group.shape[0]):
+            table[r, first_column + g] = group[g, r]
+
+
 LANES = U64(0x0001000100010001)  # one in each 16-bit lane of a uint64
 HIGH_BITS = U64(0x8000800080008000)
 LOW_15 = U64(0x7FFF7FFF7FFF7FFF)

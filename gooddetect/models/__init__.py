@@ -15,7 +15,7 @@ from ..errors import ModelFileError
 KINDS = {"lstm": "gooddetect.models.lstm:LSTMModel", "kmer": "gooddetect.models.kmer:KmerModel"}
 CLASSIFIERS = {"kmer": "gooddetect.models.kmer_classifier:KmerClassifier",
                "convnet": "gooddetect.models.classifier:Classifier"}
-ArraySpec = tuple[tuple[int, ...], str]  # (shape, numpy dtype name) of one stored array
+ArraySpec = tuple[tuple[int, ...], str | tuple[str, ...]]  # (shape, numpy dtype name or the names allowed) of an array
 
 
 class ConfigDict:
@@ -54,6 +54,7 @@ class GenerativeModel(Protocol):
     """An autoregressive model over A, C, G, T scoring padded windows; the file format needs the rest."""
 
     kind: ClassVar[str]
+    stored_deflated: ClassVar[bool]  # whether the model file stores its arrays deflated (small files over fast loads)
 
     def loglik(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(Σ ln p(base t | bases 0..t-1) float64 [B], scored positions int64 [B]) of windows codes [B, L] uint8
@@ -100,6 +101,7 @@ class InDistributionClassifier(Protocol):
     for GenerativeModel)."""
 
     kind: ClassVar[str]
+    stored_deflated: ClassVar[bool]  # whether the model file stores its arrays deflated (small files over fast loads)
     score_names: ClassVar[tuple[str, ...]]  # the OOD scores `predict` returns ("higher = more OOD")
     has_odin: ClassVar[bool]  # whether `odin(codes, lengths)` gives ODIN's score (it needs a gradient)
     classes: list[str]

@@ -121,6 +121,7 @@ class Classifier:
     """The ConvNet classifier of a model file: class probabilities and classifier-based OOD scores per window."""
 
     kind: ClassVar[str] = "convnet"
+    stored_deflated: ClassVar[bool] = False
     score_names: ClassVar[tuple[str, ...]] = ("msp", "entropy", "mahalanobis", "rel_mahalanobis")
     has_odin: ClassVar[bool] = True
 

@@ -26,8 +26,9 @@ An unknown base (code 4) in the context limits the usable context to the bases a
 a sequence; unknown targets and position 0 are not scored.
 
 The model file stores the top direct order's counts of canonical words only (both strands give equal counts to a
-word and its reverse complement) as uint16 plus an overflow list, and each hashed table's filled slots with a
-per-bucket count: a fraction of the tables' size in memory. The scoring and counting loops are compiled by numba.
+word and its reverse complement) as uint8 or uint16, whichever makes the smaller file, plus an overflow list, and
+each hashed table's filled slots with a per-bucket count: a fraction of the tables' size in memory. The scoring and
+counting loops are compiled by numba.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from .configs import MAX_HASH_BITS, KmerConfig
 from .._core import kmer as kernels
 
 TARGET_FILL = 0.65  # a trained table is halved while it stays at most this full
-UINT16_MAX = np.iinfo(np.uint16).max
+COUNT_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))  # direct counts are stored in the one giving the smaller file
 BUCKET_SLOTS = 8  # one bucket: 16 bytes, read at once
 SCORE_ROWS = 1 << 10  # windows per scoring task: a 4096-window batch keeps two threads busy
 
@@ -57,6 +58,7 @@ class KmerModel:
     """Interpolated Markov chain implementing the model contract (gooddetect.models.GenerativeModel)."""
 
     kind: ClassVar[str] = "kmer"
+    stored_deflated: ClassVar[bool] = False  # the foreground's tables load in a fraction of the time to inflate them
 
     def __init__(self, config: KmerConfig, direct_counts: np.ndarray, hashed_tables: np.ndarray,
                  stats: dict | None = None, threads: int = 1):
@@ -69,8 +71,8 @@ class KmerModel:
         self.direct_counts = direct_counts
         self.hashed_tables = hashed_tables
         self.stats = stats or {}
-        self._probs, self._offsets = _interpolate_direct(self.top_counts, config.top_direct_order, config.discount,
-                                                         config.concentration, threads)
+        self._probs, self._offsets = interpolate_direct(self.top_counts, config.top_direct_order, config.discount,
+                                                        config.concentration, threads)
 
     @property
     def top_counts(self) -> np.ndarray:
@@ -92,11 +94,7 @@ class KmerModel:
         return self.config.to_dict()
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        counts = self.direct_counts
-        overflow = np.flatnonzero(counts > UINT16_MAX)
-        arrays = {"direct_counts": np.minimum(counts, UINT16_MAX).astype(np.uint16),
-                  "direct_overflow_index": overflow.astype(np.uint32),
-                  "direct_overflow_count": counts[overflow].astype(np.uint32)}
+        arrays = direct_arrays(self.direct_counts)
         for k, table in zip(self.config.hashed_orders, self.hashed_tables):
             filled = table != 0
             arrays[f"hashed_{k}_fill"] = filled.sum(axis=1).astype(np.uint8)
@@ -106,10 +104,7 @@ class KmerModel:
     @classmethod
     def expected_arrays(cls, config: dict) -> dict[str, ArraySpec]:
         c = KmerConfig.from_model_file(config, "kmer")
-        n_words = _n_stored_words(c.top_direct_order + 1, c.both_strands)
-        arrays: dict[str, ArraySpec] = {"direct_counts": ((n_words,), "uint16"),
-                                        "direct_overflow_index": ((None,), "uint32"),
-                                        "direct_overflow_count": ((None,), "uint32")}
+        arrays = expected_direct_arrays(c)
         for k in c.hashed_orders:
             arrays[f"hashed_{k}_fill"] = ((1 << c.hash_bits,), "uint8")
             arrays[f"hashed_{k}_slots"] = ((None,), "uint16")
@@ -118,11 +113,7 @@ class KmerModel:
     @classmethod
     def from_state(cls, config: dict, arrays: dict[str, np.ndarray], threads: int = 1) -> KmerModel:
         c = KmerConfig.from_dict(config)
-        counts = arrays["direct_counts"].astype(np.uint32)
-        index, overflow = arrays["direct_overflow_index"], arrays["direct_overflow_count"]
-        if len(index) != len(overflow) or (len(index) and int(index.max()) >= len(counts)):
-            raise ModelFileError("kmer direct overflow arrays do not match the counts")
-        counts[index] = overflow
+        counts = direct_counts_of(arrays)
         tables = np.zeros((len(c.hashed_orders), 1 << c.hash_bits, BUCKET_SLOTS), dtype=np.uint16)
         unpack_tables = []
         for table, k in zip(tables, c.hashed_orders):
@@ -253,13 +244,18 @@ class Counter:
             kernels.merge_buckets(mine, theirs)
         self.positions += other.positions
 
-    def model(self, fold: bool) -> KmerModel:
+    def direct_counts(self) -> np.ndarray:
+        """The direct counts as a model holds them: uint32, with both strands one per reverse-complement pair."""
         c = self.config
         top = self.top
         if c.both_strands:
             top = top + reverse_complemented(top, c.top_direct_order + 1)
         if top.max(initial=0) > np.iinfo(np.uint32).max:
             raise UsageError("too many training positions for 32-bit k-mer counts")
+        return _canonical_counts(top.astype(np.uint32), c)
+
+    def model(self, fold: bool) -> KmerModel:
+        c = self.config
         tables = canonical_buckets(self.tables)
         bits = c.hash_bits
         while fold and bits > 8 and len(c.hashed_orders) and (tables != 0).sum(axis=(1, 2)).max() <= \
@@ -269,7 +265,7 @@ class Counter:
         stats = {"positions": int(self.positions), "hash_bits": bits,
                  "hashed_fill": [round(float((t != 0).mean()), 4) for t in tables],
                  "hashed_full_buckets": [round(float((t[:, -1] != 0).mean()), 4) for t in tables]}
-        return KmerModel(replace(c, hash_bits=bits), _canonical_counts(top.astype(np.uint32), c), tables, stats)
+        return KmerModel(replace(c, hash_bits=bits), self.direct_counts(), tables, stats)
 
 
 def canonical_buckets(tables: np.ndarray) -> np.ndarray:
@@ -279,6 +275,32 @@ def canonical_buckets(tables: np.ndarray) -> np.ndarray:
 
 
 # -- helpers ------------------------------------------------------------------------------------------------------
+
+
+def direct_arrays(counts: np.ndarray) -> dict[str, np.ndarray]:
+    """The stored form of direct counts (uint32, as KmerModel holds them): in uint8 or uint16, whichever gives the
+    smaller file, the counts above it in an overflow list."""
+    dtype = min(COUNT_DTYPES, key=lambda d: counts.size * d.itemsize + 8 * int((counts > np.iinfo(d).max).sum()))
+    overflow = np.flatnonzero(counts > np.iinfo(dtype).max)
+    return {"direct_counts": np.minimum(counts, np.iinfo(dtype).max).astype(dtype),
+            "direct_overflow_index": overflow.astype(np.uint32),
+            "direct_overflow_count": counts[overflow].astype(np.uint32)}
+
+
+def expected_direct_arrays(config: KmerConfig) -> dict[str, ArraySpec]:
+    n_words = _n_stored_words(config.top_direct_order + 1, config.both_strands)
+    return {"direct_counts": ((n_words,), tuple(d.name for d in COUNT_DTYPES)),
+            "direct_overflow_index": ((None,), "uint32"), "direct_overflow_count": ((None,), "uint32")}
+
+
+def direct_counts_of(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """The uint32 direct counts from their stored form (direct_arrays); a ModelFileError if it does not add up."""
+    counts = arrays["direct_counts"].astype(np.uint32)
+    index, overflow = arrays["direct_overflow_index"], arrays["direct_overflow_count"]
+    if len(index) != len(overflow) or (len(index) and int(index.max()) >= len(counts)):
+        raise ModelFileError("kmer direct overflow arrays do not match the counts")
+    counts[index] = overflow
+    return counts
 
 
 def _checked_batch(codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -355,8 +377,8 @@ def _summed_over_oldest(counts: np.ndarray, threads: int) -> np.ndarray:
     return out
 
 
-def _interpolate_direct(top_counts: np.ndarray, top: int, discount: float, concentration: float,
-                        threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def interpolate_direct(top_counts: np.ndarray, top: int, discount: float, concentration: float,
+                       threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """All direct orders' interpolated p_k(x | c) in one flat float32 array (order k at offsets[k] + c * 4 + x);
     order k's counts are order k+1's summed over the oldest base. An order's contexts are split among `threads`
     threads in blocks of whole lower-order tables (a context's lower row is its index modulo that table's rows)."""

@@ -6,7 +6,11 @@ that read the window's k-mers in training gives it a far higher likelihood than 
 of ~250 bases are much more confident than they are right (their terms are not independent), so they are tempered;
 temperature, order and smoothing were chosen on the benchmark's validation sets (see README). OOD scores, "higher =
 more out of distribution": msp (1 − the largest class probability) and entropy (of the class probabilities).
-No torch: the chains run in the k-mer kind's compiled loops.
+
+The chains are scored together: one float32 table of ln p_c(x | context) for every word of every order, the
+classes side by side (4^(order+1) x 5.3 bytes per class), so that a position reads one row for all the classes
+(hundreds of classes cost one memory read per base, not hundreds). The model file holds each class's counts, in one
+byte where that is smaller, deflated (about 0.8 MB per class at order 10 on gdbench). No torch: compiled loops.
 """
 
 from __future__ import annotations
@@ -16,22 +20,33 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..runtime import run_tasks
+from ..alphabet import N_BASES
+from ..runtime import in_thread_shares, row_blocks, run_tasks
+from .._core.kmer import class_loglik_rows, into_columns
 from . import ArraySpec
 from .configs import KmerClassifierConfig
-from .kmer import Counter, KmerModel
+from .kmer import (SCORE_ROWS, Counter, direct_arrays, direct_counts_of, expected_direct_arrays,
+                   interpolate_direct, unpack_counts)
+
+CLASS_GROUP = 16  # classes whose probabilities are built before they are written into the table (64-byte rows)
 
 
 class KmerClassifier:
     """Class probabilities and OOD scores per window from one k-mer chain per class."""
 
     kind: ClassVar[str] = "kmer"
+    stored_deflated: ClassVar[bool] = True  # one class's order-10 counts: 2.1 MB in one byte, 0.8 MB deflated
     score_names: ClassVar[tuple[str, ...]] = ("msp", "entropy")  # what `predict` returns besides the probabilities
     has_odin: ClassVar[bool] = False
 
-    def __init__(self, config: KmerClassifierConfig, chains: list[KmerModel], stats: dict | None = None):
-        self.config, self.chains = config, chains
+    def __init__(self, config: KmerClassifierConfig, counts: list[np.ndarray], stats: dict | None = None,
+                 threads: int = 1):
+        """counts: each class's direct counts as its chain (a KmerModel of config.chain()) holds them. The table
+        of log-probabilities is built on `threads` threads, which also score until `configure` says otherwise."""
+        self.config, self.counts = config, counts
         self.stats = stats or {}
+        self.threads = threads
+        self._logp, self._offsets = _class_table(config, counts, threads)
 
     @property
     def classes(self) -> list[str]:
@@ -41,69 +56,100 @@ class KmerClassifier:
 
     def configure(self, *, threads: int | None = None, device: str = "cpu", bf16: bool = False) -> None:
         """Threads only: the chains run on the CPU whatever device the generative models use."""
-        for chain in self.chains:
-            chain.threads = threads or 1
+        self.threads = threads or 1
 
     def config_dict(self) -> dict:
         return self.config.to_dict()
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        return {f"class_{i}.{name}": array for i, chain in enumerate(self.chains)
-                for name, array in chain.state_arrays().items()}
+        return {f"class_{i}.{name}": array for i, counts in enumerate(self.counts)
+                for name, array in direct_arrays(counts).items()}
 
     @classmethod
     def expected_arrays(cls, config: dict) -> dict[str, ArraySpec]:
         c = KmerClassifierConfig.from_model_file(config, "k-mer classifier")
-        chain = KmerModel.expected_arrays(c.chain().to_dict())
+        chain = expected_direct_arrays(c.chain())
         return {f"class_{i}.{name}": spec for i in range(len(c.classes)) for name, spec in chain.items()}
 
     @classmethod
     def from_state(cls, config: dict, arrays: dict[str, np.ndarray], threads: int = 1) -> KmerClassifier:
-        """The chains are rebuilt side by side on `threads` threads (the table rebuilds release the GIL)."""
         c = KmerClassifierConfig.from_dict(config)
-        chain = c.chain().to_dict()
-
-        def build(i: int) -> KmerModel:
+        counts = []
+        for i in range(len(c.classes)):
             prefix = f"class_{i}."
-            return KmerModel.from_state(chain, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
-
-        return cls(c, run_tasks([functools.partial(build, i) for i in range(len(c.classes))], threads))
+            counts.append(direct_counts_of({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}))
+        return cls(c, counts, threads=threads)
 
     # -- prediction -----------------------------------------------------------------------------------------------
 
     def loglik(self, codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """ln p_c(window) of every window under every class's chain, float64 [B, C]."""
-        return np.stack([chain.loglik(codes, lengths)[0] for chain in self.chains], axis=1)
+        """ln p_c(window) of every window under every class's chain, float64 [B, C] (row blocks on `threads`
+        threads)."""
+        codes = np.ascontiguousarray(codes)
+        lengths = np.minimum(np.asarray(lengths, dtype=np.int64), codes.shape[1])
+        out = np.zeros((len(codes), len(self.classes)), dtype=np.float64)
+        top = self.config.chain().top_direct_order
+
+        def score(first: int, last: int) -> None:
+            class_loglik_rows(codes, lengths, first, last, self._logp, self._offsets, top, out)
+
+        run_tasks(row_blocks(score, len(codes), SCORE_ROWS), self.threads)
+        return out
 
     def predict(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(class probabilities [B, C], {name: [B]} for each of score_names) of windows codes [B, L] holding
         lengths [B]."""
-        z = self.loglik(np.ascontiguousarray(codes), lengths) / self.config.temperature
+        z = self.loglik(codes, lengths) / self.config.temperature
         probs = np.exp(z - z.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
         entropy = -(probs * np.log(np.maximum(probs, 1e-300))).sum(axis=1)
         return probs, {"msp": 1.0 - probs.max(axis=1), "entropy": entropy}
 
 
+def _class_table(config: KmerClassifierConfig, counts: list[np.ndarray],
+                 threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ln p_c [rows, C] float32, the offset of each order's rows): every class's interpolated probabilities of
+    every order (models.kmer.interpolate_direct), one class per column; built CLASS_GROUP classes at a time (one
+    per thread), then written into their columns row by row."""
+    chain = config.chain()
+    order = chain.top_direct_order
+    rows = sum(N_BASES ** (k + 1) for k in range(order + 1))
+    logp = np.empty((rows, len(counts)), dtype=np.float32)
+    offsets = None
+    for first in range(0, len(counts), CLASS_GROUP):
+        group = counts[first:first + CLASS_GROUP]
+        group_logp = np.empty((len(group), rows), dtype=np.float32)
+
+        def fill(g: int) -> np.ndarray:
+            probs, order_offsets = interpolate_direct(unpack_counts(group[g], order + 1), order, chain.discount,
+                                                      chain.concentration)
+            np.log(probs, out=group_logp[g])
+            return order_offsets
+
+        offsets = run_tasks([functools.partial(fill, g) for g in range(len(group))], threads)[0]
+        in_thread_shares(lambda a, b: into_columns(group_logp, logp, first, a, b), rows, threads)
+    return logp, offsets
+
+
 def train_kmer_classifier(codes: np.ndarray, lengths: np.ndarray, labels: np.ndarray, val_codes: np.ndarray,
                           val_lengths: np.ndarray, val_labels: np.ndarray,
                           config: KmerClassifierConfig) -> KmerClassifier:
-    """Count each class's chain on its windows, score the validation windows with it, then count the validation
-    windows in as well (the statistics describe the chains before they were). One class at a time, so memory holds
-    the finished chains plus one class's counts."""
+    """Count each class's chain on its windows, then the validation windows in as well; the validation accuracy is
+    that of the chains before (the statistics describe what did not see the windows). One class's counter at a
+    time."""
     chain = config.chain()
     lengths, val_lengths = np.asarray(lengths, dtype=np.int64), np.asarray(val_lengths, dtype=np.int64)
-    val_codes = np.ascontiguousarray(val_codes)
-    chains, val_logliks = [], []
+    before, after = [], []
     for label in range(len(config.classes)):
         counter = Counter(chain, chain.hash_bits)
         _count(counter, codes, lengths, labels == label)
-        val_logliks.append(counter.model(fold=False).loglik(val_codes, val_lengths)[0])
+        before.append(counter.direct_counts())
         _count(counter, val_codes, val_lengths, val_labels == label)
-        chains.append(counter.model(fold=False))
-    accuracy = float((np.argmax(np.stack(val_logliks, axis=1), axis=1) == val_labels).mean())
-    return KmerClassifier(config, chains, {
-        "val_accuracy": accuracy, "windows": int(len(codes)), "val_windows": int(len(val_codes)),
+        after.append(counter.direct_counts())
+    predicted = np.argmax(KmerClassifier(config, before).loglik(val_codes, val_lengths), axis=1)
+    return KmerClassifier(config, after, {
+        "val_accuracy": float((predicted == val_labels).mean()), "windows": int(len(codes)),
+        "val_windows": int(len(val_codes)),
         "windows_per_class": np.bincount(labels, minlength=len(config.classes)).tolist()})
 
 

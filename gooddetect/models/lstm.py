@@ -131,6 +131,7 @@ class LSTMModel:
     """The model contract around an LSTMNet: batched, length-sorted scoring on `device`."""
 
     kind: ClassVar[str] = "lstm"
+    stored_deflated: ClassVar[bool] = False
 
     def __init__(self, config: LSTMConfig, module: LSTMNet | None = None, device: str = "cpu", batch_size: int = 512,
                  bf16: bool = False):
