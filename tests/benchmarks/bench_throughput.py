@@ -768,7 +768,7 @@ def classifier_row(kmer_model: Path, reads: Path, one: Path, threads: int, workd
     counts: the rate does not depend on them), on the 200,000 reads of `reads` (on fewer, loading dominates)."""
     from gooddetect.detector import Detector
     from gooddetect.models.classifier import Classifier, ClassifierConfig, ConvNet, Gaussians
-    from gooddetect.models.kmer import KmerModel, pack_counts, reverse_complemented
+    from gooddetect.models.kmer import pack_counts, reverse_complemented
     from gooddetect.models.kmer_classifier import KmerClassifier, KmerClassifierConfig
 
     classes = [f"c{i}" for i in range(10)]
@@ -778,13 +778,12 @@ def classifier_row(kmer_model: Path, reads: Path, one: Path, threads: int, workd
     convnet = ClassifierConfig(classes=classes)
     n_bases = chain.top_direct_order + 1
 
-    def random_chain() -> KmerModel:  # counts of both strands, stored one per reverse-complement pair
+    def random_counts() -> np.ndarray:  # counts of both strands, stored one per reverse-complement pair
         counts = rng.integers(0, 50, 4 ** n_bases, dtype=np.uint32)
-        return KmerModel(chain, pack_counts(counts + reverse_complemented(counts, n_bases), n_bases),
-                         np.zeros((0, 1 << chain.hash_bits, 8), np.uint16))
+        return pack_counts(counts + reverse_complemented(counts, n_bases), n_bases)
 
     classifiers = {
-        "kmer": (kmer, KmerClassifier(kmer, [random_chain() for _ in classes])),
+        "kmer": (kmer, KmerClassifier(kmer, [random_counts() for _ in classes])),
         "convnet": (convnet, Classifier(convnet, ConvNet(convnet), Gaussians.untrained(convnet)))}
     rows = {}
     for kind, (config, classifier) in classifiers.items():
