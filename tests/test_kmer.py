@@ -330,9 +330,9 @@ def test_unpacking_and_the_probability_tables_on_several_threads_equal_one_threa
     symmetric = counts + reverse_complemented(counts, n_bases)
     packed = pack_counts(symmetric, n_bases)
     np.testing.assert_array_equal(unpack_counts(packed, n_bases, 3), unpack_counts(packed, n_bases, 1))
-    one = kmer.interpolate_direct(symmetric, n_bases - 1, 0.5, 2.0, threads=1)
+    one = kmer._interpolate_direct(symmetric, n_bases - 1, 0.5, 2.0, threads=1)
     for threads in (2, 3, 8):
-        many = kmer.interpolate_direct(symmetric, n_bases - 1, 0.5, 2.0, threads=threads)
+        many = kmer._interpolate_direct(symmetric, n_bases - 1, 0.5, 2.0, threads=threads)
         np.testing.assert_array_equal(many[0], one[0])
         np.testing.assert_array_equal(many[1], one[1])
 

@@ -308,32 +308,29 @@ CLASS_AHEAD = 4  # positions whose table rows are prefetched ahead of the one be
 
 
 @numba.njit(**JIT)
-def class_loglik_rows(codes, lengths, first, last, logp, offsets, top, out):
-    """out[i, c] = Σ ln p_c(x_t | context) over the scored positions of rows first..last-1 (as loglik_rows: known
-    bases from position 1 on, with the known bases before them, at most `top`, as context), for every class c at
-    once: logp[offsets[k] + word of k+1 bases, c] holds class c's ln p_k, the classes side by side, so a position
-    reads one row of the table for all of them. A row's table rows are listed first, then added up in order while
-    those CLASS_AHEAD positions on are prefetched (a row of hundreds of classes spans many cache lines)."""
+def class_loglik_rows(codes, lengths, first, last, logp, offsets, top, width, out):
+    """out[i, c] = Σ ln p_c(x_t | context) over the positions of rows first..last-1 that loglik_rows scores (their
+    table rows from _row_addresses, no hashed orders), for every class c at once: logp[offsets[k] + word of k+1
+    bases, c] holds class c's ln p_k, the classes side by side, so a position reads one row of the table for all of
+    them. A row's table rows are listed first, then added up in order while those CLASS_AHEAD positions on are
+    prefetched (a row of hundreds of classes spans many cache lines)."""
     n_classes = logp.shape[1]
     flat = logp.reshape(-1)
     total = np.zeros(n_classes, dtype=np.float64)
-    table_rows = np.empty(codes.shape[1], dtype=np.int64)
-    top_mask = low_mask(top + 1)
+    length = codes.shape[1]
+    direct = np.empty(length, dtype=np.int64)
+    run_at = np.empty(length, dtype=np.int64)
+    no_orders = np.empty(0, dtype=np.int64)
+    no_slots = np.empty((0, length), dtype=np.int64)
+    table_rows = np.empty(length, dtype=np.int64)
     for i in range(first, last):
+        _row_addresses(codes, lengths, i, offsets, top, no_orders, True, width, 0, direct, run_at, no_slots,
+                       no_slots)
         n = 0
-        fwd = U64(0)
-        run = 0
         for t in range(lengths[i]):
-            x = codes[i, t]
-            if x >= 4:
-                run = 0
-                continue
-            fwd = ((fwd << TWO) | U64(x)) & top_mask
-            if t >= 1:
-                k = min(run, top)
-                table_rows[n] = offsets[k] + np.int64(fwd & low_mask(k + 1))
+            if run_at[t] >= 0:
+                table_rows[n] = direct[t]
                 n += 1
-            run += 1
         total[:] = 0.0
         for j in range(n):
             if j + CLASS_AHEAD < n:

@@ -71,15 +71,12 @@ class KmerModel:
         self.direct_counts = direct_counts
         self.hashed_tables = hashed_tables
         self.stats = stats or {}
-        self._probs, self._offsets = interpolate_direct(self.top_counts, config.top_direct_order, config.discount,
-                                                        config.concentration, threads)
+        self._probs, self._offsets = direct_probabilities(config, direct_counts, threads)
 
     @property
     def top_counts(self) -> np.ndarray:
         """The counts of every (D+1)-mer (unpacked from direct_counts when both strands are counted)."""
-        c = self.config
-        return unpack_counts(self.direct_counts, c.top_direct_order + 1, self.threads) if c.both_strands else \
-            self.direct_counts
+        return every_word(self.config, self.direct_counts, self.threads)
 
     # -- the model contract ---------------------------------------------------------------------------------------
 
@@ -277,6 +274,21 @@ def canonical_buckets(tables: np.ndarray) -> np.ndarray:
 # -- helpers ------------------------------------------------------------------------------------------------------
 
 
+def every_word(config: KmerConfig, direct_counts: np.ndarray, threads: int = 1) -> np.ndarray:
+    """The counts of every (D+1)-mer from direct counts as a model holds them (unpacked when both strands are
+    counted)."""
+    n_bases = config.top_direct_order + 1
+    return unpack_counts(direct_counts, n_bases, threads) if config.both_strands else direct_counts
+
+
+def direct_probabilities(config: KmerConfig, direct_counts: np.ndarray,
+                         threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, offsets) of every direct order (_interpolate_direct) from direct counts as a model holds
+    them."""
+    return _interpolate_direct(every_word(config, direct_counts, threads), config.top_direct_order, config.discount,
+                               config.concentration, threads)
+
+
 def direct_arrays(counts: np.ndarray) -> dict[str, np.ndarray]:
     """The stored form of direct counts (uint32, as KmerModel holds them): in uint8 or uint16, whichever gives the
     smaller file, the counts above it in an overflow list."""
@@ -377,8 +389,8 @@ def _summed_over_oldest(counts: np.ndarray, threads: int) -> np.ndarray:
     return out
 
 
-def interpolate_direct(top_counts: np.ndarray, top: int, discount: float, concentration: float,
-                       threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def _interpolate_direct(top_counts: np.ndarray, top: int, discount: float, concentration: float,
+                        threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """All direct orders' interpolated p_k(x | c) in one flat float32 array (order k at offsets[k] + c * 4 + x);
     order k's counts are order k+1's summed over the oldest base. An order's contexts are split among `threads`
     threads in blocks of whole lower-order tables (a context's lower row is its index modulo that table's rows)."""

@@ -20,13 +20,11 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..alphabet import N_BASES
 from ..runtime import in_thread_shares, row_blocks, run_tasks
 from .._core.kmer import class_loglik_rows, into_columns
 from . import ArraySpec
 from .configs import KmerClassifierConfig
-from .kmer import (SCORE_ROWS, Counter, direct_arrays, direct_counts_of, expected_direct_arrays,
-                   interpolate_direct, unpack_counts)
+from .kmer import SCORE_ROWS, Counter, direct_arrays, direct_counts_of, direct_probabilities, expected_direct_arrays
 
 CLASS_GROUP = 16  # classes whose probabilities are built before they are written into the table (64-byte rows)
 
@@ -88,10 +86,11 @@ class KmerClassifier:
         codes = np.ascontiguousarray(codes)
         lengths = np.minimum(np.asarray(lengths, dtype=np.int64), codes.shape[1])
         out = np.zeros((len(codes), len(self.classes)), dtype=np.float64)
-        top = self.config.chain().top_direct_order
+        chain = self.config.chain()
 
         def score(first: int, last: int) -> None:
-            class_loglik_rows(codes, lengths, first, last, self._logp, self._offsets, top, out)
+            class_loglik_rows(codes, lengths, first, last, self._logp, self._offsets, chain.top_direct_order,
+                              chain.width, out)
 
         run_tasks(row_blocks(score, len(codes), SCORE_ROWS), self.threads)
         return out
@@ -108,26 +107,23 @@ class KmerClassifier:
 
 def _class_table(config: KmerClassifierConfig, counts: list[np.ndarray],
                  threads: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ln p_c [rows, C] float32, the offset of each order's rows): every class's interpolated probabilities of
-    every order (models.kmer.interpolate_direct), one class per column; built CLASS_GROUP classes at a time (one
-    per thread), then written into their columns row by row."""
+    """(ln p_c [rows, C] float32, the offset of each order's rows): every class's chain's probabilities of every
+    order (models.kmer.direct_probabilities), one class per column; built CLASS_GROUP classes at a time (one per
+    thread), then written into their columns row by row."""
     chain = config.chain()
-    order = chain.top_direct_order
-    rows = sum(N_BASES ** (k + 1) for k in range(order + 1))
-    logp = np.empty((rows, len(counts)), dtype=np.float32)
-    offsets = None
+
+    def log_probabilities(c: int) -> tuple[np.ndarray, np.ndarray]:
+        probs, offsets = direct_probabilities(chain, counts[c])
+        return np.log(probs, out=probs), offsets
+
+    logp = offsets = None
     for first in range(0, len(counts), CLASS_GROUP):
-        group = counts[first:first + CLASS_GROUP]
-        group_logp = np.empty((len(group), rows), dtype=np.float32)
-
-        def fill(g: int) -> np.ndarray:
-            probs, order_offsets = interpolate_direct(unpack_counts(group[g], order + 1), order, chain.discount,
-                                                      chain.concentration)
-            np.log(probs, out=group_logp[g])
-            return order_offsets
-
-        offsets = run_tasks([functools.partial(fill, g) for g in range(len(group))], threads)[0]
-        in_thread_shares(lambda a, b: into_columns(group_logp, logp, first, a, b), rows, threads)
+        group = run_tasks([functools.partial(log_probabilities, c)
+                           for c in range(first, min(first + CLASS_GROUP, len(counts)))], threads)
+        group_logp, offsets = np.stack([values for values, _ in group]), group[0][1]
+        if logp is None:
+            logp = np.empty((group_logp.shape[1], len(counts)), dtype=np.float32)
+        in_thread_shares(lambda a, b: into_columns(group_logp, logp, first, a, b), len(logp), threads)
     return logp, offsets
 
 
