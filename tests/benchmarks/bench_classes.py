@@ -19,42 +19,25 @@ import argparse
 import csv
 import json
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from gooddetect.seqio import read_sequences
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-GENOMES = SHARED / "genomes"
-BASES = np.frombuffer(b"ACGT", dtype=np.uint8)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_kmer_scale import BASES, run, substituted, train_genomes  # noqa: E402
+
 SLICE = 500_000
 READ_LENGTH = 150
-
-
-def train_genomes() -> list[np.ndarray]:
-    with open(GENOMES / "splits.tsv") as handle:
-        files = [GENOMES / r["file"] for r in csv.DictReader(handle, delimiter="\t") if r["role"] == "train"]
-    return [np.frombuffer(max((s for _, s in read_sequences(str(p))), key=len).upper().encode(), dtype=np.uint8)
-            for p in files]
-
-
-def substituted(seq: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
-    """`seq` with each known base replaced, with probability `rate`, by one of the three others."""
-    seq = seq.copy()
-    hit = (rng.random(len(seq)) < rate) & np.isin(seq, BASES)
-    index = np.searchsorted(BASES, seq[hit])
-    seq[hit] = BASES[(index + rng.integers(1, 4, len(index))) % 4]
-    return seq
 
 
 def make_classes(out: Path, n_classes: int, n_reads: int, seed: int = 0) -> tuple[list[Path], Path, list[str]]:
     """One training FASTA per class and the test reads (FASTQ) of the held-out strains, with their classes."""
     rng = np.random.default_rng(seed)
-    genomes = train_genomes()
+    genomes = [np.frombuffer(max((s for _, s in read_sequences(str(p))), key=len).upper().encode(), dtype=np.uint8)
+               for p in train_genomes()]  # the longest record of each
     paths, held_out, names = [], [], []
     for c in range(n_classes):
         genome = genomes[c % len(genomes)]
@@ -84,16 +67,6 @@ def make_classes(out: Path, n_classes: int, n_reads: int, seed: int = 0) -> tupl
     return paths, reads, truth
 
 
-def timed(command: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of a subprocess."""
-    started = time.perf_counter()
-    result = subprocess.run(["/usr/bin/time", "-f", "%M", *command], capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    if result.returncode:
-        sys.exit(f"failed: {' '.join(command)}\n{result.stderr[-2000:]}")
-    return wall, int(result.stderr.strip().splitlines()[-1]) / 1024
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--classes", default="10,200", help="class counts, comma-separated")
@@ -109,15 +82,14 @@ def main() -> None:
         work.mkdir(exist_ok=True)
         paths, reads, truth = make_classes(work, n_classes, args.reads)
         model, scores = work / "model.gdm", work / "scores.tsv"
-        gd = [sys.executable, "-m", "gooddetect", "-q"]
-        train_s, train_mb = timed([*gd, "train", "--arch", "kmer", *map(str, paths), "--class-per-file",
-                                   "--classifier-order", str(args.classifier_order), "--threads", str(args.threads),
-                                   "-o", str(model)])
-        score_s, score_mb = timed([*gd, "score", str(model), str(reads), "-o", str(scores), "--threads",
-                                   str(args.threads)])
+        trained = run(["train", "--arch", "kmer", *map(str, paths), "--class-per-file", "--classifier-order",
+                       str(args.classifier_order), "--threads", str(args.threads), "-o", str(model)])
+        scored = run(["score", str(model), str(reads), "-o", str(scores), "--threads", str(args.threads)])
         one = work / "one.fq"
         one.write_text("@r\n" + "A" * READ_LENGTH + "\n+\n" + "I" * READ_LENGTH + "\n")
-        load_s, _ = timed([*gd, "score", str(model), str(one), "-o", os.devnull, "--threads", str(args.threads)])
+        load_s = run(["score", str(model), str(one), "-o", os.devnull, "--threads", str(args.threads)])["seconds"]
+        train_s, train_mb, score_s, score_mb = (trained["seconds"], trained["peak_rss_mb"], scored["seconds"],
+                                                scored["peak_rss_mb"])
         with open(scores) as handle:
             called = [r["class"] for r in csv.DictReader(handle, delimiter="\t")]
         accuracy = float(np.mean([a == b for a, b in zip(called, truth)]))

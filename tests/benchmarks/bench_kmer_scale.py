@@ -43,6 +43,16 @@ def train_genomes() -> list[Path]:
         return [GENOMES / r["file"] for r in csv.DictReader(handle, delimiter="\t") if r["role"] == "train"]
 
 
+def substituted(seq: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """A copy of `seq` (ASCII bytes) with each known base replaced, with probability `rate`, by one of the three
+    others."""
+    seq = seq.copy()
+    hit = (rng.random(len(seq)) < rate) & np.isin(seq, BASES)
+    shift = rng.integers(1, 4, int(hit.sum()))
+    seq[hit] = BASES[(np.searchsorted(BASES, seq[hit]) + shift) % 4]
+    return seq
+
+
 def write_references(out: Path, total_bases: float, seed: int = 0) -> tuple[list[Path], int]:
     """The train genomes, then mutated copies of them, as plain FASTA files, until `total_bases`."""
     rng = np.random.default_rng(seed)
@@ -55,10 +65,7 @@ def write_references(out: Path, total_bases: float, seed: int = 0) -> tuple[list
         path = out / f"ref_{copy:04d}.fa"
         with open(path, "wb") as handle:
             for i, seq in enumerate(genome):
-                seq = seq.copy()
-                hit = (rng.random(len(seq)) < rate) & np.isin(seq, BASES)
-                shift = rng.integers(1, 4, int(hit.sum()))
-                seq[hit] = BASES[(np.searchsorted(BASES, seq[hit]) + shift) % 4]
+                seq = substituted(seq, rate, rng)
                 handle.write(b">c%d_%d mutated %.3f\n" % (copy, i, rate) + seq.tobytes() + b"\n")
                 written += len(seq)
         paths.append(path)
