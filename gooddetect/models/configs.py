@@ -106,8 +106,8 @@ class KmerClassifierConfig(ConfigDict):
     SETTINGS: ClassVar[str] = "k-mer classifier settings"
 
     classes: list[str] = field(default_factory=list)
-    order: int = option(10, "kmer classifier: Markov order of each class's chain (memory 4^(order+1) x 5.3 bytes "
-                        "per class: 22 MB at 10, 1.4 MB at 8).", flag="--classifier-order", min=1,
+    order: int = option(10, "kmer classifier: Markov order of each class's chain (memory 4^(order+1) x 7.3 bytes "
+                        "per class, table and counts: 31 MB at 10, 1.9 MB at 8).", flag="--classifier-order", min=1,
                         max=MAX_DIRECT_ORDER)
     discount: float = 0.5
     concentration: float = 100.0
