@@ -1,4 +1,4 @@
-"""TSV text built column by column (the loops are compiled, in gooddetect._core.text): fixed-point numbers as
+"""TSV text built column by column (the loops are in C, in gooddetect._core.text): fixed-point numbers as
 printf writes them, NaN as NA, rows joined with tabs. A column is the text of its cells end to end (uint8) and where
 each cell ends (int64)."""
 
@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+
+from ._core import text as kernels
 
 NA = "NA"
 _NA = np.frombuffer(NA.encode(), dtype=np.uint8)
@@ -44,7 +46,7 @@ def int_column(values: np.ndarray) -> Column:
     values = np.ascontiguousarray(values, dtype=np.int64)
     text = np.empty(20 * len(values), dtype=np.uint8)
     ends = np.empty(len(values), dtype=np.int64)
-    size = _kernels().write_ints(values, text, ends)
+    size = kernels.write_ints(values, text, ends)
     return Column(text[:size], ends)
 
 
@@ -58,7 +60,7 @@ def fixed_column(values: np.ndarray, digits: int) -> Column:
         return text_column([NA if math.isnan(v) else f"%.{digits}f" % v for v in values.tolist()])
     text = np.empty((20 + digits) * len(values), dtype=np.uint8)
     ends = np.empty(len(values), dtype=np.int64)
-    size = _kernels().write_fixed(values, digits, _NA, text, ends)
+    size = kernels.write_fixed(values, digits, _NA, text, ends)
     return Column(text[:size], ends)
 
 
@@ -67,7 +69,7 @@ def grouped(column: Column, bounds: np.ndarray, separator: str = ",") -> Column:
     n = len(bounds) - 1
     text = np.empty(len(column.text) + len(column) + 2 * n, dtype=np.uint8)
     ends = np.empty(n, dtype=np.int64)
-    size = _kernels().write_groups(column.text, column.ends, np.asarray(bounds, dtype=np.int64), ord(separator), _NA,
+    size = kernels.write_groups(column.text, column.ends, np.asarray(bounds, dtype=np.int64), ord(separator), _NA,
                                    text, ends)
     return Column(text[:size], ends)
 
@@ -84,13 +86,5 @@ def rows(columns: Sequence[Column]) -> str:
     ends = np.stack([c.ends + offset for c, offset in zip(columns, offsets)])
     starts = np.concatenate([offsets[:, None], ends[:, :-1]], axis=1)
     out = np.empty(len(text) + n * len(columns), dtype=np.uint8)
-    _kernels().join_rows(text, starts, ends, out)
+    kernels.join_rows(text, starts, ends, out)
     return out.tobytes().decode("utf-8")
-
-
-def _kernels():
-    """The compiled loops, imported on first use (importing numba takes a third of a second that `--help` and
-    `--version` need not pay)."""
-    from ._core import text
-
-    return text

@@ -285,7 +285,7 @@ def test_a_full_bucket_keeps_the_highest_keys_whatever_the_order():
     for seed in range(5):
         table = np.zeros((1, 8), dtype=np.uint16)
         for fingerprint in np.random.default_rng(seed).permutation(occurrences).tolist():
-            kmer_kernels.insert(table, 0, np.uint64(fingerprint), np.uint64(5))
+            kmer_kernels.insert(table, 0, fingerprint, 5)
         tables.append(kmer.canonical_buckets(table[None])[0])
     for table in tables:
         np.testing.assert_array_equal(table, tables[0])
@@ -301,7 +301,7 @@ def test_merged_tables_equal_one_table_of_all_occurrences(occurrences, cut):
     def table_of(items):
         table = np.zeros((4, 8), dtype=np.uint16)
         for bucket, fingerprint, pair in items:
-            kmer_kernels.insert(table, bucket, np.uint64(fingerprint), np.uint64(pair))
+            kmer_kernels.insert(table, bucket, fingerprint, pair)
         return table
 
     whole = table_of(occurrences)

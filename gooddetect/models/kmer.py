@@ -28,7 +28,7 @@ a sequence; unknown targets and position 0 are not scored.
 The model file stores the top direct order's counts of canonical words only (both strands give equal counts to a
 word and its reverse complement) as uint8 or uint16, whichever makes the smaller file, plus an overflow list, and
 each hashed table's filled slots with a per-bucket count: a fraction of the tables' size in memory. The scoring and
-counting loops are compiled by numba.
+counting loops are in C (gooddetect._core.kmer).
 """
 
 from __future__ import annotations
@@ -316,7 +316,7 @@ def direct_counts_of(arrays: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def _checked_batch(codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    codes = np.asarray(codes)
+    codes = np.ascontiguousarray(codes)
     lengths = np.asarray(lengths, dtype=np.int64)
     if codes.ndim != 2 or codes.dtype != np.uint8 or lengths.shape != (codes.shape[0],):
         raise ValueError(f"expected uint8 codes [B, L] and lengths [B], got {codes.dtype}{list(codes.shape)} and "

@@ -1,0 +1,682 @@
+/* The loops of the k-mer model in C: counting, scoring and the model file's table layouts (see kmer.py for the
+ * Python face, tests/test_kmer.py for the brute-force references they are checked against).
+ *
+ * Codes are uint64 words of 2-bit bases, oldest base most significant. Per position t of a row: `fwd` holds the
+ * last `width` bases up to and including t, `rev` their reverse complement (same layout), `run` the number of known
+ * bases directly before t (the usable context; an unknown base, code 4, resets it).
+ *
+ * Arrays come in through the buffer protocol (C-contiguous numpy arrays), checked for element kind, size and
+ * shape. Every loop runs without the GIL, so row blocks score on several threads. Floating-point expressions are
+ * evaluated exactly as written (built with -ffp-contract=off: no fused multiply-add), so results do not depend on
+ * the compiler or the processor. */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buffers.h"
+
+#define COUNT_MASK 0xF
+#define COUNT_CAP 15
+#define BUCKET_SLOTS 8
+#define PRODUCT_BLOCK 16
+#define CLASS_AHEAD 4 /* positions whose class-table rows are prefetched ahead of the one being added up */
+
+typedef uint64_t u64;
+
+static inline u64 low_mask(int64_t n_bases) { return n_bases >= 32 ? ~(u64)0 : ((u64)1 << (2 * n_bases)) - 1; }
+
+/* bucket: the top hash_bits bits, fingerprint: the low 8 bits (never 0) of a splitmix64 hash of key */
+static inline void bucket_and_fingerprint(u64 key, int hash_bits, int64_t *bucket, u64 *fingerprint) {
+    u64 h = key ^ (key >> 30);
+    h *= 0xBF58476D1CE4E5B9ULL;
+    h ^= h >> 27;
+    h *= 0x94D049BB133111EBULL;
+    h ^= h >> 31;
+    u64 f = h & 0xFF;
+    *bucket = (int64_t)(h >> (64 - hash_bits));
+    *fingerprint = f > 1 ? f : 1;
+}
+
+/* fwd, rev and the base after code x (an unknown base, 4, enters as 0 in fwd and 3 in rev; `run` says it is there) */
+static inline u64 roll(u64 *fwd, u64 *rev, uint8_t x, int64_t width) {
+    u64 base = x & 3;
+    *fwd = ((*fwd << 2) | base) & low_mask(width);
+    *rev = (*rev >> 2) | ((3 - base) << (2 * (width - 1)));
+    return base;
+}
+
+/* For the (k+1)-mer a·m·x ending at a position: the filing key m*, m or, with `canonical`, the smaller of m and its
+ * reverse complement (read from rev: rc(a·m·x) = x'·rc(m)·a'); flipped, palindromic and a. */
+static inline u64 split_word(int64_t k, u64 fwd, u64 rev, int64_t width, int canonical, int *flipped,
+                             int *palindromic, u64 *first) {
+    u64 middle = (fwd >> 2) & low_mask(k - 1);
+    *first = (fwd >> (2 * k)) & 3;
+    if (!canonical) {
+        *flipped = *palindromic = 0;
+        return middle;
+    }
+    u64 rc_middle = (rev >> (2 * (width - k))) & low_mask(k - 1);
+    *flipped = rc_middle < middle;
+    *palindromic = rc_middle == middle;
+    return rc_middle < middle ? rc_middle : middle;
+}
+
+/* the 4-bit (first, last) code of a slot: the word's, or its reverse complement's if flipped */
+static inline u64 pair_bits(u64 first, u64 last, int flipped) {
+    return flipped ? ((3 - last) << 2) | (3 - first) : (first << 2) | last;
+}
+
+/* Count the entry (fingerprint, pair) in its bucket: +1 (saturating), a new slot, or, in a full bucket, in place of
+ * the entry of the lowest key (fingerprint << 8 | pair << 4) when its own key is higher (else dropped). So a bucket
+ * keeps, of all the entries that ever reach it, those of the highest keys, each counted since it first came: the
+ * same whatever order the entries come in, which lets counts made in parts be merged exactly. */
+static inline void insert_entry(uint16_t *slots, u64 fingerprint, u64 pair) {
+    int64_t entry = (int64_t)(fingerprint << 8) | (int64_t)(pair << 4);
+    int lowest = 0;
+    for (int j = 0; j < BUCKET_SLOTS; j++) {
+        int64_t slot = slots[j];
+        if (slot == 0) {
+            slots[j] = (uint16_t)(entry | 1);
+            return;
+        }
+        if ((slot & 0xFFF0) == entry) {
+            if ((slot & COUNT_MASK) < COUNT_CAP) slots[j] = (uint16_t)(slot + 1);
+            return;
+        }
+        if (slot < (int64_t)slots[lowest]) lowest = j;
+    }
+    if (entry > ((int64_t)slots[lowest] & 0xFFF0)) slots[lowest] = (uint16_t)(entry | 1);
+}
+
+static int hash_bits_of(Py_ssize_t n_buckets) {
+    int bits = 0;
+    while (((Py_ssize_t)1 << bits) < n_buckets) bits++;
+    return bits;
+}
+
+/* -- counting ----------------------------------------------------------------------------------------------------- */
+
+static PyObject *count_rows(PyObject *self, PyObject *args) {
+    PyObject *o_codes, *o_lengths, *o_skip, *o_top_counts, *o_tables, *o_orders;
+    long long top, width;
+    int canonical;
+    if (!PyArg_ParseTuple(args, "OOOLOOOpL", &o_codes, &o_lengths, &o_skip, &top, &o_top_counts, &o_tables,
+                          &o_orders, &canonical, &width))
+        return NULL;
+    Buffers b = {0};
+    Py_buffer *codes = take(&b, o_codes, "codes", 'u', 1, 2, 0), *lengths = take(&b, o_lengths, "lengths", 'i', 8, 1, 0),
+              *skip = take(&b, o_skip, "skip", 'i', 8, 1, 0), *counts = take(&b, o_top_counts, "top_counts", 'u', 8, 1, 1),
+              *tables = take(&b, o_tables, "tables", 'u', 2, 3, 1), *orders = take(&b, o_orders, "orders", 'i', 8, 1, 0);
+    if (b.failed || !same_rows(&b, codes, lengths) || !same_rows(&b, codes, skip) ||
+        !need(&b, counts->shape[0] == ((Py_ssize_t)1 << (2 * (top + 1))), "top_counts: wrong size") ||
+        !need(&b, tables->shape[0] == orders->shape[0] && tables->shape[2] == BUCKET_SLOTS, "tables: wrong shape") ||
+        !lengths_fit(&b, lengths, codes->shape[1]))
+        return release(&b, NULL);
+    const uint8_t *c = codes->buf;
+    const int64_t *len = lengths->buf, *sk = skip->buf, *ord = orders->buf;
+    u64 *top_counts = counts->buf;
+    uint16_t *tab = tables->buf;
+    Py_ssize_t rows = codes->shape[0], row_length = codes->shape[1], n_orders = orders->shape[0];
+    Py_ssize_t n_buckets = tables->shape[1];
+    int hash_bits = n_orders ? hash_bits_of(n_buckets) : 0;
+    u64 top_mask = low_mask(top + 1);
+    long long positions = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        u64 fwd = 0, rev = 0;
+        int64_t run = 0;
+        const uint8_t *row = c + i * row_length;
+        for (int64_t t = 0; t < len[i]; t++) {
+            uint8_t x = row[t];
+            u64 base = roll(&fwd, &rev, x, width);
+            if (x >= 4) {
+                run = 0;
+                continue;
+            }
+            if (t >= sk[i]) {
+                positions++;
+                if (run >= top) top_counts[fwd & top_mask]++;
+                for (Py_ssize_t j = 0; j < n_orders; j++) {
+                    int64_t k = ord[j];
+                    if (run < k) break;
+                    int flipped, palindromic;
+                    u64 first, fingerprint;
+                    int64_t bucket;
+                    u64 key = split_word(k, fwd, rev, width, canonical, &flipped, &palindromic, &first);
+                    bucket_and_fingerprint(key, hash_bits, &bucket, &fingerprint);
+                    uint16_t *slots = tab + (j * n_buckets + bucket) * BUCKET_SLOTS;
+                    insert_entry(slots, fingerprint, pair_bits(first, base, flipped));
+                    if (palindromic) /* m equal to its reverse complement: file the reverse-strand word too */
+                        insert_entry(slots, fingerprint, pair_bits(first, base, 1));
+                }
+            }
+            run++;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    return release(&b, PyLong_FromLongLong(positions));
+}
+
+static PyObject *insert(PyObject *self, PyObject *args) {
+    PyObject *o_table;
+    long long bucket;
+    unsigned long long fingerprint, pair;
+    if (!PyArg_ParseTuple(args, "OLKK", &o_table, &bucket, &fingerprint, &pair)) return NULL;
+    Buffers b = {0};
+    Py_buffer *table = take(&b, o_table, "table", 'u', 2, 2, 1);
+    if (b.failed || !need(&b, table->shape[1] == BUCKET_SLOTS && bucket >= 0 && bucket < table->shape[0],
+                          "table: wrong shape or bucket"))
+        return release(&b, NULL);
+    insert_entry((uint16_t *)table->buf + bucket * BUCKET_SLOTS, fingerprint, pair);
+    Py_INCREF(Py_None);
+    return release(&b, Py_None);
+}
+
+/* Add the hashed table `other` into `table` (both counted with insert): per bucket, the entries of the highest keys
+ * of both, the counts of an entry in both added (saturating): what counting both inputs into one table gives. */
+static PyObject *merge_buckets(PyObject *self, PyObject *args) {
+    PyObject *o_table, *o_other;
+    if (!PyArg_ParseTuple(args, "OO", &o_table, &o_other)) return NULL;
+    Buffers b = {0};
+    Py_buffer *table = take(&b, o_table, "table", 'u', 2, 2, 1), *other = take(&b, o_other, "other", 'u', 2, 2, 0);
+    if (b.failed || !need(&b, table->shape[0] == other->shape[0] && table->shape[1] == BUCKET_SLOTS &&
+                                  other->shape[1] == BUCKET_SLOTS, "tables of different shapes"))
+        return release(&b, NULL);
+    uint16_t *mine = table->buf;
+    const uint16_t *theirs_all = other->buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t bucket = 0; bucket < table->shape[0]; bucket++) {
+        uint16_t *slots = mine + bucket * BUCKET_SLOTS;
+        for (int k = 0; k < BUCKET_SLOTS; k++) {
+            int64_t theirs = theirs_all[bucket * BUCKET_SLOTS + k];
+            if (theirs == 0) continue;
+            int64_t key = theirs & 0xFFF0;
+            int lowest = 0, placed = 0;
+            for (int j = 0; j < BUCKET_SLOTS; j++) {
+                int64_t slot = slots[j];
+                if (slot == 0) {
+                    slots[j] = (uint16_t)theirs;
+                    placed = 1;
+                    break;
+                }
+                if ((slot & 0xFFF0) == key) {
+                    int64_t sum = (slot & COUNT_MASK) + (theirs & COUNT_MASK);
+                    slots[j] = (uint16_t)(key | (sum < COUNT_CAP ? sum : COUNT_CAP));
+                    placed = 1;
+                    break;
+                }
+                if (slot < (int64_t)slots[lowest]) lowest = j;
+            }
+            if (!placed && key > ((int64_t)slots[lowest] & 0xFFF0)) slots[lowest] = (uint16_t)theirs;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    Py_INCREF(Py_None);
+    return release(&b, Py_None);
+}
+
+/* out[t] = tables[t] with half the buckets: bucket b takes the entries of buckets 2b and 2b+1, the most frequent
+ * first (earlier entries first among equals) while they fit. */
+static PyObject *halve(PyObject *self, PyObject *args) {
+    PyObject *o_tables, *o_out;
+    if (!PyArg_ParseTuple(args, "OO", &o_tables, &o_out)) return NULL;
+    Buffers b = {0};
+    Py_buffer *tables = take(&b, o_tables, "tables", 'u', 2, 3, 0), *out = take(&b, o_out, "out", 'u', 2, 3, 1);
+    if (b.failed || !need(&b, tables->shape[0] == out->shape[0] && tables->shape[1] == 2 * out->shape[1] &&
+                                  tables->shape[2] == BUCKET_SLOTS && out->shape[2] == BUCKET_SLOTS, "out: wrong shape"))
+        return release(&b, NULL);
+    const uint16_t *in = tables->buf;
+    uint16_t *o = out->buf;
+    Py_ssize_t n_tables = out->shape[0], n_buckets = out->shape[1];
+    Py_BEGIN_ALLOW_THREADS
+    uint16_t merged[2 * BUCKET_SLOTS];
+    for (Py_ssize_t t = 0; t < n_tables; t++) {
+        for (Py_ssize_t bucket = 0; bucket < n_buckets; bucket++) {
+            int n = 0;
+            for (Py_ssize_t source = 2 * bucket; source <= 2 * bucket + 1; source++)
+                for (int j = 0; j < BUCKET_SLOTS; j++) {
+                    uint16_t slot = in[(t * 2 * n_buckets + source) * BUCKET_SLOTS + j];
+                    if (slot != 0) merged[n++] = slot;
+                }
+            for (int j = 0; j < (n < BUCKET_SLOTS ? n : BUCKET_SLOTS); j++) {
+                int best = j;
+                for (int m = j + 1; m < n; m++)
+                    if ((merged[m] & COUNT_MASK) > (merged[best] & COUNT_MASK)) best = m;
+                uint16_t chosen = merged[best];
+                for (int m = best; m > j; m--) merged[m] = merged[m - 1];
+                merged[j] = chosen;
+                o[(t * n_buckets + bucket) * BUCKET_SLOTS + j] = chosen;
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    Py_INCREF(Py_None);
+    return release(&b, Py_None);
+}
+
+/* -- scoring ------------------------------------------------------------------------------------------------------ */
+
+/* Row `row`'s table addresses: per position t, direct[t] (into probs), run_at[t] (known bases before t; -1: not
+ * scored), and per hashed order j buckets[j * length + t] (-1: context too short) and patterns[j * length + t]
+ * (fingerprint << 8 | flipped << 4 | first << 2 | x). */
+static void row_addresses(const uint8_t *row, int64_t n, const int64_t *offsets, int64_t top, const int64_t *orders,
+                          Py_ssize_t n_orders, int canonical, int64_t width, int hash_bits, Py_ssize_t length,
+                          int64_t *direct, int64_t *run_at, int64_t *buckets, int64_t *patterns) {
+    u64 fwd = 0, rev = 0;
+    int64_t run = 0;
+    for (int64_t t = 0; t < n; t++) {
+        uint8_t x = row[t];
+        u64 base = roll(&fwd, &rev, x, width);
+        run_at[t] = x < 4 && t >= 1 ? run : -1;
+        int64_t k = run < top ? run : top;
+        direct[t] = offsets[k] + (int64_t)(fwd & low_mask(k + 1));
+        for (Py_ssize_t j = 0; j < n_orders; j++) {
+            buckets[j * length + t] = -1;
+            if (x >= 4 || run < orders[j]) continue;
+            int flipped, palindromic;
+            u64 first, fingerprint;
+            int64_t bucket;
+            u64 key = split_word(orders[j], fwd, rev, width, canonical, &flipped, &palindromic, &first);
+            bucket_and_fingerprint(key, hash_bits, &bucket, &fingerprint);
+            buckets[j * length + t] = bucket;
+            patterns[j * length + t] = (int64_t)(fingerprint << 8) | (flipped << 4) | (int64_t)(first << 2) |
+                                       (int64_t)base;
+        }
+        run = x < 4 ? run + 1 : 0;
+    }
+}
+
+#define LANES 0x0001000100010001ULL /* one in each 16-bit lane of a uint64 */
+#define HIGH_BITS 0x8000800080008000ULL
+#define LOW_15 0x7FFF7FFF7FFF7FFFULL
+
+/* 1 in each 16-bit lane of `words` that equals the lane of `value`, else 0 (exact, no carries across lanes) */
+static inline u64 equal_lanes(u64 words, u64 value) {
+    u64 diff = words ^ value;
+    u64 nonzero = ((diff & LOW_15) + LOW_15) | diff;
+    return (~nonzero & HIGH_BITS) >> 15;
+}
+
+/* (n_k(c, x), n_k(c), u_k(c)) from a bucket's 8 slots (two uint64 words of four 16-bit slots) for a position's
+ * pattern: fingerprint << 8 | flipped << 4 | first base << 2 | next base. A slot filed forward holds the context's
+ * first base in bits 6-7 (and the word's last in 4-5); filed as its reverse complement, 3 - first in bits 4-5. */
+static inline void bucket_counts(const u64 *words, int64_t pattern, double *n_x, double *n_context, double *seen) {
+    int64_t flipped = pattern >> 4 & 1, first = pattern >> 2 & 3, x = pattern & 3, top = pattern >> 8 << 8;
+    int64_t slot_mask = flipped ? 0x0030 : 0x00C0;
+    int64_t slot_context = flipped ? (3 - first) << 4 : first << 6;
+    int64_t slot_target = (flipped ? ((3 - x) << 2) | (3 - first) : (first << 2) | x) << 4;
+    u64 mask = (u64)(slot_mask | 0xFF00) * LANES, context = (u64)(slot_context | top) * LANES;
+    u64 target = (u64)(slot_target | top) * LANES;
+    u64 hits = 0, contexts = 0, seen_lanes = 0;
+    for (int w = 0; w < 2; w++) {
+        u64 counts = words[w] & (u64)COUNT_MASK * LANES;
+        u64 mine = equal_lanes(words[w] & mask, context);
+        u64 hit = equal_lanes(words[w] & (u64)0xFFF0 * LANES, target);
+        contexts += ((counts & (mine * (u64)COUNT_MASK)) * LANES) >> 48;
+        seen_lanes += (mine * LANES) >> 48;
+        hits += ((counts & (hit * (u64)COUNT_MASK)) * LANES) >> 48;
+    }
+    *n_x = (double)hits;
+    *n_context = (double)contexts;
+    *seen = (double)seen_lanes;
+}
+
+typedef struct {
+    int64_t *direct, *run_at, *buckets, *patterns;
+    double *p_direct;
+    u64 *words; /* [n_orders][length][2] */
+} RowTables;
+
+/* the table reads of a row's n positions, in short loops without branches (the reads overlap) */
+static void read_tables(int64_t n, const float *probs, const u64 *table_words, Py_ssize_t n_orders,
+                        Py_ssize_t n_buckets, Py_ssize_t length, RowTables *r) {
+    for (int64_t t = 0; t < n; t++) r->p_direct[t] = probs[r->direct[t]];
+    for (Py_ssize_t j = 0; j < n_orders; j++)
+        for (int64_t t = 0; t < n; t++) {
+            int64_t bucket = r->buckets[j * length + t];
+            const u64 *from = table_words + (j * n_buckets + (bucket > 0 ? bucket : 0)) * 2;
+            r->words[(j * length + t) * 2] = from[0];
+            r->words[(j * length + t) * 2 + 1] = from[1];
+        }
+}
+
+/* sums[i, b], scored[i, b] = sum of ln p(x_t | context), number of scored positions, over the positions t of row i
+ * (rows first..last-1) in bin b = (t - skip[i]) // bin_size; positions before skip[i] are context only.
+ *
+ * Table reads miss the caches. Per row: the table addresses of every position, then the reads alone (short loops:
+ * the processor keeps many in flight), then the arithmetic on what was read, during which the next row's addresses
+ * (computed before it) are prefetched, one position at a time, so that its reads find them in cache. Buffers
+ * alternate between the row and the next. The probabilities are multiplied in blocks and a block's log taken once. */
+static PyObject *loglik_rows(PyObject *self, PyObject *args) {
+    PyObject *o_codes, *o_lengths, *o_probs, *o_offsets, *o_tables, *o_orders, *o_skip, *o_sums, *o_scored;
+    long long first, last, top, width, bin_size;
+    int canonical;
+    double discount, concentration;
+    if (!PyArg_ParseTuple(args, "OOLLOOLOOpLddOLOO", &o_codes, &o_lengths, &first, &last, &o_probs, &o_offsets, &top,
+                          &o_tables, &o_orders, &canonical, &width, &discount, &concentration, &o_skip, &bin_size,
+                          &o_sums, &o_scored))
+        return NULL;
+    Buffers b = {0};
+    Py_buffer *codes = take(&b, o_codes, "codes", 'u', 1, 2, 0), *lengths = take(&b, o_lengths, "lengths", 'i', 8, 1, 0),
+              *probs = take(&b, o_probs, "probs", 'f', 4, 1, 0), *offsets = take(&b, o_offsets, "offsets", 'i', 8, 1, 0),
+              *tables = take(&b, o_tables, "tables", 'u', 2, 3, 0), *orders = take(&b, o_orders, "orders", 'i', 8, 1, 0),
+              *skip = take(&b, o_skip, "skip", 'i', 8, 1, 0), *sums = take(&b, o_sums, "sums", 'f', 8, 2, 1),
+              *scored = take(&b, o_scored, "scored", 'i', 8, 2, 1);
+    if (b.failed || !same_rows(&b, codes, lengths) || !same_rows(&b, codes, skip) || !same_rows(&b, codes, sums) ||
+        !same_rows(&b, codes, scored) || !need(&b, sums->shape[1] == scored->shape[1] && sums->shape[1] > 0 && bin_size > 0,
+                                               "sums and scored: need the same bins") ||
+        !need(&b, offsets->shape[0] > top && tables->shape[0] == orders->shape[0] && tables->shape[2] == BUCKET_SLOTS,
+              "tables or offsets: wrong shape") ||
+        !need(&b, first >= 0 && last <= codes->shape[0], "rows out of range") ||
+        !lengths_fit(&b, lengths, codes->shape[1]))
+        return release(&b, NULL);
+    Py_ssize_t length = codes->shape[1], n_orders = orders->shape[0], n_buckets = tables->shape[1];
+    Py_ssize_t bins = sums->shape[1];
+    int hash_bits = n_orders ? hash_bits_of(n_buckets) : 0;
+    const uint8_t *c = codes->buf;
+    const int64_t *len = lengths->buf, *off = offsets->buf, *ord = orders->buf, *sk = skip->buf;
+    const float *p = probs->buf;
+    const u64 *table_words = tables->buf;
+    double *out_sums = sums->buf;
+    int64_t *out_scored = scored->buf;
+    Py_ssize_t per_row = length > 0 ? length : 1;
+    /* two RowTables: 4 int64 arrays (two of n_orders rows), p_direct, words */
+    size_t cells = (size_t)per_row * (2 + 2 * n_orders) + per_row + (size_t)per_row * n_orders * 2;
+    char *scratch = malloc(2 * cells * 8);
+    if (!scratch) {
+        PyErr_NoMemory();
+        return release(&b, NULL);
+    }
+    RowTables rt[2];
+    for (int h = 0; h < 2; h++) {
+        int64_t *at = (int64_t *)scratch + h * cells;
+        rt[h].direct = at;
+        rt[h].run_at = at + per_row;
+        rt[h].buckets = at + 2 * per_row;
+        rt[h].patterns = at + (2 + n_orders) * per_row;
+        rt[h].p_direct = (double *)(at + (2 + 2 * n_orders) * per_row);
+        rt[h].words = (u64 *)(at + (3 + 2 * n_orders) * per_row);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (first < last) {
+        row_addresses(c + first * length, len[first], off, top, ord, n_orders, canonical, width, hash_bits, length,
+                      rt[0].direct, rt[0].run_at, rt[0].buckets, rt[0].patterns);
+        read_tables(len[first], p, table_words, n_orders, n_buckets, length, &rt[0]);
+    }
+    for (int64_t i = first; i < last; i++) {
+        RowTables *here = &rt[(i - first) & 1], *ahead = &rt[1 - ((i - first) & 1)];
+        int64_t n = len[i], n_ahead = i + 1 < last ? len[i + 1] : 0;
+        if (n_ahead)
+            row_addresses(c + (i + 1) * length, n_ahead, off, top, ord, n_orders, canonical, width, hash_bits, length,
+                          ahead->direct, ahead->run_at, ahead->buckets, ahead->patterns);
+        double total = 0.0, product = 1.0;
+        int64_t scored_here = 0, in_bin = 0, bin_index = 0, bin_end = sk[i] + bin_size;
+        double *row_sums = out_sums + i * bins;
+        int64_t *row_scored = out_scored + i * bins;
+        int64_t span = n > n_ahead ? n : n_ahead;
+        for (int64_t t = 0; t < span; t++) {
+            if (t < n_ahead) {
+                __builtin_prefetch(p + ahead->direct[t], 0, 3);
+                for (Py_ssize_t j = 0; j < n_orders; j++) {
+                    int64_t bucket = ahead->buckets[j * length + t];
+                    __builtin_prefetch(table_words + (j * n_buckets + (bucket > 0 ? bucket : 0)) * 2, 0, 3);
+                }
+            }
+            if (t >= n || here->run_at[t] < 0 || t < sk[i]) continue;
+            if (t >= bin_end) { /* close the bin (bins without a scored position keep 0) */
+                row_sums[bin_index] = total + log(product);
+                row_scored[bin_index] = in_bin;
+                total = 0.0;
+                product = 1.0;
+                in_bin = 0;
+                bin_index = (t - sk[i]) / bin_size;
+                bin_end = sk[i] + (bin_index + 1) * bin_size;
+            }
+            double prob = here->p_direct[t];
+            int alive = 1; /* an unseen context ends the chain (a longer one containing it is unseen too) */
+            for (Py_ssize_t j = 0; j < n_orders; j++) {
+                if (here->buckets[j * length + t] < 0) break;
+                double n_x, n_context, seen;
+                bucket_counts(here->words + (j * length + t) * 2, here->patterns[j * length + t], &n_x, &n_context,
+                              &seen);
+                alive = alive && n_context > 0;
+                double kept = n_x - discount;
+                double mixed = ((kept > 0.0 ? kept : 0.0) + (concentration + discount * seen) * prob) /
+                               (n_context + concentration);
+                prob = alive ? mixed : prob;
+            }
+            product *= prob;
+            scored_here++;
+            in_bin++;
+            if (scored_here % PRODUCT_BLOCK == 0 || product < 1e-200) {
+                total += log(product);
+                product = 1.0;
+            }
+        }
+        if (in_bin) {
+            row_sums[bin_index] = total + log(product);
+            row_scored[bin_index] = in_bin;
+        }
+        if (n_ahead) read_tables(n_ahead, p, table_words, n_orders, n_buckets, length, ahead);
+    }
+    Py_END_ALLOW_THREADS
+    free(scratch);
+    Py_INCREF(Py_None);
+    return release(&b, Py_None);
+}
+
+/* out[i, c] = sum of ln p_c(x_t | context) over the positions of rows first..last-1 that loglik_rows scores (their
+ * table rows from row_addresses, no hashed orders), for every class c at once: logp[offsets[k] + word of k+1 bases,
+ * c] holds class c's ln p_k, the classes side by side, so a position reads one row of the table for all of them. A
+ * row's table rows are listed first, then added up in order while those CLASS_AHEAD positions on are prefetched. */
+static PyObject *class_loglik_rows(PyObject *self, PyObject *args) {
+    PyObject *o_codes, *o_lengths, *o_logp, *o_offsets, *o_out;
+    long long first, last, top, width;
+    if (!PyArg_ParseTuple(args, "OOLLOOLLO", &o_codes, &o_lengths, &first, &last, &o_logp, &o_offsets, &top, &width,
+                          &o_out))
+        return NULL;
+    Buffers b = {0};
+    Py_buffer *codes = take(&b, o_codes, "codes", 'u', 1, 2, 0), *lengths = take(&b, o_lengths, "lengths", 'i', 8, 1, 0),
+              *logp = take(&b, o_logp, "logp", 'f', 4, 2, 0), *offsets = take(&b, o_offsets, "offsets", 'i', 8, 1, 0),
+              *out = take(&b, o_out, "out", 'f', 8, 2, 1);
+    if (b.failed || !same_rows(&b, codes, lengths) || !same_rows(&b, codes, out) ||
+        !need(&b, out->shape[1] == logp->shape[1] && offsets->shape[0] > top, "out or offsets: wrong shape") ||
+        !need(&b, first >= 0 && last <= codes->shape[0], "rows out of range") ||
+        !lengths_fit(&b, lengths, codes->shape[1]))
+        return release(&b, NULL);
+    Py_ssize_t length = codes->shape[1], n_classes = logp->shape[1], per_row = length > 0 ? length : 1;
+    const uint8_t *c = codes->buf;
+    const int64_t *len = lengths->buf, *off = offsets->buf;
+    const float *table = logp->buf;
+    double *o = out->buf;
+    int64_t *scratch = malloc(3 * per_row * sizeof(int64_t));
+    if (!scratch) {
+        PyErr_NoMemory();
+        return release(&b, NULL);
+    }
+    int64_t *direct = scratch, *run_at = scratch + per_row, *table_rows = scratch + 2 * per_row;
+    Py_BEGIN_ALLOW_THREADS
+    for (int64_t i = first; i < last; i++) {
+        row_addresses(c + i * length, len[i], off, top, NULL, 0, 1, width, 0, length, direct, run_at, NULL, NULL);
+        int64_t n = 0;
+        for (int64_t t = 0; t < len[i]; t++)
+            if (run_at[t] >= 0) table_rows[n++] = direct[t];
+        double *total = o + i * n_classes;
+        for (Py_ssize_t k = 0; k < n_classes; k++) total[k] = 0.0;
+        for (int64_t j = 0; j < n; j++) {
+            if (j + CLASS_AHEAD < n) {
+                const float *ahead = table + table_rows[j + CLASS_AHEAD] * n_classes;
+                for (Py_ssize_t line = 0; line < n_classes; line += 16) __builtin_prefetch(ahead + line, 0, 3);
+            }
+            const float *row = table + table_rows[j] * n_classes;
+            for (Py_ssize_t k = 0; k < n_classes; k++) total[k] += row[k];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    free(scratch);
+    Py_INCREF(Py_None);
+    return release(&b, Py_None);
+}
+
+/* -- table layouts ------------------------------------------------------------------------------------------------ */
+
+/* rows first..last-1 of out[r, c] = M[r, rc[c]], M [N, N] the symmetric matrix whose upper triangle (row by row,
+ * diagonal included) is `upper`: written in order, read from row min(r, rc[c]) of the triangle */
+static PyObject *unpack_symmetric(PyObject *self, PyObject *args) {
+    PyObject *o_upper, *o_rc, *o_out;
+    long long first, last;
+    if (!PyArg_ParseTuple(args, "OOOLL", &o_upper, &o_rc, &o_out, &first, &last)) return NULL;
+    Buffers b = {0};
+    Py_buffer *upper = take(&b, o_upper, "upper", 'u', 4, 1, 0), *rc = take(&b, o_rc, "rc", 'i', 8, 1, 0),
+              *out = take(&b, o_out, "out", 'u', 4, 2, 1);
+    if (b.failed) return release(&b, NULL);
+    Py_ssize_t size = out->shape[0];
+    if (!need(&b, out->shape[1] == size && rc->shape[0] == size && upper->shape[0] == size * (size + 1) / 2 &&
+                      first >= 0 && last <= size, "upper, rc or out: wrong shape"))
+        return release(&b, NULL);
+    const uint32_t *u = upper->buf;
+    const int64_t *perm = rc->buf;
+    uint32_t *o = out->buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (int64_t r = first; r < last; r++)
+        for (Py_ssize_t col = 0; col < size; col++) {
+            int64_t low = r < perm[col] ? r : perm[col], high = r < perm[col] ? perm[col] : r;
+            o[r * size + col] = u[low * size - (low * (low - 1)) / 2 - low + high];
+        }
+    Py_END_ALLOW_THREADS
+    Py_INCREF(Py_None);
+    return release(&b, Py_None);
+}
+
+/* out[c, x] = p_k(x | c) of every order-k context c from its counts [4^k, 4] (uint32 or uint64) and p_{k-1} `lower`
+ * [4^(k-1), 4] (row c uses lower row c without its oldest base: c modulo the power of four `lower` has rows), in
+ * float32 */
+#define INTERPOLATE(TYPE)                                                                                          \
+    for (Py_ssize_t row = 0; row < rows; row++) {                                                                  \
+        const TYPE *n = (const TYPE *)counts->buf + row * 4;                                                       \
+        const float *below = l + (row & below_mask) * 4;                                                          \
+        float *o = out_p + row * 4;                                                                                \
+        float n_context = (float)n[0] + (float)n[1] + (float)n[2] + (float)n[3];                                   \
+        if (n_context == 0) {                                                                                      \
+            for (int x = 0; x < 4; x++) o[x] = below[x];                                                           \
+            continue;                                                                                              \
+        }                                                                                                          \
+        float weight = alpha + d * (float)((n[0] > 0) + (n[1] > 0) + (n[2] > 0) + (n[3] > 0));                     \
+        float total = n_context + alpha;                                                                           \
+        for (int x = 0; x < 4; x++) {                                                                              \
+            float kept = (float)n[x] - d;                                                                          \
+            o[x] = ((kept > 0.0f ? kept : 0.0f) + weight * below[x]) / total;                                      \
+        }                                                                                                          \
+    }
+
+static PyObject *interpolate(PyObject *self, PyObject *args) {
+    PyObject *o_counts, *o_lower, *o_out;
+    double discount, concentration;
+    if (!PyArg_ParseTuple(args, "OOddO", &o_counts, &o_lower, &discount, &concentration, &o_out)) return NULL;
+    Buffers b = {0};
+    Py_buffer *counts = take(&b, o_counts, "counts", 'u', 0, 2, 0), *lower = take(&b, o_lower, "lower", 'f', 4, 2, 0),
+              *out = take(&b, o_out, "out", 'f', 4, 2, 1);
+    if (b.failed) return release(&b, NULL);
+    Py_ssize_t rows = counts->shape[0], lower_rows = lower->shape[0];
+    if (!need(&b, (counts->itemsize == 4 || counts->itemsize == 8) && counts->shape[1] == 4 && lower->shape[1] == 4 &&
+                      out->shape[0] == rows && out->shape[1] == 4 && lower_rows > 0 &&
+                      (lower_rows & (lower_rows - 1)) == 0 && (rows == 0 || rows % lower_rows == 0),
+              "counts, lower or out: wrong shape"))
+        return release(&b, NULL);
+    float d = (float)discount, alpha = (float)concentration;
+    Py_ssize_t below_mask = lower_rows - 1;
+    const float *l = lower->buf;
+    float *out_p = out->buf;
+    Py_BEGIN_ALLOW_THREADS
+    if (counts->itemsize == 4) {
+        INTERPOLATE(uint32_t)
+    } else {
+        INTERPOLATE(uint64_t)
+    }
+    Py_END_ALLOW_THREADS
+    Py_INCREF(Py_None);
+    return release(&b, Py_None);
+}
+
+/* table[b, :fill[b]] = the next fill[b] of `slots`, bucket after bucket */
+static PyObject *unpack_buckets(PyObject *self, PyObject *args) {
+    PyObject *o_fill, *o_slots, *o_table;
+    if (!PyArg_ParseTuple(args, "OOO", &o_fill, &o_slots, &o_table)) return NULL;
+    Buffers b = {0};
+    Py_buffer *fill = take(&b, o_fill, "fill", 'u', 1, 1, 0), *slots = take(&b, o_slots, "slots", 'u', 2, 1, 0),
+              *table = take(&b, o_table, "table", 'u', 2, 2, 1);
+    if (b.failed || !need(&b, table->shape[0] == fill->shape[0] && table->shape[1] == BUCKET_SLOTS, "table: wrong shape"))
+        return release(&b, NULL);
+    const uint8_t *f = fill->buf;
+    Py_ssize_t total = 0;
+    for (Py_ssize_t bucket = 0; bucket < fill->shape[0]; bucket++) {
+        if (!need(&b, f[bucket] <= BUCKET_SLOTS, "fill: more slots than a bucket holds")) return release(&b, NULL);
+        total += f[bucket];
+    }
+    if (!need(&b, total == slots->shape[0], "fill and slots do not match")) return release(&b, NULL);
+    const uint16_t *s = slots->buf;
+    uint16_t *t = table->buf;
+    Py_BEGIN_ALLOW_THREADS
+    Py_ssize_t position = 0;
+    for (Py_ssize_t bucket = 0; bucket < fill->shape[0]; bucket++)
+        for (int j = 0; j < f[bucket]; j++) t[bucket * BUCKET_SLOTS + j] = s[position++];
+    Py_END_ALLOW_THREADS
+    Py_INCREF(Py_None);
+    return release(&b, Py_None);
+}
+
+/* table[r, first_column + g] = group[g, r] for rows first..last-1: a group of classes' values written into their
+ * columns of the class table a row at a time */
+static PyObject *into_columns(PyObject *self, PyObject *args) {
+    PyObject *o_group, *o_table;
+    long long first_column, first, last;
+    if (!PyArg_ParseTuple(args, "OOLLL", &o_group, &o_table, &first_column, &first, &last)) return NULL;
+    Buffers b = {0};
+    Py_buffer *group = take(&b, o_group, "group", 'f', 4, 2, 0), *table = take(&b, o_table, "table", 'f', 4, 2, 1);
+    if (b.failed || !need(&b, group->shape[1] == table->shape[0] && first_column >= 0 &&
+                                  first_column + group->shape[0] <= table->shape[1] && first >= 0 &&
+                                  last <= table->shape[0], "group or table: wrong shape"))
+        return release(&b, NULL);
+    const float *g = group->buf;
+    float *t = table->buf;
+    Py_ssize_t groups = group->shape[0], rows = group->shape[1], columns = table->shape[1];
+    Py_BEGIN_ALLOW_THREADS
+    for (int64_t r = first; r < last; r++)
+        for (Py_ssize_t k = 0; k < groups; k++) t[r * columns + first_column + k] = g[k * rows + r];
+    Py_END_ALLOW_THREADS
+    Py_INCREF(Py_None);
+    return release(&b, Py_None);
+}
+
+static PyMethodDef methods[] = {
+    {"count_rows", count_rows, METH_VARARGS,
+     "count_rows(codes, lengths, skip, top, top_counts, tables, orders, canonical, width) -> positions counted"},
+    {"insert", insert, METH_VARARGS, "insert(table, bucket, fingerprint, pair): count one entry in its bucket"},
+    {"merge_buckets", merge_buckets, METH_VARARGS, "merge_buckets(table, other): add hashed table other into table"},
+    {"halve", halve, METH_VARARGS, "halve(tables, out): out holds tables with half the buckets"},
+    {"loglik_rows", loglik_rows, METH_VARARGS,
+     "loglik_rows(codes, lengths, first, last, probs, offsets, top, tables, orders, canonical, width, discount, "
+     "concentration, skip, bin_size, sums, scored)"},
+    {"class_loglik_rows", class_loglik_rows, METH_VARARGS,
+     "class_loglik_rows(codes, lengths, first, last, logp, offsets, top, width, out)"},
+    {"unpack_symmetric", unpack_symmetric, METH_VARARGS, "unpack_symmetric(upper, rc, out, first, last)"},
+    {"interpolate", interpolate, METH_VARARGS, "interpolate(counts, lower, discount, concentration, out)"},
+    {"unpack_buckets", unpack_buckets, METH_VARARGS, "unpack_buckets(fill, slots, table)"},
+    {"into_columns", into_columns, METH_VARARGS, "into_columns(group, table, first_column, first, last)"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kmer", "The k-mer model's compiled loops.", -1, methods};
+
+PyMODINIT_FUNC PyInit__kmer(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m && (PyModule_AddIntConstant(m, "COUNT_CAP", COUNT_CAP) < 0 ||
+              PyModule_AddIntConstant(m, "BUCKET_SLOTS", BUCKET_SLOTS) < 0)) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
