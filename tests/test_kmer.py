@@ -330,11 +330,45 @@ def test_unpacking_and_the_probability_tables_on_several_threads_equal_one_threa
     symmetric = counts + reverse_complemented(counts, n_bases)
     packed = pack_counts(symmetric, n_bases)
     np.testing.assert_array_equal(unpack_counts(packed, n_bases, 3), unpack_counts(packed, n_bases, 1))
-    one = kmer._interpolate_direct(symmetric, n_bases - 1, 0.5, 2.0, threads=1)
+    config = KmerConfig(direct_order=n_bases - 1, max_order=n_bases - 1, discount=0.5, concentration=2.0)
+    one = kmer.direct_probabilities(config, packed, threads=1)
     for threads in (2, 3, 8):
-        many = kmer._interpolate_direct(symmetric, n_bases - 1, 0.5, 2.0, threads=threads)
+        many = kmer.direct_probabilities(config, packed, threads=threads)
         np.testing.assert_array_equal(many[0], one[0])
         np.testing.assert_array_equal(many[1], one[1])
+
+
+def reference_tables(top_counts: np.ndarray, discount: float, concentration: float) -> list[np.ndarray]:
+    """Every direct order's float32 table from the top order's counts, by the formula in numpy (uint64 sums)."""
+    counts = [top_counts.astype(np.uint64)]
+    while len(counts[-1]) > 4:
+        counts.append(counts[-1].reshape(4, -1).sum(axis=0))
+    d, alpha = np.float32(discount), np.float32(concentration)
+    lower, tables = np.full((1, 4), 0.25, dtype=np.float32), []
+    for n in reversed(counts):
+        n = n.reshape(-1, 4)
+        below = np.tile(lower, (len(n) // len(lower), 1))
+        f = n.astype(np.float32)
+        n_context = ((f[:, 0] + f[:, 1]) + f[:, 2]) + f[:, 3]
+        weight = alpha + d * (n > 0).sum(axis=1).astype(np.float32)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mixed = (np.maximum(f - d, np.float32(0)) + weight[:, None] * below) / (n_context + alpha)[:, None]
+        lower = np.where((n_context == 0)[:, None], below, mixed).astype(np.float32)
+        tables.append(lower.ravel())
+    return tables
+
+
+@pytest.mark.parametrize("scale", [1, 2**26])  # 2^26: the counts add up beyond 32 bits, summed in uint64
+def test_probability_tables_follow_the_formula(scale):
+    n_bases = 6
+    rng = np.random.default_rng(7)
+    counts = (rng.integers(0, 40, 4**n_bases) * (rng.random(4**n_bases) < 0.7)).astype(np.uint64) * scale
+    config = KmerConfig(direct_order=n_bases - 1, max_order=n_bases - 1, both_strands=False, discount=0.75,
+                        concentration=1.5)
+    assert (int(counts.sum()) > 2**32) == (scale > 1)
+    probs, offsets = kmer.direct_probabilities(config, counts.astype(np.uint32), threads=2)
+    for k, table in enumerate(reference_tables(counts, 0.75, 1.5)):
+        np.testing.assert_array_equal(probs[offsets[k]:offsets[k] + len(table)], table)
 
 
 def test_reverse_complemented_by_hand():

@@ -274,19 +274,31 @@ def canonical_buckets(tables: np.ndarray) -> np.ndarray:
 # -- helpers ------------------------------------------------------------------------------------------------------
 
 
-def every_word(config: KmerConfig, direct_counts: np.ndarray, threads: int = 1) -> np.ndarray:
-    """The counts of every (D+1)-mer from direct counts as a model holds them (unpacked when both strands are
-    counted)."""
+def every_word(config: KmerConfig, direct_counts: np.ndarray, threads: int = 1,
+               out: np.ndarray | None = None) -> np.ndarray:
+    """The uint32 counts of every (D+1)-mer from direct counts as a model holds them (unpacked when both strands
+    are counted), into `out` when given."""
     n_bases = config.top_direct_order + 1
-    return unpack_counts(direct_counts, n_bases, threads) if config.both_strands else direct_counts
+    if config.both_strands:
+        return unpack_counts(direct_counts, n_bases, threads, out)
+    if out is None:
+        return direct_counts
+    out[:] = direct_counts
+    return out
 
 
 def direct_probabilities(config: KmerConfig, direct_counts: np.ndarray,
                          threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, offsets) of every direct order (_interpolate_direct) from direct counts as a model holds
-    them."""
-    return _interpolate_direct(every_word(config, direct_counts, threads), config.top_direct_order, config.discount,
-                               config.concentration, threads)
+    them. The top order's counts are unpacked into its own table, where their probabilities replace them: a model
+    load holds no second copy of them."""
+    top = config.top_direct_order
+    sizes = [N_BASES ** (k + 1) for k in range(top + 1)]
+    offsets = np.cumsum([0] + sizes[:-1]).astype(np.int64)
+    probs = np.empty(sum(sizes), dtype=np.float32)
+    every_word(config, direct_counts, threads, out=probs[offsets[top]:].view(np.uint32))
+    _interpolate_direct(probs, offsets, config.discount, config.concentration, threads)
+    return probs, offsets
 
 
 def direct_arrays(counts: np.ndarray) -> dict[str, np.ndarray]:
@@ -362,46 +374,53 @@ def pack_counts(counts: np.ndarray, n_bases: int) -> np.ndarray:
     return matrix[np.triu_indices(half)]
 
 
-def unpack_counts(packed: np.ndarray, n_bases: int, threads: int = 1) -> np.ndarray:
-    """The counts of every word from pack_counts' output (on up to `threads` threads)."""
+def unpack_counts(packed: np.ndarray, n_bases: int, threads: int = 1, out: np.ndarray | None = None) -> np.ndarray:
+    """The counts of every word from pack_counts' output (on up to `threads` threads), into `out` when given."""
     m = n_bases // 2
     half = N_BASES**m
     rc = _rc_permutation(m)
+    out = np.empty(N_BASES**n_bases, dtype=packed.dtype) if out is None else out
     if n_bases % 2:  # words with middle base G or T: counts[P·b·S] = counts[rc(S)·b'·rc(P)]
-        stored = packed.reshape(half, 2, half)
-        out = np.empty((half, N_BASES, half), dtype=packed.dtype)
-        out[:, :2] = stored
+        stored, words = packed.reshape(half, 2, half), out.reshape(half, N_BASES, half)
+        words[:, :2] = stored
         for base in (2, 3):
-            out[:, base] = stored[:, 3 - base].T[rc][:, rc]
-        return out.ravel()
-    out = np.empty((half, half), dtype=packed.dtype)
-    in_thread_shares(lambda first, last: kernels.unpack_symmetric(packed, rc, out, first, last), half, threads)
-    return out.ravel()
+            words[:, base] = stored[:, 3 - base].T[rc][:, rc]
+        return out
+    words = out.reshape(half, half)
+    in_thread_shares(lambda first, last: kernels.unpack_symmetric(packed, rc, words, first, last), half, threads)
+    return out
 
 
-def _summed_over_oldest(counts: np.ndarray, threads: int) -> np.ndarray:
-    """The uint64 counts of the words one base shorter: counts summed over the oldest base (in blocks of words on
-    up to `threads` threads)."""
+def _summed_over_oldest(counts: np.ndarray, dtype: np.dtype, threads: int) -> np.ndarray:
+    """The counts of the words one base shorter, in `dtype`: counts summed over the oldest base (in blocks of words
+    on up to `threads` threads)."""
     by_oldest = counts.reshape(N_BASES, -1)
-    out = np.empty(by_oldest.shape[1], dtype=np.uint64)
-    in_thread_shares(lambda first, last: by_oldest[:, first:last].sum(axis=0, dtype=np.uint64, out=out[first:last]),
+    out = np.empty(by_oldest.shape[1], dtype=dtype)
+    in_thread_shares(lambda first, last: by_oldest[:, first:last].sum(axis=0, dtype=dtype, out=out[first:last]),
                      len(out), threads)
     return out
 
 
-def _interpolate_direct(top_counts: np.ndarray, top: int, discount: float, concentration: float,
-                        threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """All direct orders' interpolated p_k(x | c) in one flat float32 array (order k at offsets[k] + c * 4 + x);
-    order k's counts are order k+1's summed over the oldest base. An order's contexts are split among `threads`
-    threads in blocks of whole lower-order tables (a context's lower row is its index modulo that table's rows)."""
+def _interpolate_direct(probs: np.ndarray, offsets: np.ndarray, discount: float, concentration: float,
+                        threads: int = 1) -> None:
+    """Every direct order's interpolated p_k(x | c) in `probs` (float32; order k at offsets[k] + c * 4 + x), whose
+    top order holds its uint32 counts on entry and is rebuilt from them in place, row by row. Order k's counts are
+    order k+1's summed over the oldest base (uint32 when every count fits, else uint64), each dropped once its table
+    is built. An order's contexts are split among `threads` threads in blocks of whole lower-order tables (a
+    context's lower row is its index modulo that table's rows)."""
+    top = len(offsets) - 1
+    top_counts = probs[offsets[top]:].view(np.uint32)
+    totals: list[int] = []
+    in_thread_shares(lambda first, last: totals.append(int(top_counts[first:last].sum(dtype=np.uint64))),
+                     len(top_counts), threads)
+    dtype = np.dtype(np.uint32) if sum(totals) <= np.iinfo(np.uint32).max else np.dtype(np.uint64)
     counts = [top_counts]
     for _ in range(top):
-        counts.append(_summed_over_oldest(counts[-1], threads))
+        counts.append(_summed_over_oldest(counts[-1], dtype, threads))
     counts.reverse()
-    offsets = np.cumsum([0] + [len(n) for n in counts[:-1]]).astype(np.int64)
-    probs = np.empty(int(offsets[-1]) + len(counts[-1]), dtype=np.float32)
     lower = np.full((1, N_BASES), 1.0 / N_BASES, dtype=np.float32)
-    for k, n in enumerate(counts):
+    for k in range(top + 1):
+        n, counts[k] = counts[k], None  # each order's counts are dropped once its table is built
         table = probs[offsets[k]:offsets[k] + len(n)].reshape(-1, N_BASES)
         rows = n.reshape(-1, N_BASES)
         lower_tables = len(rows) // len(lower)
@@ -409,4 +428,3 @@ def _interpolate_direct(top_counts: np.ndarray, top: int, discount: float, conce
         in_row_blocks(lambda first, last: kernels.interpolate(rows[first:last], lower, discount, concentration,
                                                               table[first:last]), len(rows), block, threads)
         lower = table
-    return probs, offsets
