@@ -12,6 +12,7 @@ UNKNOWN = 4
 _ENCODE = np.full(256, UNKNOWN, dtype=np.uint8)
 for _code, _base in enumerate(BASES):
     _ENCODE[ord(_base)] = _ENCODE[ord(_base.lower())] = _code
+_ENCODE_TABLE = _ENCODE.tobytes()  # for bytes.translate: a C loop several times faster than numpy's indexing
 _DECODE = np.frombuffer(b"ACGTN", dtype=np.uint8)
 _COMPLEMENT = np.array([3, 2, 1, 0, UNKNOWN], dtype=np.uint8)
 
@@ -19,7 +20,7 @@ _COMPLEMENT = np.array([3, 2, 1, 0, UNKNOWN], dtype=np.uint8)
 def encode(seq: str | bytes) -> np.ndarray:
     """Sequence text → uint8 codes (unknown symbols → 4)."""
     data = seq if isinstance(seq, bytes) else seq.encode("ascii", "replace")
-    return _ENCODE[np.frombuffer(data, dtype=np.uint8)]
+    return np.frombuffer(bytearray(data.translate(_ENCODE_TABLE)), dtype=np.uint8)
 
 
 def decode(codes: np.ndarray) -> str:

@@ -22,11 +22,13 @@ from typing import BinaryIO, Iterable, Iterator
 import dnaio
 from dnaio.exceptions import FastaFormatError, FastqFormatError, FileFormatError
 
+from ._core.text import count_byte
 from .errors import InputError, UsageError
 
 Record = dnaio.SequenceRecord
 GZIP_MAGIC = b"\x1f\x8b"
 BUFFER_SIZE = 1 << 20
+NEWLINE = ord("\n")
 CHUNK_RECORDS = 4096
 CHUNK_BASES = 4 << 20  # a chunk holds at most about this many bases (more only for one longer record)
 LAYOUTS = ("single", "paired", "interleaved")
@@ -127,7 +129,7 @@ class EscapedHeaders(io.RawIOBase):
 
     def __init__(self, stream: BinaryIO, fmt: str):
         self._stream, self._fasta = stream, fmt == "fasta"
-        self._ready = bytearray()  # bytes ready to be read
+        self._ready, self._offset = b"", 0  # bytes ready to be read, from _offset on
         self._held = b""  # the start of a header line whose end has not been read
         self._line_start = True  # whether the next byte read starts a line
         self._lines = 0  # FASTQ: complete lines passed
@@ -138,23 +140,17 @@ class EscapedHeaders(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        while not self._ready:
+        while self._offset == len(self._ready):
             block = self._stream.read1(BUFFER_SIZE)
             if not block:
                 if not self._held:
                     return 0
                 block, self._held = self._held + b"\n", b""  # a last header without a line break
                 self._line_start = True
-            passed = self._passed(block)
-            if len(passed) <= len(buffer):  # the usual case: one copy
-                buffer[:len(passed)] = passed
-                if passed:
-                    return len(passed)
-            else:
-                self._ready += passed
-        size = min(len(buffer), len(self._ready))
-        buffer[:size] = self._ready[:size]
-        del self._ready[:size]
+            self._ready, self._offset = self._passed(block), 0
+        size = min(len(buffer), len(self._ready) - self._offset)
+        buffer[:size] = memoryview(self._ready)[self._offset:self._offset + size]  # the one copy
+        self._offset += size
         return size
 
     def _passed(self, block: bytes) -> bytes:
@@ -162,12 +158,13 @@ class EscapedHeaders(io.RawIOBase):
         data, starts_line = self._held + block, self._line_start or bool(self._held)
         self._held = b""
         end = data.rfind(b"\n") + 1
+        lines = None if self._fasta else _newlines(data, end)  # every line break of data lies before `end`
         tail_starts_line = end > 0 or starts_line
-        if tail_starts_line and end < len(data) and self._is_header(data[end:end + 1], data.count(b"\n", 0, end)):
+        if tail_starts_line and end < len(data) and self._is_header(data[end:end + 1], lines or 0):
             data, self._held = data[:end], data[end:]
         self._line_start = data.endswith(b"\n") or bool(self._held) or (not data and starts_line)
         if data.isascii():
-            self._count(data, starts_line)
+            self._count(data, starts_line, lines)
             return data
         out = []
         for line in data.splitlines(keepends=True):
@@ -187,11 +184,12 @@ class EscapedHeaders(io.RawIOBase):
             return first == b">"
         return (self._lines + lines_before) % 2 == 0
 
-    def _count(self, data: bytes, starts_line: bool) -> None:
+    def _count(self, data: bytes, starts_line: bool, lines: int | None = None) -> None:
+        """Count the header lines (FASTA) or lines (FASTQ; `lines` when already counted) that `data` completes."""
         if self._fasta:
             self._headers += data.count(b"\n>") + (starts_line and data[:1] == b">")
         else:
-            self._lines += data.count(b"\n")
+            self._lines += data.count(b"\n") if lines is None else lines
 
     def _remember(self, text: bytes) -> None:
         """Remember the header line `text` (its record is the next one) as read."""
@@ -199,6 +197,11 @@ class EscapedHeaders(io.RawIOBase):
             self.originals[self._headers + 1] = text.strip(_ASCII_BLANKS)[1:]  # as dnaio strips the line
         elif self._lines % 4 == 0:
             self.originals[self._lines // 4 + 1] = text[1:]
+
+
+def _newlines(data: bytes, end: int) -> int:
+    """The line breaks in data[:end]."""
+    return count_byte(data, end, NEWLINE)
 
 
 _ASCII_BLANKS = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.strip() strips of ASCII

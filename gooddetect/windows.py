@@ -110,7 +110,7 @@ def cut_reads(seqs: list[str], length: int = WINDOW_LENGTH, stride: int | None =
     read_lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
     bases = int(read_lengths.sum())
     codes = np.full(bases + length, UNKNOWN, dtype=np.uint8)
-    _encode_into(codes, seqs)
+    _encode_into(codes, seqs, read_lengths)
     offsets = np.cumsum(read_lengths) - read_lengths
     reads = np.flatnonzero((read_lengths >= min_length) & (read_lengths <= length))
     starts, lengths = offsets[reads], read_lengths[reads]
@@ -147,29 +147,31 @@ def sequence_slices(seqs: list[str], slice_length: int, overlap: int) -> tuple[n
     row_lengths = ends - starts + skip
     width = int(row_lengths.max(initial=1))
     codes = np.full(bases + width, UNKNOWN, dtype=np.uint8)
-    _encode_into(codes, seqs)
+    _encode_into(codes, seqs, lengths)
     rows = np.lib.stride_tricks.sliding_window_view(codes, width)[offsets[sequence] + starts - skip]
     rows = np.where(np.arange(width) < row_lengths[:, None], rows, np.uint8(UNKNOWN))
     return rows, row_lengths, skip
 
 
-def _encode_into(codes: np.ndarray, seqs: list[str]) -> None:
-    """codes[:total length] = the codes of the sequences end to end, encoded about ENCODE_SLICE bases at a time."""
-    position, group, size = 0, [], 0
-    for seq in seqs:
-        if size + len(seq) > ENCODE_SLICE and group:
-            codes[position:position + size] = encode("".join(group))
-            position, group, size = position + size, [], 0
-        if len(seq) > ENCODE_SLICE:
+def _encode_into(codes: np.ndarray, seqs: list[str], lengths: np.ndarray) -> None:
+    """codes[:total length] = the codes of the sequences (of `lengths`) end to end, encoded about ENCODE_SLICE bases
+    at a time: runs of sequences that fit in a slice together, a longer sequence in slices of its own."""
+    ends = np.cumsum(lengths)
+    first, position = 0, 0
+    while first < len(seqs):
+        if lengths[first] > ENCODE_SLICE:
+            seq = seqs[first]
             for start in range(0, len(seq), ENCODE_SLICE):
                 piece = seq[start:start + ENCODE_SLICE]
                 codes[position:position + len(piece)] = encode(piece)
                 position += len(piece)
-        else:
-            group.append(seq)
-            size += len(seq)
-    if group:
-        codes[position:position + size] = encode("".join(group))
+            first += 1
+            continue
+        last = int(np.searchsorted(ends, ends[first] - lengths[first] + ENCODE_SLICE, side="right"))
+        text = "".join(seqs[first:last])
+        codes[position:position + len(text)] = encode(text)
+        position += len(text)
+        first = last
 
 
 def window_label(read: str, start: int, end: int) -> str:

@@ -451,3 +451,18 @@ def test_genome_windows_lie_inside_one_stretch_on_either_strand(stretch_lengths,
         assert any(forward in t or backward in t for t in texts)
     everywhere = source.windows(np.arange(source.positions[-1]), np.zeros(source.positions[-1], bool))
     assert sorted(map(decode, everywhere)) == sorted(t[i:i + 30] for t in texts for i in range(len(t) - 29))
+
+
+@given(st.lists(st.text(alphabet="ACGTNacgtn-", max_size=40), min_size=1, max_size=20), st.integers(1, 60))
+def test_encoding_in_slices_equals_encoding_at_once(seqs, slice_bases):
+    """Runs of sequences that fit a slice, and longer sequences slice by slice, give the codes of the whole text."""
+    from unittest import mock
+
+    from gooddetect import windows
+
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    codes = np.full(int(lengths.sum()) + 3, 9, dtype=np.uint8)
+    with mock.patch.object(windows, "ENCODE_SLICE", slice_bases):
+        windows._encode_into(codes, seqs, lengths)
+    np.testing.assert_array_equal(codes[:-3], encode("".join(seqs)))
+    assert (codes[-3:] == 9).all()
