@@ -19,6 +19,10 @@
 
 #include "buffers.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #define COUNT_MASK 0xF
 #define COUNT_CAP 15
 #define BUCKET_SLOTS 8
@@ -26,6 +30,25 @@
 #define CLASS_AHEAD 4 /* positions whose class-table rows are prefetched ahead of the one being added up */
 
 typedef uint64_t u64;
+
+/* x > 0 ? x : 0, without a branch where the processor has SSE2 (maxss/maxsd return exactly that, -0 and NaN
+ * included): the sign of a discounted count is as good as random, and a mispredicted branch costs more than the
+ * rest of the formula */
+static inline float positive_part_f(float x) {
+#if defined(__SSE2__)
+    return _mm_cvtss_f32(_mm_max_ss(_mm_set_ss(x), _mm_setzero_ps()));
+#else
+    return x > 0.0f ? x : 0.0f;
+#endif
+}
+
+static inline double positive_part(double x) {
+#if defined(__SSE2__)
+    return _mm_cvtsd_f64(_mm_max_sd(_mm_set_sd(x), _mm_setzero_pd()));
+#else
+    return x > 0.0 ? x : 0.0;
+#endif
+}
 
 static inline u64 low_mask(int64_t n_bases) { return n_bases >= 32 ? ~(u64)0 : ((u64)1 << (2 * n_bases)) - 1; }
 
@@ -444,8 +467,7 @@ static PyObject *loglik_rows(PyObject *self, PyObject *args) {
                 bucket_counts(here->words + (j * length + t) * 2, here->patterns[j * length + t], &n_x, &n_context,
                               &seen);
                 alive = alive && n_context > 0;
-                double kept = n_x - discount;
-                double mixed = ((kept > 0.0 ? kept : 0.0) + (concentration + discount * seen) * prob) /
+                double mixed = (positive_part(n_x - discount) + (concentration + discount * seen) * prob) /
                                (n_context + concentration);
                 prob = alive ? mixed : prob;
             }
@@ -568,8 +590,7 @@ static PyObject *unpack_symmetric(PyObject *self, PyObject *args) {
         float weight = alpha + d * (float)((n[0] > 0) + (n[1] > 0) + (n[2] > 0) + (n[3] > 0));                     \
         float total = n_context + alpha;                                                                           \
         for (int x = 0; x < 4; x++) {                                                                              \
-            float kept = (float)n[x] - d;                                                                          \
-            o[x] = ((kept > 0.0f ? kept : 0.0f) + weight * below[x]) / total;                                      \
+            o[x] = (positive_part_f((float)n[x] - d) + weight * below[x]) / total;                                 \
         }                                                                                                          \
     }
 
