@@ -1,9 +1,16 @@
-"""The compiled core: every loop that numba compiles (cached on disk after the first use), one module per concern.
+"""The compiled core, one module per concern.
 
-- `kmer`: the k-mer chain's counting, scoring and model-file table layouts (a loop per base, which Python cannot
-  run fast; the loops release the GIL, so row blocks score on several threads);
+In C (built by pip with the machine's C compiler; Python faces in the .py files of the same name):
+- `kmer` (kmer.c): the k-mer chain's counting, scoring and model-file table layouts, and the k-mer classifier's
+  scoring: a loop per base, which Python cannot run fast. The loops release the GIL, so row blocks run on several
+  threads. C rather than numba so that `score` with a k-mer model starts without numba's import and cache load
+  (half a second, 65 MB).
+- `text` (text.c): the TSV's numbers and rows as printf writes them (Python's own formatting dominated `score`'s
+  time), and the line breaks of an input block.
+
+In numba (cached on disk after the first use):
 - `conv`: the ConvNet classifier's convolution at inference as table lookups (no torch call per window);
-- `text`: the TSV's numbers and rows as printf writes them (Python's own formatting dominated `score`'s time).
+- `segment`: `screen`'s segmentation of contigs into foreign and native runs.
 
 Each has a plain-Python or torch twin that the tests compare it with.
 """

@@ -678,13 +678,31 @@ def kmer_rows(threads: int, workdir: Path) -> dict | None:
 
 
 SAMPLES, SAMPLE_READS, MILLION = 40, 5_000, 1_000_000
+SCALE_ROUNDS, ONE_READ_ROUNDS = 2, 7  # interleaved rounds (best of): the whole commands, and the one-read start-up
+TARGET_ONE_READ_SECONDS, TARGET_SCORE_RSS_MB = 0.3, 300.0
+
+# Runs its arguments as a child (output discarded) and prints its wall seconds and peak RSS (KiB); see RSS_WRAPPER.
+TIMED_RSS_WRAPPER = ("import resource, subprocess, sys, time; started = time.perf_counter(); "
+                     "code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+                     "print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+                     "sys.exit(code)")
+
+
+def timed_rss(command: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of `command`, timed in a small wrapper process (its own start-up left out)."""
+    done = subprocess.run([sys.executable, "-c", TIMED_RSS_WRAPPER, *command], stdout=subprocess.PIPE, text=True,
+                          check=True)
+    seconds, peak_kib = done.stdout.split()
+    return float(seconds), int(peak_kib) / 1024
 
 
 def scale_rows(threads: int, workdir: Path) -> dict | None:
-    """Many samples and a million reads, loading included, same run: `score --samples` over 40 samples of 5,000
-    reads (one model load) against Kraken2 run once per sample (as its users do; also with --memory-mapping), and
-    1M reads (plain FASTQ and gzip) against Kraken2 on the same files. A k-mer model of train.fa.gz (calibrated on
-    val_strains_in) and a Kraken2 database of the same windows; the test reads, repeated. Best of two rounds."""
+    """Many samples, a million reads and one read, loading included, same run: `score --samples` over 40 samples
+    of 5,000 reads (one model load) against Kraken2 run once per sample (as its users do; also with
+    --memory-mapping), 1M reads (plain FASTQ and gzip) against Kraken2 on the same files, and a one-read file (the
+    start-up: imports, reading and verifying the model, rebuilding its tables). A k-mer model of train.fa.gz
+    (calibrated on val_strains_in) and a Kraken2 database of the same windows; the test reads, repeated. Best of
+    SCALE_ROUNDS interleaved rounds (ONE_READ_ROUNDS for the one-read file), each command's peak RSS beside."""
     if not (BENCH / "train.fa.gz").is_file() or not shutil.which("kraken2"):
         print("  scale rows skipped: they need ../shared/benchmark and Kraken2", file=sys.stderr)
         return None
@@ -710,26 +728,36 @@ def scale_rows(threads: int, workdir: Path) -> dict | None:
     million.write_text("".join(per_read) * (MILLION // len(per_read)))
     million_gz = workdir / "million.fq.gz"
     subprocess.run(f"gzip -c {million} > {million_gz}", shell=True, check=True)
+    one = workdir / "one.fq"
+    one.write_text(per_read[0])
     gd = [*cli_command(), "-q", "score", "--threads", str(threads)]
     kraken = ["kraken2", "--db", str(db), "--threads", str(threads), "--output", str(workdir / "k.kraken")]
 
-    def per_sample(extra: list[str]) -> float:
-        return sum(run_seconds([*kraken, *extra, str(samples_dir / f"s{i:02d}.fq")]) for i in range(SAMPLES))
+    def per_sample(extra: list[str]) -> tuple[float, float]:
+        runs = [timed_rss([*kraken, *extra, str(samples_dir / f"s{i:02d}.fq")]) for i in range(SAMPLES)]
+        return sum(seconds for seconds, _ in runs), max(peak for _, peak in runs)
 
-    runs = {"gooddetect_samples": lambda: run_seconds([*gd, str(model), "--samples", str(workdir / "sheet.tsv"), "-o",
-                                                       str(workdir / "scores" / "{sample}.tsv")]),
+    runs = {"gooddetect_samples": lambda: timed_rss([*gd, str(model), "--samples", str(workdir / "sheet.tsv"), "-o",
+                                                     str(workdir / "scores" / "{sample}.tsv")]),
             "kraken2_per_sample": lambda: per_sample([]),
             "kraken2_per_sample_memory_mapping": lambda: per_sample(["--memory-mapping"]),
-            "gooddetect_1m_fastq": lambda: run_seconds([*gd, str(model), str(million), "-o", str(workdir / "m.tsv")]),
-            "kraken2_1m_fastq": lambda: run_seconds([*kraken, str(million)]),
-            "gooddetect_1m_gzip": lambda: run_seconds([*gd, str(model), str(million_gz), "-o", str(workdir / "m.tsv")]),
-            "kraken2_1m_gzip": lambda: run_seconds([*kraken, str(million_gz)])}
-    seconds: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(2):  # interleaved rounds: a slow spell of the machine hits every command alike
+            "gooddetect_1m_fastq": lambda: timed_rss([*gd, str(model), str(million), "-o", str(workdir / "m.tsv")]),
+            "kraken2_1m_fastq": lambda: timed_rss([*kraken, str(million)]),
+            "gooddetect_1m_gzip": lambda: timed_rss([*gd, str(model), str(million_gz), "-o", str(workdir / "m.tsv")]),
+            "kraken2_1m_gzip": lambda: timed_rss([*kraken, str(million_gz)])}
+    one_read = {"gooddetect_one_read": lambda: timed_rss([*gd, str(model), str(one), "-o", str(workdir / "o.tsv")]),
+                "kraken2_one_read": lambda: timed_rss([*kraken, str(one)])}
+    measured: dict[str, list[tuple[float, float]]] = {name: [] for name in (*runs, *one_read)}
+    for _ in range(SCALE_ROUNDS):  # interleaved rounds: a slow spell of the machine hits every command alike
         for name, run in runs.items():
-            seconds[name].append(run())
-    result = {name: {"seconds": min(times), "all_seconds": [round(t, 3) for t in times]}
-              for name, times in seconds.items()}
+            measured[name].append(run())
+    for _ in range(ONE_READ_ROUNDS):
+        for name, run in one_read.items():
+            measured[name].append(run())
+    result = {name: {"seconds": min(s for s, _ in values), "all_seconds": [round(s, 3) for s, _ in values],
+                     "median_seconds": round(statistics.median(s for s, _ in values), 3),
+                     "peak_rss_mb": round(max(peak for _, peak in values), 1)}
+              for name, values in measured.items()}
     result["samples"], result["sample_reads"], result["million_reads"] = SAMPLES, SAMPLE_READS, MILLION
     print(f"  scale: {json.dumps({k: v['seconds'] for k, v in result.items() if isinstance(v, dict)})}",
           file=sys.stderr)
@@ -737,22 +765,28 @@ def scale_rows(threads: int, workdir: Path) -> dict | None:
 
 
 def scale_markdown(scale: dict | None) -> list[str]:
-    lines = ["", "## Many samples and a million reads, loading included (k-mer model; Kraken2 side by side)", ""]
+    lines = ["", "## Many samples, a million reads and one read, loading included (k-mer model; Kraken2 side by side)",
+             ""]
     if not scale:
         return lines + ["Not measured (it needs ../shared/benchmark and Kraken2)."]
-    n = scale["samples"] * scale["sample_reads"]
     rows = [(f"{scale['samples']} samples x {scale['sample_reads']:,} reads", "gooddetect_samples",
-             ("kraken2_per_sample", "kraken2_per_sample_memory_mapping"), n),
-            (f"{scale['million_reads']:,} reads, FASTQ", "gooddetect_1m_fastq", ("kraken2_1m_fastq",),
-             scale["million_reads"]),
-            (f"{scale['million_reads']:,} reads, FASTQ.gz", "gooddetect_1m_gzip", ("kraken2_1m_gzip",),
-             scale["million_reads"])]
-    lines += ["| reads | gooddetect s | Kraken2 s | gooddetect / Kraken2 speed |", "|---|---:|---:|---:|"]
-    for label, ours, theirs, _ in rows:
+             ("kraken2_per_sample", "kraken2_per_sample_memory_mapping")),
+            (f"{scale['million_reads']:,} reads, FASTQ", "gooddetect_1m_fastq", ("kraken2_1m_fastq",)),
+            (f"{scale['million_reads']:,} reads, FASTQ.gz", "gooddetect_1m_gzip", ("kraken2_1m_gzip",)),
+            ("1 read (start-up)", "gooddetect_one_read", ("kraken2_one_read",))]
+    lines += ["| reads | gooddetect s | Kraken2 s | gooddetect / Kraken2 speed | gooddetect peak RSS MB | "
+              "Kraken2 peak RSS MB |", "|---|---:|---:|---:|---:|---:|"]
+    for label, ours, theirs in rows:
         for kraken in theirs:
             name = label + (" (Kraken2 --memory-mapping)" if "memory" in kraken else "")
             lines.append(f"| {name} | {scale[ours]['seconds']:.2f} | {scale[kraken]['seconds']:.2f} | "
-                         f"{scale[kraken]['seconds'] / scale[ours]['seconds']:.2f}x |")
+                         f"{scale[kraken]['seconds'] / scale[ours]['seconds']:.2f}x | {scale[ours]['peak_rss_mb']:.0f} "
+                         f"| {scale[kraken]['peak_rss_mb']:.0f} |")
+    one = scale["gooddetect_one_read"]
+    lines += ["", f"One read: best {one['seconds']:.3f} s, median {one['median_seconds']:.3f} s of "
+              f"{len(one['all_seconds'])} runs (target <= {TARGET_ONE_READ_SECONDS} s); peak RSS of k-mer scoring "
+              f"{max(scale[k]['peak_rss_mb'] for k in ('gooddetect_one_read', 'gooddetect_1m_fastq', 'gooddetect_1m_gzip')):.0f}"
+              f" MB (target <= {TARGET_SCORE_RSS_MB:.0f} MB)."]
     return lines
 
 
