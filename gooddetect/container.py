@@ -1,6 +1,8 @@
 """The container of gooddetect's files (model files, count files): a safetensors file, its arrays and one JSON
 document in the metadata under the file kind's key, with a sha256 over the document and every array, and a header
-whose keys are sorted so that equal contents give equal bytes. Nothing in it is ever executed (no pickle).
+whose keys are sorted so that equal contents give equal bytes. Nothing in it is ever executed (no pickle). Readers
+see the arrays as read-only views of the memory-mapped file, checked against the header first: loading copies
+nothing it does not need to rebuild.
 
 An array may be stored deflated (zlib): its bytes as uint8, with its dtype and shape in the metadata under
 "deflated"; readers inflate it (never past its declared size) and the checksum covers the inflated arrays."""
@@ -9,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,6 +26,8 @@ SAFETENSORS_DTYPES = {"float32": "F32", "float16": "F16", "float64": "F64", "int
                       "uint64": "U64"}
 
 
+CODE_DTYPES = {code: np.dtype(name) for name, code in SAFETENSORS_DTYPES.items()}
+MAX_HEADER = 100 << 20  # bytes of JSON header at most (safetensors' own limit)
 DEFLATED = "deflated"  # the metadata entry: {name: [numpy dtype name, shape]} of the arrays stored deflated
 
 
@@ -42,6 +48,63 @@ def write(path: str | os.PathLike, key: str, document: str, tensors: dict[str, n
     blob = canonical_header(save(stored, metadata=metadata))
     with atomic_output(path, "wb") as handle:
         handle.write(blob)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A container file as read: its metadata (str -> str), the (shape, safetensors dtype code) of every array as
+    stored, and the arrays themselves, read-only views of the memory-mapped file (it stays mapped while any view
+    lives)."""
+
+    metadata: dict[str, str]
+    specs: dict[str, tuple[tuple[int, ...], str]]
+    arrays: dict[str, np.ndarray]
+
+
+def read(path: str | os.PathLike) -> Stored:
+    """The container at `path` (an OSError if it cannot be opened, a ValueError naming what is wrong if it is not a
+    whole safetensors file: header, dtypes, shapes and offsets are checked before any array is made)."""
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size < 8:
+            raise ValueError("file shorter than a safetensors header")
+        data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    header_size = int.from_bytes(data[:8], "little")
+    if not 2 <= header_size <= min(MAX_HEADER, size - 8):
+        raise ValueError(f"header size {header_size} does not fit the file")
+    try:
+        header = json.loads(data[8:8 + header_size])
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"unreadable header ({exc})") from None
+    if not isinstance(header, dict):
+        raise ValueError("header is not a JSON object")
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ValueError("metadata is not a map of strings")
+    start, end_of_data = 8 + header_size, size - 8 - header_size
+    specs, spans = {}, []
+    for name, entry in header.items():
+        if not (isinstance(entry, dict) and entry.get("dtype") in CODE_DTYPES and isinstance(entry.get("shape"), list)
+                and all(isinstance(n, int) and n >= 0 for n in entry["shape"])
+                and isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2
+                and all(isinstance(n, int) for n in entry["data_offsets"])):
+            raise ValueError(f"array {name}: malformed entry")
+        shape, (first, last) = tuple(entry["shape"]), entry["data_offsets"]
+        if not 0 <= first <= last <= end_of_data or \
+                last - first != int(np.prod(shape, dtype=np.int64)) * CODE_DTYPES[entry["dtype"]].itemsize:
+            raise ValueError(f"array {name}: offsets {first}-{last} do not fit its shape or the file")
+        specs[name] = (shape, entry["dtype"])
+        spans.append((first, last))
+    spans.sort()
+    if [0] + [last for _, last in spans] != [first for first, _ in spans] + [end_of_data]:
+        raise ValueError("arrays overlap or leave gaps in the data")
+    arrays = {}
+    for name, (shape, code) in specs.items():
+        first = header[name]["data_offsets"][0]
+        dtype, count = CODE_DTYPES[code], int(np.prod(shape, dtype=np.int64))
+        arrays[name] = (np.frombuffer(data, dtype=dtype, count=count, offset=start + first) if count
+                        else np.empty(0, dtype=dtype)).reshape(shape)
+    return Stored(metadata, specs, arrays)
 
 
 def canonical_header(blob: bytes) -> bytes:

@@ -206,19 +206,15 @@ def _read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarra
     """The metadata document and tensors of a model file, and the check of their checksum (raises ModelFileError),
     still to be called. The header is checked against the configs before any tensor is read, so a lying file costs
     no memory."""
-    from safetensors import SafetensorError, safe_open
-
     if not os.path.isfile(path):
         raise ModelFileError(f"{path}: no such model file")
     try:
-        with safe_open(str(path), framework="np") as handle:
-            metadata = handle.metadata() or {}
-            document = _document(metadata, path)
-            stored = {name: (tuple(handle.get_slice(name).get_shape()), handle.get_slice(name).get_dtype())
-                      for name in handle.keys()}
-            _check_arrays(document, container.declared(metadata, stored), path)
-            tensors = container.inflate(metadata, {name: handle.get_tensor(name) for name in stored})
-    except (SafetensorError, OSError, ValueError) as exc:
+        stored = container.read(path)
+        metadata = stored.metadata
+        document = _document(metadata, path)
+        _check_arrays(document, container.declared(metadata, stored.specs), path)
+        tensors = container.inflate(metadata, stored.arrays)
+    except (OSError, ValueError) as exc:
         raise ModelFileError(f"{path}: not a gooddetect model file, or truncated ({_short(exc)})") from None
 
     def verify() -> None:

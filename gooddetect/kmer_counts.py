@@ -148,18 +148,15 @@ def _restore(counter: Counter, role: str, tensors: dict[str, np.ndarray], positi
 
 
 def _read(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
-    from safetensors import SafetensorError, safe_open
-
     if not os.path.isfile(path):
         raise ModelFileError(f"{path}: no such count file")
     try:
-        with safe_open(str(path), framework="np") as handle:
-            metadata = handle.metadata() or {}
-            if FORMAT_NAME not in metadata or "sha256" not in metadata:
-                raise ModelFileError(f"{path}: not a gooddetect count file")
-            document = json.loads(metadata[FORMAT_NAME])
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
+        stored = container.read(path)
+        metadata, tensors = stored.metadata, stored.arrays
+        if FORMAT_NAME not in metadata or "sha256" not in metadata:
+            raise ModelFileError(f"{path}: not a gooddetect count file")
+        document = json.loads(metadata[FORMAT_NAME])
+    except (OSError, ValueError) as exc:
         raise ModelFileError(f"{path}: not a gooddetect count file, or truncated ({exc})") from None
     if container.checksum(metadata[FORMAT_NAME], tensors) != metadata["sha256"]:
         raise ModelFileError(f"{path}: checksum mismatch: the count file is corrupted or was modified")
