@@ -365,8 +365,6 @@ class SequenceReader:
 
 def _sniff_format(stream: BinaryIO, name: str) -> str:
     """'fasta' or 'fastq' from the first non-blank byte, or 'tfrecord' from a valid TFRecord frame header."""
-    from .tfrecord import looks_like_tfrecord
-
     peeked = stream.peek(1 << 16)
     head = peeked.lstrip()
     if not head:
@@ -376,6 +374,8 @@ def _sniff_format(stream: BinaryIO, name: str) -> str:
     first = head[:1]
     if first in MARKERS:
         return MARKERS[first]
+    from .tfrecord import looks_like_tfrecord  # imported only here: its CRC32C module is a start-up cost
+
     if looks_like_tfrecord(peeked[:12]):
         return "tfrecord"
     raise InputError(f"{name}: not FASTA, FASTQ or TFRecord (first byte {first!r}; expected '>' or '@')")

@@ -331,9 +331,9 @@ def test_unpacking_and_the_probability_tables_on_several_threads_equal_one_threa
     packed = pack_counts(symmetric, n_bases)
     np.testing.assert_array_equal(unpack_counts(packed, n_bases, 3), unpack_counts(packed, n_bases, 1))
     config = KmerConfig(direct_order=n_bases - 1, max_order=n_bases - 1, discount=0.5, concentration=2.0)
-    one = kmer.direct_probabilities(config, packed, threads=1)
+    one = kmer.direct_probabilities(config, kmer.DirectCounts.of(packed), threads=1)
     for threads in (2, 3, 8):
-        many = kmer.direct_probabilities(config, packed, threads=threads)
+        many = kmer.direct_probabilities(config, kmer.DirectCounts.of(packed), threads=threads)
         np.testing.assert_array_equal(many[0], one[0])
         np.testing.assert_array_equal(many[1], one[1])
 
@@ -366,9 +366,29 @@ def test_probability_tables_follow_the_formula(scale):
     config = KmerConfig(direct_order=n_bases - 1, max_order=n_bases - 1, both_strands=False, discount=0.75,
                         concentration=1.5)
     assert (int(counts.sum()) > 2**32) == (scale > 1)
-    probs, offsets = kmer.direct_probabilities(config, counts.astype(np.uint32), threads=2)
+    probs, offsets = kmer.direct_probabilities(config, kmer.DirectCounts.of(counts.astype(np.uint32)), threads=2)
     for k, table in enumerate(reference_tables(counts, 0.75, 1.5)):
         np.testing.assert_array_equal(probs[offsets[k]:offsets[k] + len(table)], table)
+
+
+@given(st.integers(1, 7), st.integers(0, 2**32 - 1), st.integers(0, 5))
+def test_stored_counts_unpack_to_every_word(n_bases, seed, big):
+    """Counts stored in one byte with `big` overflow counts unpack to the counts of every word: each entry of the
+    packed counts is the count of the two words packed_words names."""
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, 200, 4**n_bases).astype(np.uint32)
+    counts[rng.integers(0, 4**n_bases, big)] = rng.integers(256, 10**6, big, dtype=np.uint32)
+    symmetric = counts + reverse_complemented(counts, n_bases)
+    packed = pack_counts(symmetric, n_bases)
+    for word, other in zip(*kmer.packed_words(np.arange(len(packed)), n_bases)):
+        assert symmetric[word] == symmetric[other]
+    stored = kmer.DirectCounts.of(packed)
+    np.testing.assert_array_equal(stored.full(), packed)
+    config = KmerConfig(direct_order=n_bases - 1, max_order=n_bases - 1)
+    np.testing.assert_array_equal(kmer.every_word(config, stored, threads=2), symmetric)
+    words = kmer.packed_words(np.arange(len(packed)), n_bases)
+    np.testing.assert_array_equal(symmetric[words[0]], packed)
+    np.testing.assert_array_equal(symmetric[words[1]], packed)
 
 
 def test_reverse_complemented_by_hand():
@@ -384,7 +404,7 @@ def test_state_round_trip_and_overflow(small_model):
     top = model.top_counts
     top[5] = 70_000  # above uint16: stored in the overflow list (and its reverse complement's)
     top[int(reverse_complemented(np.arange(len(top)), n_bases)[5])] = 70_000
-    model = KmerModel(model.config, pack_counts(top, n_bases), model.hashed_tables)
+    model = KmerModel(model.config, kmer.DirectCounts.of(pack_counts(top, n_bases)), model.hashed_tables)
     arrays = {name: array.copy() for name, array in model.state_arrays().items()}
     assert sorted(arrays) == ["direct_counts", "direct_overflow_count", "direct_overflow_index", "hashed_11_fill",
                               "hashed_11_slots", "hashed_8_fill", "hashed_8_slots"]
@@ -411,10 +431,10 @@ def test_direct_counts_are_stored_in_the_smaller_dtype(small_model, big, dtype):
         top[chosen] = top[reverse_complemented(np.arange(len(top)), n_bases)[chosen]] = 300 + chosen  # both strands
     else:
         top = model.top_counts + 300
-    model = KmerModel(model.config, pack_counts(top, n_bases), model.hashed_tables)
+    model = KmerModel(model.config, kmer.DirectCounts.of(pack_counts(top, n_bases)), model.hashed_tables)
     arrays = model.state_arrays()
     assert arrays["direct_counts"].dtype == dtype
-    assert len(arrays["direct_overflow_index"]) == (0 if big is None else int((model.direct_counts > 255).sum()))
+    assert len(arrays["direct_overflow_index"]) == (0 if big is None else int((model.direct.full() > 255).sum()))
     assert dtype in KmerModel.expected_arrays(model.config_dict())["direct_counts"][1]
     np.testing.assert_array_equal(KmerModel.from_state(model.config_dict(), arrays).top_counts, top)
 

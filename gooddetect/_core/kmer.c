@@ -546,29 +546,41 @@ static PyObject *class_loglik_rows(PyObject *self, PyObject *args) {
 
 /* -- table layouts ------------------------------------------------------------------------------------------------ */
 
-/* rows first..last-1 of out[r, c] = M[r, rc[c]], M [N, N] the symmetric matrix whose upper triangle (row by row,
- * diagonal included) is `upper`: written in order, read from row min(r, rc[c]) of the triangle */
+/* rows first..last-1 of out[r, c] = M[r, rc[c]] (uint32), M [N, N] the symmetric matrix whose upper triangle (row
+ * by row, diagonal included) is `upper` (uint8, uint16 or uint32): written in order, read from row min(r, rc[c]) of
+ * the triangle */
+#define UNPACK(TYPE)                                                                                               \
+    for (int64_t r = first; r < last; r++)                                                                         \
+        for (Py_ssize_t col = 0; col < size; col++) {                                                              \
+            int64_t low = r < perm[col] ? r : perm[col], high = r < perm[col] ? perm[col] : r;                    \
+            o[r * size + col] = ((const TYPE *)upper->buf)[low * size - (low * (low - 1)) / 2 - low + high];     \
+        }
+
 static PyObject *unpack_symmetric(PyObject *self, PyObject *args) {
     PyObject *o_upper, *o_rc, *o_out;
     long long first, last;
     if (!PyArg_ParseTuple(args, "OOOLL", &o_upper, &o_rc, &o_out, &first, &last)) return NULL;
     Buffers b = {0};
-    Py_buffer *upper = take(&b, o_upper, "upper", 'u', 4, 1, 0), *rc = take(&b, o_rc, "rc", 'i', 8, 1, 0),
+    Py_buffer *upper = take(&b, o_upper, "upper", 'u', 0, 1, 0), *rc = take(&b, o_rc, "rc", 'i', 8, 1, 0),
               *out = take(&b, o_out, "out", 'u', 4, 2, 1);
     if (b.failed) return release(&b, NULL);
     Py_ssize_t size = out->shape[0];
-    if (!need(&b, out->shape[1] == size && rc->shape[0] == size && upper->shape[0] == size * (size + 1) / 2 &&
-                      first >= 0 && last <= size, "upper, rc or out: wrong shape"))
+    if (!need(&b, (upper->itemsize == 1 || upper->itemsize == 2 || upper->itemsize == 4) && out->shape[1] == size &&
+                      rc->shape[0] == size && upper->shape[0] == size * (size + 1) / 2 && first >= 0 && last <= size,
+              "upper, rc or out: wrong shape"))
         return release(&b, NULL);
-    const uint32_t *u = upper->buf;
     const int64_t *perm = rc->buf;
+    for (Py_ssize_t col = 0; col < size; col++)
+        if (!need(&b, perm[col] >= 0 && perm[col] < size, "rc: not a permutation of the rows")) return release(&b, NULL);
     uint32_t *o = out->buf;
     Py_BEGIN_ALLOW_THREADS
-    for (int64_t r = first; r < last; r++)
-        for (Py_ssize_t col = 0; col < size; col++) {
-            int64_t low = r < perm[col] ? r : perm[col], high = r < perm[col] ? perm[col] : r;
-            o[r * size + col] = u[low * size - (low * (low - 1)) / 2 - low + high];
-        }
+    if (upper->itemsize == 1) {
+        UNPACK(uint8_t)
+    } else if (upper->itemsize == 2) {
+        UNPACK(uint16_t)
+    } else {
+        UNPACK(uint32_t)
+    }
     Py_END_ALLOW_THREADS
     Py_INCREF(Py_None);
     return release(&b, Py_None);

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 import zlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import ClassVar, Iterable
 
 import numpy as np
@@ -60,23 +60,22 @@ class KmerModel:
     kind: ClassVar[str] = "kmer"
     stored_deflated: ClassVar[bool] = False  # the foreground's tables load in a fraction of the time to inflate them
 
-    def __init__(self, config: KmerConfig, direct_counts: np.ndarray, hashed_tables: np.ndarray,
+    def __init__(self, config: KmerConfig, direct: DirectCounts, hashed_tables: np.ndarray,
                  stats: dict | None = None, threads: int = 1):
-        """direct_counts: uint32 counts of the (D+1)-mers, D = config.top_direct_order, as stored: with both strands
-        one per reverse-complement pair (pack_counts), else every word [4^(D+1)] (oldest base most significant);
+        """direct: the counts of the (D+1)-mers, D = config.top_direct_order, as stored (DirectCounts);
         hashed_tables: uint16 [len(config.hashed_orders), 2^hash_bits, bucket_slots]. The probability tables are
         built on `threads` threads, which also score until `configure` says otherwise."""
         self.config = config
         self.threads = threads  # a run-time setting, not part of the model
-        self.direct_counts = direct_counts
+        self.direct = direct
         self.hashed_tables = hashed_tables
         self.stats = stats or {}
-        self._probs, self._offsets = direct_probabilities(config, direct_counts, threads)
+        self._probs, self._offsets = direct_probabilities(config, direct, threads)
 
     @property
     def top_counts(self) -> np.ndarray:
-        """The counts of every (D+1)-mer (unpacked from direct_counts when both strands are counted)."""
-        return every_word(self.config, self.direct_counts, self.threads)
+        """The uint32 counts of every (D+1)-mer."""
+        return every_word(self.config, self.direct, self.threads)
 
     # -- the model contract ---------------------------------------------------------------------------------------
 
@@ -91,7 +90,7 @@ class KmerModel:
         return self.config.to_dict()
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        arrays = direct_arrays(self.direct_counts)
+        arrays = self.direct.arrays()
         for k, table in zip(self.config.hashed_orders, self.hashed_tables):
             filled = table != 0
             arrays[f"hashed_{k}_fill"] = filled.sum(axis=1).astype(np.uint8)
@@ -110,7 +109,7 @@ class KmerModel:
     @classmethod
     def from_state(cls, config: dict, arrays: dict[str, np.ndarray], threads: int = 1) -> KmerModel:
         c = KmerConfig.from_dict(config)
-        counts = direct_counts_of(arrays)
+        counts = DirectCounts.from_arrays(arrays)
         tables = np.zeros((len(c.hashed_orders), 1 << c.hash_bits, BUCKET_SLOTS), dtype=np.uint16)
         unpack_tables = []
         for table, k in zip(tables, c.hashed_orders):
@@ -262,7 +261,7 @@ class Counter:
         stats = {"positions": int(self.positions), "hash_bits": bits,
                  "hashed_fill": [round(float((t != 0).mean()), 4) for t in tables],
                  "hashed_full_buckets": [round(float((t[:, -1] != 0).mean()), 4) for t in tables]}
-        return KmerModel(replace(c, hash_bits=bits), self.direct_counts(), tables, stats)
+        return KmerModel(replace(c, hash_bits=bits), DirectCounts.of(self.direct_counts()), tables, stats)
 
 
 def canonical_buckets(tables: np.ndarray) -> np.ndarray:
@@ -274,57 +273,80 @@ def canonical_buckets(tables: np.ndarray) -> np.ndarray:
 # -- helpers ------------------------------------------------------------------------------------------------------
 
 
-def every_word(config: KmerConfig, direct_counts: np.ndarray, threads: int = 1,
+@dataclass(frozen=True)
+class DirectCounts:
+    """A chain's exact counts of its top direct order's (D+1)-mers as stored: with both strands one per
+    reverse-complement pair (pack_counts), else one per word (oldest base most significant); in uint8 or uint16,
+    whichever makes the smaller file, each count above that type's maximum in an overflow list (index, count).
+    Models keep this form (a quarter of uint32 counts) and unpack it straight into their probability tables."""
+
+    counts: np.ndarray
+    overflow_index: np.ndarray  # uint32
+    overflow_count: np.ndarray  # uint32
+
+    @classmethod
+    def of(cls, counts: np.ndarray) -> DirectCounts:
+        """The stored form of uint32 counts."""
+        dtype = min(COUNT_DTYPES, key=lambda d: counts.size * d.itemsize + 8 * int((counts > np.iinfo(d).max).sum()))
+        overflow = np.flatnonzero(counts > np.iinfo(dtype).max)
+        return cls(np.minimum(counts, np.iinfo(dtype).max).astype(dtype), overflow.astype(np.uint32),
+                   counts[overflow].astype(np.uint32))
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> DirectCounts:
+        """The counts of a model file's arrays (copied: the file need not stay mapped); a ModelFileError if they do
+        not add up."""
+        counts, index, overflow = (np.array(arrays[name]) for name in
+                                   ("direct_counts", "direct_overflow_index", "direct_overflow_count"))
+        if len(index) != len(overflow) or (len(index) and int(index.max()) >= len(counts)):
+            raise ModelFileError("kmer direct overflow arrays do not match the counts")
+        return cls(counts, index, overflow)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"direct_counts": self.counts, "direct_overflow_index": self.overflow_index,
+                "direct_overflow_count": self.overflow_count}
+
+    def full(self) -> np.ndarray:
+        """The counts as uint32, one per stored word."""
+        counts = self.counts.astype(np.uint32)
+        counts[self.overflow_index] = self.overflow_count
+        return counts
+
+
+def every_word(config: KmerConfig, direct: DirectCounts, threads: int = 1,
                out: np.ndarray | None = None) -> np.ndarray:
-    """The uint32 counts of every (D+1)-mer from direct counts as a model holds them (unpacked when both strands
-    are counted), into `out` when given."""
+    """The uint32 counts of every (D+1)-mer from a model's stored counts (unpacked when both strands are counted),
+    into `out` when given: each overflow count goes to its word and, with both strands, its reverse complement."""
     n_bases = config.top_direct_order + 1
-    if config.both_strands:
-        return unpack_counts(direct_counts, n_bases, threads, out)
-    if out is None:
-        return direct_counts
-    out[:] = direct_counts
+    out = np.empty(N_BASES**n_bases, dtype=np.uint32) if out is None else out
+    if not config.both_strands:
+        out[:] = direct.counts
+        out[direct.overflow_index] = direct.overflow_count
+        return out
+    unpack_counts(direct.counts, n_bases, threads, out)
+    for words in packed_words(direct.overflow_index.astype(np.int64), n_bases):
+        out[words] = direct.overflow_count
     return out
 
 
-def direct_probabilities(config: KmerConfig, direct_counts: np.ndarray,
+def direct_probabilities(config: KmerConfig, direct: DirectCounts,
                          threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, offsets) of every direct order (_interpolate_direct) from direct counts as a model holds
-    them. The top order's counts are unpacked into its own table, where their probabilities replace them: a model
-    load holds no second copy of them."""
+    """(probabilities, offsets) of every direct order (_interpolate_direct) from a model's stored counts. The top
+    order's counts are unpacked into its own table, where their probabilities replace them: a model load holds no
+    second copy of them."""
     top = config.top_direct_order
     sizes = [N_BASES ** (k + 1) for k in range(top + 1)]
     offsets = np.cumsum([0] + sizes[:-1]).astype(np.int64)
     probs = np.empty(sum(sizes), dtype=np.float32)
-    every_word(config, direct_counts, threads, out=probs[offsets[top]:].view(np.uint32))
+    every_word(config, direct, threads, out=probs[offsets[top]:].view(np.uint32))
     _interpolate_direct(probs, offsets, config.discount, config.concentration, threads)
     return probs, offsets
-
-
-def direct_arrays(counts: np.ndarray) -> dict[str, np.ndarray]:
-    """The stored form of direct counts (uint32, as KmerModel holds them): in uint8 or uint16, whichever gives the
-    smaller file, the counts above it in an overflow list."""
-    dtype = min(COUNT_DTYPES, key=lambda d: counts.size * d.itemsize + 8 * int((counts > np.iinfo(d).max).sum()))
-    overflow = np.flatnonzero(counts > np.iinfo(dtype).max)
-    return {"direct_counts": np.minimum(counts, np.iinfo(dtype).max).astype(dtype),
-            "direct_overflow_index": overflow.astype(np.uint32),
-            "direct_overflow_count": counts[overflow].astype(np.uint32)}
 
 
 def expected_direct_arrays(config: KmerConfig) -> dict[str, ArraySpec]:
     n_words = _n_stored_words(config.top_direct_order + 1, config.both_strands)
     return {"direct_counts": ((n_words,), tuple(d.name for d in COUNT_DTYPES)),
             "direct_overflow_index": ((None,), "uint32"), "direct_overflow_count": ((None,), "uint32")}
-
-
-def direct_counts_of(arrays: dict[str, np.ndarray]) -> np.ndarray:
-    """The uint32 direct counts from their stored form (direct_arrays); a ModelFileError if it does not add up."""
-    counts = arrays["direct_counts"].astype(np.uint32)
-    index, overflow = arrays["direct_overflow_index"], arrays["direct_overflow_count"]
-    if len(index) != len(overflow) or (len(index) and int(index.max()) >= len(counts)):
-        raise ModelFileError("kmer direct overflow arrays do not match the counts")
-    counts[index] = overflow
-    return counts
 
 
 def _checked_batch(codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -374,8 +396,25 @@ def pack_counts(counts: np.ndarray, n_bases: int) -> np.ndarray:
     return matrix[np.triu_indices(half)]
 
 
+def packed_words(index: np.ndarray, n_bases: int) -> tuple[np.ndarray, np.ndarray]:
+    """The two words (a word and its reverse complement; the same word for a palindrome) whose count the entries
+    `index` of pack_counts' output hold."""
+    m = n_bases // 2
+    half = N_BASES**m
+    rc = _rc_permutation(m)
+    if n_bases % 2:  # entry (P·2 + b)·half + S holds P·b·S, b in {A, C}; its reverse complement is rc(S)·b'·rc(P)
+        prefix, middle, suffix = index // (2 * half), index // half % 2, index % half
+        return (prefix * N_BASES + middle) * half + suffix, (rc[suffix] * N_BASES + 3 - middle) * half + rc[prefix]
+    rows = np.arange(half, dtype=np.int64)  # entry (low, high), low <= high, of the triangle: M'[low, high]
+    starts = rows * half - rows * (rows - 1) // 2
+    low = np.searchsorted(starts, index, side="right") - 1
+    high = index - starts[low] + low
+    return low * half + rc[high], high * half + rc[low]
+
+
 def unpack_counts(packed: np.ndarray, n_bases: int, threads: int = 1, out: np.ndarray | None = None) -> np.ndarray:
-    """The counts of every word from pack_counts' output (on up to `threads` threads), into `out` when given."""
+    """The counts of every word from pack_counts' output (on up to `threads` threads; any unsigned dtype), into
+    `out` when given (of packed's dtype when not)."""
     m = n_bases // 2
     half = N_BASES**m
     rc = _rc_permutation(m)

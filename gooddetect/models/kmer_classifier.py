@@ -24,7 +24,7 @@ from ..runtime import in_thread_shares, row_blocks, run_tasks
 from .._core.kmer import class_loglik_rows, into_columns
 from . import ArraySpec
 from .configs import KmerClassifierConfig
-from .kmer import SCORE_ROWS, Counter, direct_arrays, direct_counts_of, direct_probabilities, expected_direct_arrays
+from .kmer import SCORE_ROWS, Counter, DirectCounts, direct_probabilities, expected_direct_arrays
 
 CLASS_GROUP = 16  # classes whose probabilities are built before they are written into the table (64-byte rows)
 
@@ -37,7 +37,7 @@ class KmerClassifier:
     score_names: ClassVar[tuple[str, ...]] = ("msp", "entropy")  # what `predict` returns besides the probabilities
     has_odin: ClassVar[bool] = False
 
-    def __init__(self, config: KmerClassifierConfig, counts: list[np.ndarray], stats: dict | None = None,
+    def __init__(self, config: KmerClassifierConfig, counts: list[DirectCounts], stats: dict | None = None,
                  threads: int = 1):
         """counts: each class's direct counts as its chain (a KmerModel of config.chain()) holds them. The table
         of log-probabilities is built on `threads` threads, which also score until `configure` says otherwise."""
@@ -61,7 +61,7 @@ class KmerClassifier:
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         return {f"class_{i}.{name}": array for i, counts in enumerate(self.counts)
-                for name, array in direct_arrays(counts).items()}
+                for name, array in counts.arrays().items()}
 
     @classmethod
     def expected_arrays(cls, config: dict) -> dict[str, ArraySpec]:
@@ -75,7 +75,8 @@ class KmerClassifier:
         counts = []
         for i in range(len(c.classes)):
             prefix = f"class_{i}."
-            counts.append(direct_counts_of({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}))
+            counts.append(DirectCounts.from_arrays({k[len(prefix):]: v for k, v in arrays.items()
+                                                    if k.startswith(prefix)}))
         return cls(c, counts, threads=threads)
 
     # -- prediction -----------------------------------------------------------------------------------------------
@@ -105,7 +106,7 @@ class KmerClassifier:
         return probs, {"msp": 1.0 - probs.max(axis=1), "entropy": entropy}
 
 
-def _class_table(config: KmerClassifierConfig, counts: list[np.ndarray],
+def _class_table(config: KmerClassifierConfig, counts: list[DirectCounts],
                  threads: int) -> tuple[np.ndarray, np.ndarray]:
     """(ln p_c [rows, C] float32, the offset of each order's rows): every class's chain's probabilities of every
     order (models.kmer.direct_probabilities), one class per column; built CLASS_GROUP classes at a time (one per
@@ -139,9 +140,9 @@ def train_kmer_classifier(codes: np.ndarray, lengths: np.ndarray, labels: np.nda
     for label in range(len(config.classes)):
         counter = Counter(chain, chain.hash_bits)
         _count(counter, codes, lengths, labels == label)
-        before.append(counter.direct_counts())
+        before.append(DirectCounts.of(counter.direct_counts()))
         _count(counter, val_codes, val_lengths, val_labels == label)
-        after.append(counter.direct_counts())
+        after.append(DirectCounts.of(counter.direct_counts()))
     predicted = np.argmax(KmerClassifier(config, before).loglik(val_codes, val_lengths), axis=1)
     return KmerClassifier(config, after, {
         "val_accuracy": float((predicted == val_labels).mean()), "windows": int(len(codes)),

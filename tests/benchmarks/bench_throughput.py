@@ -802,7 +802,7 @@ def classifier_row(kmer_model: Path, reads: Path, one: Path, threads: int, workd
     counts: the rate does not depend on them), on the 200,000 reads of `reads` (on fewer, loading dominates)."""
     from gooddetect.detector import Detector
     from gooddetect.models.classifier import Classifier, ClassifierConfig, ConvNet, Gaussians
-    from gooddetect.models.kmer import pack_counts, reverse_complemented
+    from gooddetect.models.kmer import DirectCounts, pack_counts, reverse_complemented
     from gooddetect.models.kmer_classifier import KmerClassifier, KmerClassifierConfig
 
     classes = [f"c{i}" for i in range(10)]
@@ -812,9 +812,9 @@ def classifier_row(kmer_model: Path, reads: Path, one: Path, threads: int, workd
     convnet = ClassifierConfig(classes=classes)
     n_bases = chain.top_direct_order + 1
 
-    def random_counts() -> np.ndarray:  # counts of both strands, stored one per reverse-complement pair
+    def random_counts() -> DirectCounts:  # counts of both strands, stored one per reverse-complement pair
         counts = rng.integers(0, 50, 4 ** n_bases, dtype=np.uint32)
-        return pack_counts(counts + reverse_complemented(counts, n_bases), n_bases)
+        return DirectCounts.of(pack_counts(counts + reverse_complemented(counts, n_bases), n_bases))
 
     classifiers = {
         "kmer": (kmer, KmerClassifier(kmer, [random_counts() for _ in classes])),
