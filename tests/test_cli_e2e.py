@@ -79,6 +79,17 @@ def test_the_command_line_loads_no_compiled_loops_before_a_command_needs_them():
     assert done.stdout.decode().splitlines()[-1] == "[]"
 
 
+def test_scoring_with_a_kmer_model_loads_neither_numba_nor_torch(kmer_model, tmp_path):
+    """The k-mer model's loops and the TSV writer are C: a k-mer run starts without numba's or torch's imports."""
+    reads = Path(__file__).resolve().parents[1] / "data" / "reads.fq.gz"
+    code = ("import sys; from gooddetect.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('numba', 'torch') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, "-q", "score", str(kmer_model), str(reads), "-o",
+                           str(tmp_path / "s.tsv")], capture_output=True, check=True)
+    assert done.stdout.decode().splitlines()[-1] == "[]"
+    assert len((tmp_path / "s.tsv").read_text().splitlines()) > 100
+
+
 def test_training_is_reproducible(model, tmp_path):
     again = train_tiny(tmp_path / "again.gdm")
     (doc_a, tensors_a), (doc_b, tensors_b) = read_model_file(model), read_model_file(again)

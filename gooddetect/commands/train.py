@@ -518,5 +518,4 @@ def _versions(kind: str) -> dict:
     from importlib.metadata import version
 
     found = {"gooddetect": __version__, "numpy": np.__version__}
-    found.update({"torch": version("torch")} if kind == "lstm" else {"numba": version("numba")})
-    return found
+    return (found | {"torch": version("torch")}) if kind == "lstm" else found  # the k-mer loops are our own C
