@@ -313,39 +313,40 @@ static void row_addresses(const uint8_t *row, int64_t n, const int64_t *offsets,
     }
 }
 
-#define LANES 0x0001000100010001ULL /* one in each 16-bit lane of a uint64 */
-#define HIGH_BITS 0x8000800080008000ULL
-#define LOW_15 0x7FFF7FFF7FFF7FFFULL
-
-/* 1 in each 16-bit lane of `words` that equals the lane of `value`, else 0 (exact, no carries across lanes) */
-static inline u64 equal_lanes(u64 words, u64 value) {
-    u64 diff = words ^ value;
-    u64 nonzero = ((diff & LOW_15) + LOW_15) | diff;
-    return (~nonzero & HIGH_BITS) >> 15;
-}
-
-/* (n_k(c, x), n_k(c), u_k(c)) from a bucket's 8 slots (two uint64 words of four 16-bit slots) for a position's
- * pattern: fingerprint << 8 | flipped << 4 | first base << 2 | next base. A slot filed forward holds the context's
- * first base in bits 6-7 (and the word's last in 4-5); filed as its reverse complement, 3 - first in bits 4-5. */
-static inline void bucket_counts(const u64 *words, int64_t pattern, double *n_x, double *n_context, double *seen) {
+/* (n_k(c, x), n_k(c), u_k(c)) from a bucket's 8 slots for a position's pattern: fingerprint << 8 | flipped << 4 |
+ * first base << 2 | next base. A slot filed forward holds the context's first base in bits 6-7 (and the word's last
+ * in 4-5); filed as its reverse complement, 3 - first in bits 4-5. The 8 slots are compared at once (SSE2), or one
+ * after the other. */
+static inline void bucket_counts(const uint16_t *slots, int64_t pattern, double *n_x, double *n_context,
+                                 double *seen) {
     int64_t flipped = pattern >> 4 & 1, first = pattern >> 2 & 3, x = pattern & 3, top = pattern >> 8 << 8;
-    int64_t slot_mask = flipped ? 0x0030 : 0x00C0;
-    int64_t slot_context = flipped ? (3 - first) << 4 : first << 6;
-    int64_t slot_target = (flipped ? ((3 - x) << 2) | (3 - first) : (first << 2) | x) << 4;
-    u64 mask = (u64)(slot_mask | 0xFF00) * LANES, context = (u64)(slot_context | top) * LANES;
-    u64 target = (u64)(slot_target | top) * LANES;
-    u64 hits = 0, contexts = 0, seen_lanes = 0;
-    for (int w = 0; w < 2; w++) {
-        u64 counts = words[w] & (u64)COUNT_MASK * LANES;
-        u64 mine = equal_lanes(words[w] & mask, context);
-        u64 hit = equal_lanes(words[w] & (u64)0xFFF0 * LANES, target);
-        contexts += ((counts & (mine * (u64)COUNT_MASK)) * LANES) >> 48;
-        seen_lanes += (mine * LANES) >> 48;
-        hits += ((counts & (hit * (u64)COUNT_MASK)) * LANES) >> 48;
+    int mask = (int)((flipped ? 0x0030 : 0x00C0) | 0xFF00);
+    int context = (int)((flipped ? (3 - first) << 4 : first << 6) | top);
+    int target = (int)(((flipped ? ((3 - x) << 2) | (3 - first) : (first << 2) | x) << 4) | top);
+#if defined(__SSE2__)
+    __m128i bucket = _mm_loadu_si128((const __m128i *)slots), zero = _mm_setzero_si128();
+    __m128i counts = _mm_and_si128(bucket, _mm_set1_epi16(COUNT_MASK));
+    __m128i mine = _mm_cmpeq_epi16(_mm_and_si128(bucket, _mm_set1_epi16((short)mask)), _mm_set1_epi16((short)context));
+    __m128i hit = _mm_cmpeq_epi16(_mm_and_si128(bucket, _mm_set1_epi16((short)0xFFF0)), _mm_set1_epi16((short)target));
+    __m128i context_sums = _mm_sad_epu8(_mm_and_si128(counts, mine), zero); /* counts < 16: their low bytes */
+    __m128i hit_sums = _mm_sad_epu8(_mm_and_si128(counts, hit), zero);
+    *n_context = (double)(_mm_cvtsi128_si32(context_sums) + _mm_extract_epi16(context_sums, 4));
+    *n_x = (double)(_mm_cvtsi128_si32(hit_sums) + _mm_extract_epi16(hit_sums, 4));
+    *seen = (double)(__builtin_popcount((unsigned)_mm_movemask_epi8(mine)) / 2);
+#else
+    int contexts = 0, hits = 0, seen_slots = 0;
+    for (int j = 0; j < BUCKET_SLOTS; j++) {
+        int slot = slots[j];
+        if ((slot & mask) == context) {
+            contexts += slot & COUNT_MASK;
+            seen_slots++;
+        }
+        if ((slot & 0xFFF0) == target) hits += slot & COUNT_MASK;
     }
-    *n_x = (double)hits;
     *n_context = (double)contexts;
-    *seen = (double)seen_lanes;
+    *n_x = (double)hits;
+    *seen = (double)seen_slots;
+#endif
 }
 
 typedef struct {
@@ -464,8 +465,8 @@ static PyObject *loglik_rows(PyObject *self, PyObject *args) {
             for (Py_ssize_t j = 0; j < n_orders; j++) {
                 if (here->buckets[j * length + t] < 0) break;
                 double n_x, n_context, seen;
-                bucket_counts(here->words + (j * length + t) * 2, here->patterns[j * length + t], &n_x, &n_context,
-                              &seen);
+                bucket_counts((const uint16_t *)(here->words + (j * length + t) * 2), here->patterns[j * length + t],
+                              &n_x, &n_context, &seen);
                 alive = alive && n_context > 0;
                 double mixed = (positive_part(n_x - discount) + (concentration + discount * seen) * prob) /
                                (n_context + concentration);
