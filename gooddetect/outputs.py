@@ -15,7 +15,7 @@ from . import tsv
 from .errors import InputError, UsageError
 from .models import InDistributionClassifier
 from .runtime import atomic_output
-from .scoring import ScoreCounts, ScoredChunk
+from .scoring import REASONS, ScoreCounts, ScoredChunk
 
 NA = tsv.NA
 BASE_COLUMNS = ("read_id", "length", "n_windows", "n_scored", "loglik_fg", "loglik_bg", "llr", "score", "threshold",
@@ -40,7 +40,7 @@ def classifier_fields(scored: ScoredChunk, classifier: InDistributionClassifier)
     classes, probs = classifier.classes, scored.class_probs
     best = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
     unscored = ~scored.scored
-    fields = {"class": tsv.text_column([NA if u else classes[b] for b, u in zip(best.tolist(), unscored.tolist())]),
+    fields = {"class": tsv.choice_column(np.where(unscored, len(classes), best), [*classes, NA]),
               "class_prob": tsv.fixed_column(np.where(unscored, np.nan, probs.max(axis=1, initial=0)), 6)}
     return fields | {name: tsv.fixed_column(scored.classifier_scores[name], 6) for name in classifier.score_names}
 
@@ -54,14 +54,14 @@ def tsv_rows(scored: ScoredChunk, thresholds: np.ndarray | None, extra: dict[str
         threshold_text = calls = tsv.constant_column(NA, n)
     else:
         threshold_text = tsv.fixed_column(thresholds, 6)
-        calls = tsv.text_column(np.where(unscored, NA, np.where(scored.score > thresholds, "1", "0")).tolist())
+        calls = tsv.choice_column(np.where(unscored, 2, scored.score > thresholds), ("0", "1", NA))
     columns = [tsv.text_column(scored.chunk.ids), *map(tsv.int_column, scored.read_lengths.T),
                tsv.int_column(scored.n_windows), tsv.int_column(scored.n_scored),
                *(tsv.fixed_column(values, 6) for values in (scored.loglik_fg, scored.loglik_bg, scored.llr,
                                                              scored.score)),
                threshold_text, calls, tsv.grouped(tsv.fixed_column(scored.window_llr, 6), bounds),
                *(tsv.fixed_column(np.where(unscored, np.nan, s), 3) for s in (scored.fg_sum, scored.bg_sum)),
-               tsv.text_column([r or NA for r in scored.reasons]), *extra.values()]
+               tsv.choice_column(scored.reason_codes, [reason or NA for reason in REASONS]), *extra.values()]
     return tsv.rows(columns)
 
 

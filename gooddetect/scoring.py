@@ -24,6 +24,7 @@ DEFAULT_BATCH_SIZE = 4096  # windows per model call: large enough to amortise th
 PIPELINE_DEPTH = 2  # chunks scored ahead of the consumer
 TOO_SHORT = "too_short"
 TOO_MANY_UNKNOWN = "too_many_unknown"
+REASONS = (None, TOO_SHORT, TOO_MANY_UNKNOWN)  # by ScoredChunk.reason_codes
 
 
 @dataclass
@@ -76,11 +77,15 @@ class ScoredChunk:
         return -self.llr
 
     @property
+    def reason_codes(self) -> np.ndarray:
+        """Why each fragment has no score, as an index into REASONS (0: it has one)."""
+        too_short = (self.read_lengths < self.min_length).all(axis=1)
+        return np.where(self.scored, 0, np.where(too_short, 1, 2))
+
+    @property
     def reasons(self) -> list[str | None]:
         """Why each fragment has no score (None when it has one)."""
-        too_short = (self.read_lengths < self.min_length).all(axis=1)
-        return [None if s else TOO_SHORT if short else TOO_MANY_UNKNOWN
-                for s, short in zip(self.scored.tolist(), too_short.tolist())]
+        return [REASONS[code] for code in self.reason_codes.tolist()]
 
 
 @dataclass
@@ -99,7 +104,8 @@ class ScoreCounts:
         self.windows += int(scored.n_windows.sum())
         if is_ood is not None:
             self.ood += int(is_ood.sum())
-        self.skipped.update(reason for reason in scored.reasons if reason)
+        counts = np.bincount(scored.reason_codes, minlength=len(REASONS))
+        self.skipped.update({reason: int(n) for reason, n in zip(REASONS[1:], counts[1:]) if n})
 
     def __add__(self, other: ScoreCounts) -> ScoreCounts:
         return ScoreCounts(self.reads + other.reads, self.scored_reads + other.scored_reads,

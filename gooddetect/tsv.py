@@ -36,6 +36,19 @@ def text_column(cells: Sequence[str]) -> Column:
     return Column(np.frombuffer(data, dtype=np.uint8), np.cumsum(np.fromiter(lengths, np.int64, len(cells))))
 
 
+def choice_column(index: np.ndarray, cells: Sequence[str]) -> Column:
+    """Row i holds cells[index[i]] (a few distinct cells for many rows, built without a Python loop per row)."""
+    encoded = [cell.encode("utf-8") for cell in cells]
+    width = max(map(len, encoded), default=0)
+    table = np.zeros((len(encoded), width), dtype=np.uint8)
+    used = np.zeros((len(encoded), width), dtype=bool)
+    for k, cell in enumerate(encoded):
+        table[k, :len(cell)] = np.frombuffer(cell, dtype=np.uint8)
+        used[k, :len(cell)] = True
+    index = np.asarray(index, dtype=np.int64)
+    return Column(table[index][used[index]], np.cumsum(used.sum(axis=1)[index]))
+
+
 def constant_column(cell: str, n: int) -> Column:
     data = np.frombuffer(cell.encode("utf-8"), dtype=np.uint8)
     return Column(np.tile(data, n), np.arange(1, n + 1, dtype=np.int64) * len(data))

@@ -78,3 +78,13 @@ def test_rows_join_cells_with_tabs_and_newlines():
     assert tsv.rows([tsv.text_column([])]) == ""
     with pytest.raises(ValueError):
         tsv.rows([tsv.text_column(["a"]), tsv.int_column(np.array([1, 2]))])
+
+
+@given(st.lists(st.integers(0, 3), max_size=50), st.lists(st.text(max_size=6).filter(lambda t: "\t" not in t and
+                                                                                          "\n" not in t),
+                                                           min_size=4, max_size=4))
+def test_choice_column_equals_the_text_column_of_the_chosen_cells(index, cells):
+    chosen = tsv.choice_column(np.array(index, dtype=np.int64), cells)
+    expected = tsv.text_column([cells[i] for i in index])
+    assert chosen.text.tobytes() == expected.text.tobytes()
+    np.testing.assert_array_equal(chosen.ends, expected.ends)
