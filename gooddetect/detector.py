@@ -61,6 +61,11 @@ class Detector:
         return int(self.meta["min_length"])
 
     @property
+    def chunks_in_flight(self) -> int:
+        """Chunks that scoring may compute at once: the fewest any of the models allows."""
+        return min(m.chunks_in_flight for m in (self.foreground, self.background, self.classifier) if m is not None)
+
+    @property
     def calibration(self) -> dict | None:
         return self.meta.get("threshold")
 

@@ -88,16 +88,16 @@ def run_tasks(tasks: list[Callable[[], R]], threads: int) -> list[R]:
     return [task() for task in tasks]
 
 
-def pipelined(function: Callable[[T], R], items: Iterable[T], depth: int) -> Iterator[R]:
-    """function(item) for every item, in order. Items are drawn on a reader thread and computed on a worker
-    thread, up to `depth` ahead of the consumer, so that reading, computing and consuming overlap (where they
-    release the GIL), and a result is handed over as soon as it is ready, even while the next item is awaited (a
-    slow pipe). An exception from reading or computing is raised in the consumer at its place in the order.
+def pipelined(function: Callable[[T], R], items: Iterable[T], depth: int, workers: int = 1) -> Iterator[R]:
+    """function(item) for every item, in order. Items are drawn on a reader thread and computed on `workers`
+    threads (as many items at once), up to `depth` ahead of the consumer, so that reading, computing and consuming
+    overlap (where they release the GIL), and a result is handed over as soon as it is ready, even while the next
+    item is awaited (a slow pipe). An exception from reading or computing is raised in the consumer at its place in the order.
     Leaving early stops the reader after its current item."""
     done = object()
     queue: Queue = Queue(depth)
     stop = threading.Event()
-    pool = ThreadPoolExecutor(1, thread_name_prefix="gooddetect-compute")
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="gooddetect-compute")
 
     def offer(entry) -> bool:
         while not stop.is_set():

@@ -126,9 +126,9 @@ def score_chunks(detector: Detector, chunks: Iterable[RecordChunk], *, batch_siz
     model, its class probabilities and OOD scores come too (`odin`: also ODIN's, which needs gradients).
 
     Unless the detector is limited to one thread, chunks are read and cut into windows on a reader thread and
-    scored on a worker thread, up to PIPELINE_DEPTH ahead of the caller: reading, the models' compiled loops and the
-    caller's writing overlap, and the worker, which holds the GIL only to sum up a chunk, starts the next chunk's
-    loops at once."""
+    scored on worker threads, up to PIPELINE_DEPTH ahead of the caller: reading, the models' compiled loops and the
+    caller's writing overlap. With models that allow it (Detector.chunks_in_flight; not with ODIN, which uses torch),
+    two workers score two chunks at once, so that one chunk's loops run while the other is summed up."""
 
     def cut(chunk: RecordChunk) -> tuple[RecordChunk, ChunkWindows]:
         return chunk, cut_reads(chunk.seqs, detector.window_length, stride, detector.min_length)
@@ -138,7 +138,9 @@ def score_chunks(detector: Detector, chunks: Iterable[RecordChunk], *, batch_siz
         return _aggregate(detector, chunk, windows, _score_windows(detector, windows, batch_size, odin))
 
     cut_chunks = map(cut, chunks)
-    return map(score, cut_chunks) if detector.threads == 1 else pipelined(score, cut_chunks, PIPELINE_DEPTH)
+    if detector.threads == 1:
+        return map(score, cut_chunks)
+    return pipelined(score, cut_chunks, PIPELINE_DEPTH, 1 if odin else detector.chunks_in_flight)
 
 
 @dataclass

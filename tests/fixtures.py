@@ -75,6 +75,7 @@ class BaseFrequencyModel:
 
     kind = "fake"
     stored_deflated = False
+    chunks_in_flight = 2  # stateless numpy: two chunks may be scored at once
 
     def __init__(self, probs):
         self.logp = np.log(np.asarray(probs, dtype=np.float64))

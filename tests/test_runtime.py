@@ -17,6 +17,21 @@ def test_pipelined_keeps_the_order_of_any_item_count():
         assert list(pipelined(lambda x: x * x, range(n), depth=2)) == [x * x for x in range(n)]
 
 
+def test_two_workers_compute_two_items_at_once_and_keep_the_order():
+    """With two workers the second item is computed while the first still is (the first waits until the second
+    has started, which one worker would never let happen), and the results still come in input order."""
+    second_started = threading.Event()
+
+    def compute(x: int) -> int:
+        if x == 0:
+            assert second_started.wait(timeout=30), "the second item was not computed beside the first"
+        elif x == 1:
+            second_started.set()
+        return x * 10
+
+    assert list(pipelined(compute, range(8), depth=2, workers=2)) == [x * 10 for x in range(8)]
+
+
 def test_a_result_is_handed_over_while_the_next_item_is_awaited():
     """A slow pipe: the second item only comes once the consumer has the first result."""
     first_consumed = threading.Event()

@@ -55,6 +55,8 @@ class GenerativeModel(Protocol):
 
     kind: ClassVar[str]
     stored_deflated: ClassVar[bool]  # whether the model file stores its arrays deflated (small files over fast loads)
+    chunks_in_flight: ClassVar[int]  # chunks `score` may score at once: 2 when its calls release the GIL and share no
+    # state, so that the next chunk's loops run while one is summed up; 1 for torch models (their own threads)
 
     def loglik(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(Σ ln p(base t | bases 0..t-1) float64 [B], scored positions int64 [B]) of windows codes [B, L] uint8
@@ -102,6 +104,7 @@ class InDistributionClassifier(Protocol):
 
     kind: ClassVar[str]
     stored_deflated: ClassVar[bool]  # whether the model file stores its arrays deflated (small files over fast loads)
+    chunks_in_flight: ClassVar[int]  # as GenerativeModel.chunks_in_flight
     score_names: ClassVar[tuple[str, ...]]  # the OOD scores `predict` returns ("higher = more OOD")
     has_odin: ClassVar[bool]  # whether `odin(codes, lengths)` gives ODIN's score (it needs a gradient)
     classes: list[str]

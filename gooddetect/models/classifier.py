@@ -122,6 +122,7 @@ class Classifier:
 
     kind: ClassVar[str] = "convnet"
     stored_deflated: ClassVar[bool] = False
+    chunks_in_flight: ClassVar[int] = 1  # ODIN and training use torch
     score_names: ClassVar[tuple[str, ...]] = ("msp", "entropy", "mahalanobis", "rel_mahalanobis")
     has_odin: ClassVar[bool] = True
 

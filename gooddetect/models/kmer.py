@@ -59,6 +59,7 @@ class KmerModel:
 
     kind: ClassVar[str] = "kmer"
     stored_deflated: ClassVar[bool] = False  # the foreground's tables load in a fraction of the time to inflate them
+    chunks_in_flight: ClassVar[int] = 2  # its loops are C, release the GIL and keep no state
 
     def __init__(self, config: KmerConfig, direct: DirectCounts, hashed_tables: np.ndarray,
                  stats: dict | None = None, threads: int = 1):

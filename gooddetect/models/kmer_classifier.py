@@ -34,6 +34,7 @@ class KmerClassifier:
 
     kind: ClassVar[str] = "kmer"
     stored_deflated: ClassVar[bool] = True  # one class's order-10 counts: 2.1 MB in one byte, 0.8 MB deflated
+    chunks_in_flight: ClassVar[int] = 2  # its loop is C, releases the GIL and keeps no state
     score_names: ClassVar[tuple[str, ...]] = ("msp", "entropy")  # what `predict` returns besides the probabilities
     has_odin: ClassVar[bool] = False
 

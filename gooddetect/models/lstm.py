@@ -132,6 +132,7 @@ class LSTMModel:
 
     kind: ClassVar[str] = "lstm"
     stored_deflated: ClassVar[bool] = False
+    chunks_in_flight: ClassVar[int] = 1  # torch runs its own threads
 
     def __init__(self, config: LSTMConfig, module: LSTMNet | None = None, device: str = "cpu", batch_size: int = 512,
                  bf16: bool = False):
