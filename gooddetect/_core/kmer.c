@@ -93,26 +93,32 @@ static inline u64 pair_bits(u64 first, u64 last, int flipped) {
     return flipped ? ((3 - last) << 2) | (3 - first) : (first << 2) | last;
 }
 
-/* Count the entry (fingerprint, pair) in its bucket: +1 (saturating), a new slot, or, in a full bucket, in place of
- * the entry of the lowest key (fingerprint << 8 | pair << 4) when its own key is higher (else dropped). So a bucket
- * keeps, of all the entries that ever reach it, those of the highest keys, each counted since it first came: the
- * same whatever order the entries come in, which lets counts made in parts be merged exactly. */
-static inline void insert_entry(uint16_t *slots, u64 fingerprint, u64 pair) {
-    int64_t entry = (int64_t)(fingerprint << 8) | (int64_t)(pair << 4);
+/* Add `count` (1-15) occurrences of the entry `key` (fingerprint << 8 | pair << 4) to its bucket: to its slot
+ * (saturating at 15), to a new slot, or, in a full bucket, in place of the entry of the lowest key when its own key is
+ * higher (else dropped). So a bucket keeps, of all the entries that ever reach it, those of the highest keys, each
+ * counted since it first came: the same whatever order the entries come in, which lets counts made in parts be merged
+ * exactly (merge_buckets adds a slot of one table to the other this way). */
+static inline void add_entry(uint16_t *slots, int64_t key, int64_t count) {
     int lowest = 0;
     for (int j = 0; j < BUCKET_SLOTS; j++) {
         int64_t slot = slots[j];
         if (slot == 0) {
-            slots[j] = (uint16_t)(entry | 1);
+            slots[j] = (uint16_t)(key | count);
             return;
         }
-        if ((slot & 0xFFF0) == entry) {
-            if ((slot & COUNT_MASK) < COUNT_CAP) slots[j] = (uint16_t)(slot + 1);
+        if ((slot & 0xFFF0) == key) {
+            int64_t sum = (slot & COUNT_MASK) + count;
+            slots[j] = (uint16_t)(key | (sum < COUNT_CAP ? sum : COUNT_CAP));
             return;
         }
         if (slot < (int64_t)slots[lowest]) lowest = j;
     }
-    if (entry > ((int64_t)slots[lowest] & 0xFFF0)) slots[lowest] = (uint16_t)(entry | 1);
+    if (key > ((int64_t)slots[lowest] & 0xFFF0)) slots[lowest] = (uint16_t)(key | count);
+}
+
+/* count one occurrence of the entry (fingerprint, pair) */
+static inline void insert_entry(uint16_t *slots, u64 fingerprint, u64 pair) {
+    add_entry(slots, (int64_t)(fingerprint << 8) | (int64_t)(pair << 4), 1);
 }
 
 static int hash_bits_of(Py_ssize_t n_buckets) {
@@ -199,8 +205,8 @@ static PyObject *insert(PyObject *self, PyObject *args) {
     return release(&b, Py_None);
 }
 
-/* Add the hashed table `other` into `table` (both counted with insert): per bucket, the entries of the highest keys
- * of both, the counts of an entry in both added (saturating): what counting both inputs into one table gives. */
+/* Add the hashed table `other` into `table` (both counted with insert_entry): per bucket, the entries of the highest
+ * keys of both, the counts of an entry in both added (saturating): what counting both inputs into one table gives. */
 static PyObject *merge_buckets(PyObject *self, PyObject *args) {
     PyObject *o_table, *o_other;
     if (!PyArg_ParseTuple(args, "OO", &o_table, &o_other)) return NULL;
@@ -216,25 +222,7 @@ static PyObject *merge_buckets(PyObject *self, PyObject *args) {
         uint16_t *slots = mine + bucket * BUCKET_SLOTS;
         for (int k = 0; k < BUCKET_SLOTS; k++) {
             int64_t theirs = theirs_all[bucket * BUCKET_SLOTS + k];
-            if (theirs == 0) continue;
-            int64_t key = theirs & 0xFFF0;
-            int lowest = 0, placed = 0;
-            for (int j = 0; j < BUCKET_SLOTS; j++) {
-                int64_t slot = slots[j];
-                if (slot == 0) {
-                    slots[j] = (uint16_t)theirs;
-                    placed = 1;
-                    break;
-                }
-                if ((slot & 0xFFF0) == key) {
-                    int64_t sum = (slot & COUNT_MASK) + (theirs & COUNT_MASK);
-                    slots[j] = (uint16_t)(key | (sum < COUNT_CAP ? sum : COUNT_CAP));
-                    placed = 1;
-                    break;
-                }
-                if (slot < (int64_t)slots[lowest]) lowest = j;
-            }
-            if (!placed && key > ((int64_t)slots[lowest] & 0xFFF0)) slots[lowest] = (uint16_t)theirs;
+            if (theirs != 0) add_entry(slots, theirs & 0xFFF0, theirs & COUNT_MASK);
         }
     }
     Py_END_ALLOW_THREADS
