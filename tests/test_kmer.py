@@ -453,3 +453,29 @@ def test_background_config_caps_the_order():
     assert KmerConfig().background() == KmerConfig(max_order=BACKGROUND_MAX_ORDER)
     assert KmerConfig().background().hashed_orders == ()
     assert KmerConfig(max_order=4).background() == KmerConfig(max_order=4)
+
+
+def test_the_scoring_loop_refuses_arrays_it_would_read_past():
+    """The C loop checks what it is given (kind, shape, table bounds) and raises instead of reading out of bounds."""
+    codes, lengths = np.zeros((2, 10), np.uint8), np.array([10, 10], dtype=np.int64)
+    probs, offsets = np.zeros(20, np.float32), np.array([0, 4], np.int64)
+    no_tables, no_orders = np.zeros((0, 256, 8), np.uint16), np.zeros(0, np.int64)
+
+    def call(**changes):
+        args = dict(codes=codes, lengths=lengths, first=0, last=2, probs=probs, offsets=offsets, top=1,
+                    tables=no_tables, orders=no_orders, canonical=True, width=3, discount=0.5, concentration=1.0,
+                    skip=np.zeros(2, np.int64), bin_size=10, sums=np.zeros((2, 1)), scored=np.zeros((2, 1), np.int64))
+        args.update(changes)
+        kmer_kernels.loglik_rows(*args.values())
+
+    call()
+    for changes in (dict(top=2), dict(probs=np.zeros(19, np.float32)), dict(lengths=np.array([10, 11])),
+                    dict(skip=np.array([-1, 0])), dict(last=3), dict(bin_size=3),
+                    dict(tables=np.zeros((1, 300, 8), np.uint16), orders=np.array([2])),
+                    dict(orders=np.array([3]), tables=np.zeros((1, 256, 8), np.uint16))):
+        with pytest.raises(ValueError):
+            call(**changes)
+    with pytest.raises(TypeError):
+        call(probs=np.zeros(20, np.float64))
+    with pytest.raises((TypeError, ValueError, BufferError)):
+        call(codes=np.zeros((2, 20), np.uint8)[:, ::2])

@@ -121,6 +121,19 @@ static inline void insert_entry(uint16_t *slots, u64 fingerprint, u64 pair) {
     add_entry(slots, (int64_t)(fingerprint << 8) | (int64_t)(pair << 4), 1);
 }
 
+/* 1 if every direct order k <= top of a table of `rows` rows fits (rows offsets[k] .. offsets[k] + 4^(k+1) - 1) and
+ * the words rolled over `width` bases hold the top order's context, else a ValueError and 0 */
+static int direct_orders_fit(Buffers *b, Py_buffer *offsets, int64_t top, Py_ssize_t rows, int64_t width) {
+    if (!need(b, top >= 0 && top + 1 <= width && width <= 32 && offsets->shape[0] > top,
+              "direct orders: top order outside the rolled width or the offsets"))
+        return 0;
+    const int64_t *off = offsets->buf;
+    for (int64_t k = 0; k <= top; k++)
+        if (!need(b, off[k] >= 0 && off[k] + ((int64_t)4 << (2 * k)) <= rows, "direct orders: past the end of the table"))
+            return 0;
+    return 1;
+}
+
 static int hash_bits_of(Py_ssize_t n_buckets) {
     int bits = 0;
     while (((Py_ssize_t)1 << bits) < n_buckets) bits++;
@@ -381,14 +394,22 @@ static PyObject *loglik_rows(PyObject *self, PyObject *args) {
     if (b.failed || !same_rows(&b, codes, lengths) || !same_rows(&b, codes, skip) || !same_rows(&b, codes, sums) ||
         !same_rows(&b, codes, scored) || !need(&b, sums->shape[1] == scored->shape[1] && sums->shape[1] > 0 && bin_size > 0,
                                                "sums and scored: need the same bins") ||
-        !need(&b, offsets->shape[0] > top && tables->shape[0] == orders->shape[0] && tables->shape[2] == BUCKET_SLOTS,
-              "tables or offsets: wrong shape") ||
+        !need(&b, tables->shape[0] == orders->shape[0] && tables->shape[2] == BUCKET_SLOTS, "tables: wrong shape") ||
         !need(&b, first >= 0 && last <= codes->shape[0], "rows out of range") ||
-        !lengths_fit(&b, lengths, codes->shape[1]))
+        !direct_orders_fit(&b, offsets, top, probs->shape[0], width) || !lengths_fit(&b, lengths, codes->shape[1]))
         return release(&b, NULL);
     Py_ssize_t length = codes->shape[1], n_orders = orders->shape[0], n_buckets = tables->shape[1];
     Py_ssize_t bins = sums->shape[1];
     int hash_bits = n_orders ? hash_bits_of(n_buckets) : 0;
+    if (!need(&b, !n_orders || ((Py_ssize_t)1 << hash_bits) == n_buckets, "tables: buckets not a power of two") ||
+        !need(&b, bins * bin_size >= length, "sums: fewer bins than the rows span"))
+        return release(&b, NULL);
+    for (Py_ssize_t j = 0; j < n_orders; j++)
+        if (!need(&b, ((int64_t *)orders->buf)[j] >= 1 && ((int64_t *)orders->buf)[j] + 1 <= width,
+                  "orders: outside the rolled width"))
+            return release(&b, NULL);
+    for (Py_ssize_t i = 0; i < codes->shape[0]; i++)
+        if (!need(&b, ((int64_t *)skip->buf)[i] >= 0, "skip: negative")) return release(&b, NULL);
     const uint8_t *c = codes->buf;
     const int64_t *len = lengths->buf, *off = offsets->buf, *ord = orders->buf, *sk = skip->buf;
     const float *p = probs->buf;
@@ -495,7 +516,8 @@ static PyObject *class_loglik_rows(PyObject *self, PyObject *args) {
               *logp = take(&b, o_logp, "logp", 'f', 4, 2, 0), *offsets = take(&b, o_offsets, "offsets", 'i', 8, 1, 0),
               *out = take(&b, o_out, "out", 'f', 8, 2, 1);
     if (b.failed || !same_rows(&b, codes, lengths) || !same_rows(&b, codes, out) ||
-        !need(&b, out->shape[1] == logp->shape[1] && offsets->shape[0] > top, "out or offsets: wrong shape") ||
+        !need(&b, out->shape[1] == logp->shape[1], "out: wrong shape") ||
+        !direct_orders_fit(&b, offsets, top, logp->shape[0], width) ||
         !need(&b, first >= 0 && last <= codes->shape[0], "rows out of range") ||
         !lengths_fit(&b, lengths, codes->shape[1]))
         return release(&b, NULL);
