@@ -54,12 +54,33 @@ class Runtime:
         """`device` as a torch device string, failing clearly when CUDA is asked for but absent."""
         return resolve_device(self.device)
 
-    def bar(self, iterable=None, **kwargs):
-        """A tqdm progress bar on stderr, drawn only when progress is on and stderr is a terminal."""
+    def bar(self, **kwargs):
+        """A tqdm progress bar on stderr when progress is on and stderr is a terminal, else one that draws nothing
+        (tqdm, a start-up cost, is then not imported). Used as a context manager, with update, set_postfix, close."""
+        if not (self.progress and sys.stderr.isatty()):
+            return SilentBar()
         from tqdm import tqdm
 
-        return tqdm(iterable, file=sys.stderr, disable=not (self.progress and sys.stderr.isatty()),
-                    dynamic_ncols=True, **kwargs)
+        return tqdm(file=sys.stderr, dynamic_ncols=True, **kwargs)
+
+
+class SilentBar:
+    """The progress bar off a terminal: it takes what a tqdm bar takes and draws nothing."""
+
+    def __enter__(self) -> SilentBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, *args, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def in_row_blocks(task: Callable[[int, int], None], n_rows: int, block: int, threads: int) -> None:

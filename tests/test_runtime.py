@@ -100,3 +100,18 @@ def test_run_tasks_runs_every_task_returns_results_in_order_and_raises_the_first
 
         with pytest.raises(RuntimeError, match="task failed"):
             run_tasks([lambda: None, fail, lambda: None], threads)
+
+
+def test_off_a_terminal_the_progress_bar_draws_nothing_and_needs_no_tqdm(monkeypatch, capsys):
+    """A pipeline's stderr is no terminal: the bar takes tqdm's calls silently (tqdm is not imported for it)."""
+    import sys
+
+    from gooddetect.runtime import Runtime, SilentBar
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    with Runtime().bar(unit="read", desc="scoring", total=3) as bar:
+        assert isinstance(bar, SilentBar)
+        bar.update(2)
+        bar.set_postfix(loss=1.0)
+    bar.close()
+    assert capsys.readouterr().err == ""
