@@ -50,7 +50,7 @@ def write(path: str | os.PathLike, key: str, document: str, tensors: dict[str, n
         handle.write(blob)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Stored:
     """A container file as read: its metadata (str -> str), the (shape, safetensors dtype code) of every array as
     stored, and the arrays themselves, read-only views of the memory-mapped file (it stays mapped while any view

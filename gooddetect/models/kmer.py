@@ -274,7 +274,7 @@ def canonical_buckets(tables: np.ndarray) -> np.ndarray:
 # -- helpers ------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: no elementwise ==
 class DirectCounts:
     """A chain's exact counts of its top direct order's (D+1)-mers as stored: with both strands one per
     reverse-complement pair (pack_counts), else one per word (oldest base most significant); in uint8 or uint16,
