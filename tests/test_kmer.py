@@ -477,5 +477,11 @@ def test_the_scoring_loop_refuses_arrays_it_would_read_past():
             call(**changes)
     with pytest.raises(TypeError):
         call(probs=np.zeros(20, np.float64))
+    counts = np.zeros(4**3, np.uint64)  # counting: the same checks of the top order and the hashed tables
+    kmer_kernels.count_rows(codes, lengths, np.zeros(2, np.int64), 2, counts, no_tables, no_orders, True, 3)
+    for top, tables, orders in ((3, no_tables, no_orders), (2, np.zeros((1, 300, 8), np.uint16), np.array([2])),
+                                (2, np.zeros((1, 256, 8), np.uint16), np.array([3]))):
+        with pytest.raises(ValueError):
+            kmer_kernels.count_rows(codes, lengths, np.zeros(2, np.int64), top, counts, tables, orders, True, 3)
     with pytest.raises((TypeError, ValueError, BufferError)):
         call(codes=np.zeros((2, 20), np.uint8)[:, ::2])

@@ -140,6 +140,18 @@ static int hash_bits_of(Py_ssize_t n_buckets) {
     return bits;
 }
 
+/* 1 if the hashed orders fit the words rolled over `width` bases (1 <= k < width) and their tables' buckets are a
+ * power of two (a bucket index is the hash's top bits), setting *hash_bits; else a ValueError and 0 */
+static int hashed_orders_fit(Buffers *b, Py_buffer *orders, Py_ssize_t n_buckets, int64_t width, int *hash_bits) {
+    const int64_t *ord = orders->buf;
+    for (Py_ssize_t j = 0; j < orders->shape[0]; j++)
+        if (!need(b, ord[j] >= 1 && ord[j] + 1 <= width && width <= 32, "hashed orders: outside the rolled width"))
+            return 0;
+    *hash_bits = orders->shape[0] ? hash_bits_of(n_buckets) : 0;
+    return need(b, !orders->shape[0] || (n_buckets >= 256 && ((Py_ssize_t)1 << *hash_bits) == n_buckets),
+                "hashed tables: the buckets are not a power of two of at least 2^8");
+}
+
 /* -- counting ----------------------------------------------------------------------------------------------------- */
 
 static PyObject *count_rows(PyObject *self, PyObject *args) {
@@ -153,9 +165,12 @@ static PyObject *count_rows(PyObject *self, PyObject *args) {
     Py_buffer *codes = take(&b, o_codes, "codes", 'u', 1, 2, 0), *lengths = take(&b, o_lengths, "lengths", 'i', 8, 1, 0),
               *skip = take(&b, o_skip, "skip", 'i', 8, 1, 0), *counts = take(&b, o_top_counts, "top_counts", 'u', 8, 1, 1),
               *tables = take(&b, o_tables, "tables", 'u', 2, 3, 1), *orders = take(&b, o_orders, "orders", 'i', 8, 1, 0);
+    int hash_bits = 0;
     if (b.failed || !same_rows(&b, codes, lengths) || !same_rows(&b, codes, skip) ||
-        !need(&b, counts->shape[0] == ((Py_ssize_t)1 << (2 * (top + 1))), "top_counts: wrong size") ||
+        !need(&b, top >= 0 && top + 1 <= width && width <= 32 &&
+                      counts->shape[0] == ((Py_ssize_t)1 << (2 * (top + 1))), "top_counts: wrong size") ||
         !need(&b, tables->shape[0] == orders->shape[0] && tables->shape[2] == BUCKET_SLOTS, "tables: wrong shape") ||
+        !hashed_orders_fit(&b, orders, tables->shape[1], width, &hash_bits) ||
         !lengths_fit(&b, lengths, codes->shape[1]))
         return release(&b, NULL);
     const uint8_t *c = codes->buf;
@@ -164,7 +179,6 @@ static PyObject *count_rows(PyObject *self, PyObject *args) {
     uint16_t *tab = tables->buf;
     Py_ssize_t rows = codes->shape[0], row_length = codes->shape[1], n_orders = orders->shape[0];
     Py_ssize_t n_buckets = tables->shape[1];
-    int hash_bits = n_orders ? hash_bits_of(n_buckets) : 0;
     u64 top_mask = low_mask(top + 1);
     long long positions = 0;
     Py_BEGIN_ALLOW_THREADS
@@ -400,14 +414,10 @@ static PyObject *loglik_rows(PyObject *self, PyObject *args) {
         return release(&b, NULL);
     Py_ssize_t length = codes->shape[1], n_orders = orders->shape[0], n_buckets = tables->shape[1];
     Py_ssize_t bins = sums->shape[1];
-    int hash_bits = n_orders ? hash_bits_of(n_buckets) : 0;
-    if (!need(&b, !n_orders || ((Py_ssize_t)1 << hash_bits) == n_buckets, "tables: buckets not a power of two") ||
+    int hash_bits = 0;
+    if (!hashed_orders_fit(&b, orders, n_buckets, width, &hash_bits) ||
         !need(&b, bins * bin_size >= length, "sums: fewer bins than the rows span"))
         return release(&b, NULL);
-    for (Py_ssize_t j = 0; j < n_orders; j++)
-        if (!need(&b, ((int64_t *)orders->buf)[j] >= 1 && ((int64_t *)orders->buf)[j] + 1 <= width,
-                  "orders: outside the rolled width"))
-            return release(&b, NULL);
     for (Py_ssize_t i = 0; i < codes->shape[0]; i++)
         if (!need(&b, ((int64_t *)skip->buf)[i] >= 0, "skip: negative")) return release(&b, NULL);
     const uint8_t *c = codes->buf;
