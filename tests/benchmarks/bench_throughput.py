@@ -681,16 +681,18 @@ SAMPLES, SAMPLE_READS, MILLION = 40, 5_000, 1_000_000
 SCALE_ROUNDS, ONE_READ_ROUNDS = 2, 7  # interleaved rounds (best of): the whole commands, and the one-read start-up
 TARGET_ONE_READ_SECONDS, TARGET_SCORE_RSS_MB = 0.3, 300.0
 
-# Runs its arguments as a child (output discarded) and prints its wall seconds and peak RSS (KiB); see RSS_WRAPPER.
-TIMED_RSS_WRAPPER = ("import resource, subprocess, sys, time; started = time.perf_counter(); "
-                     "code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
-                     "print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
-                     "sys.exit(code)")
+# Runs its arguments as a child (output discarded) and prints its wall seconds and peak RSS (KiB). The wrapper is a
+# small fresh process: Linux carries a process's peak RSS across fork + exec, so a child forked straight from this
+# benchmark (torch loaded, hundreds of MB) would report the benchmark's own peak.
+RSS_WRAPPER = ("import resource, subprocess, sys, time; started = time.perf_counter(); "
+               "code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+               "print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+               "sys.exit(code)")
 
 
 def timed_rss(command: list[str]) -> tuple[float, float]:
     """(wall seconds, peak RSS in MB) of `command`, timed in a small wrapper process (its own start-up left out)."""
-    done = subprocess.run([sys.executable, "-c", TIMED_RSS_WRAPPER, *command], stdout=subprocess.PIPE, text=True,
+    done = subprocess.run([sys.executable, "-c", RSS_WRAPPER, *command], stdout=subprocess.PIPE, text=True,
                           check=True)
     seconds, peak_kib = done.stdout.split()
     return float(seconds), int(peak_kib) / 1024
@@ -842,15 +844,8 @@ def cli_command() -> list[str]:
     return [sys.executable, "-c", "from gooddetect.cli import main; main()"]
 
 
-# Runs its arguments as a child and prints the child's peak RSS (KiB). The wrapper is a small fresh process: Linux
-# carries a process's peak RSS across fork + exec, so a child forked straight from this benchmark (torch loaded,
-# hundreds of MB) would report the benchmark's own peak.
-RSS_WRAPPER = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
-               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")
-
-
 def rss_rows(read_counts: list[int], threads: int, workdir: Path) -> list[dict]:
-    """Peak RSS of `gooddetect score` as a subprocess (getrusage(RUSAGE_CHILDREN).ru_maxrss, via RSS_WRAPPER)."""
+    """Peak RSS of `gooddetect score` as a subprocess (getrusage(RUSAGE_CHILDREN).ru_maxrss, via timed_rss)."""
     detector = random_detector(RSS_HIDDEN)
     model_file = workdir / "rss_model.gdm"
     detector.save(model_file)
@@ -859,15 +854,11 @@ def rss_rows(read_counts: list[int], threads: int, workdir: Path) -> list[dict]:
         reads = write_fastq(workdir / f"rss_{n}.fq.gz", n, RSS_READ_LENGTH, seed=5, level=1)
         command = [*cli_command(), "-q", "score", "--device", "cpu", "-t", str(threads), str(model_file), str(reads),
                    "-o", str(workdir / "rss.tsv")]
-        started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", RSS_WRAPPER, *command], stdout=subprocess.PIPE, text=True,
-                              check=True)
-        seconds = time.perf_counter() - started
-        peak_kib = int(done.stdout.split()[-1])
+        seconds, peak_mb = timed_rss(command)
         reads.unlink()
-        rows.append({"reads": n, "read_length": RSS_READ_LENGTH, "hidden": RSS_HIDDEN, "peak_rss_mb": peak_kib / 1024,
+        rows.append({"reads": n, "read_length": RSS_READ_LENGTH, "hidden": RSS_HIDDEN, "peak_rss_mb": peak_mb,
                      "seconds": round(seconds, 3), "reads_per_s": n / seconds})
-        print(f"  RSS at {n} reads: {peak_kib / 1024:.0f} MB ({n / seconds:.0f} reads/s)", file=sys.stderr)
+        print(f"  RSS at {n} reads: {peak_mb:.0f} MB ({n / seconds:.0f} reads/s)", file=sys.stderr)
     return rows
 
 
