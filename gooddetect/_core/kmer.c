@@ -28,6 +28,7 @@
 #define BUCKET_SLOTS 8
 #define PRODUCT_BLOCK 16
 #define CLASS_AHEAD 4 /* positions whose class-table rows are prefetched ahead of the one being added up */
+#define MAX_TOP_ORDER 29 /* 4^(k+1) cells of the top direct order stay within an int64 */
 
 typedef uint64_t u64;
 
@@ -121,11 +122,17 @@ static inline void insert_entry(uint16_t *slots, u64 fingerprint, u64 pair) {
     add_entry(slots, (int64_t)(fingerprint << 8) | (int64_t)(pair << 4), 1);
 }
 
+/* 1 if the words rolled over `width` bases hold the top direct order's words (top + 1 bases), else a ValueError
+ * and 0 */
+static int top_order_fits(Buffers *b, int64_t top, int64_t width) {
+    return need(b, top >= 0 && top <= MAX_TOP_ORDER && top + 1 <= width && width <= 32,
+                "direct orders: top order outside the rolled width");
+}
+
 /* 1 if every direct order k <= top of a table of `rows` rows fits (rows offsets[k] .. offsets[k] + 4^(k+1) - 1) and
- * the words rolled over `width` bases hold the top order's context, else a ValueError and 0 */
+ * the top order fits the rolled width, else a ValueError and 0 */
 static int direct_orders_fit(Buffers *b, Py_buffer *offsets, int64_t top, Py_ssize_t rows, int64_t width) {
-    if (!need(b, top >= 0 && top + 1 <= width && width <= 32 && offsets->shape[0] > top,
-              "direct orders: top order outside the rolled width or the offsets"))
+    if (!top_order_fits(b, top, width) || !need(b, offsets->shape[0] > top, "direct orders: fewer offsets than orders"))
         return 0;
     const int64_t *off = offsets->buf;
     for (int64_t k = 0; k <= top; k++)
@@ -167,8 +174,8 @@ static PyObject *count_rows(PyObject *self, PyObject *args) {
               *tables = take(&b, o_tables, "tables", 'u', 2, 3, 1), *orders = take(&b, o_orders, "orders", 'i', 8, 1, 0);
     int hash_bits = 0;
     if (b.failed || !same_rows(&b, codes, lengths) || !same_rows(&b, codes, skip) ||
-        !need(&b, top >= 0 && top + 1 <= width && width <= 32 &&
-                      counts->shape[0] == ((Py_ssize_t)1 << (2 * (top + 1))), "top_counts: wrong size") ||
+        !top_order_fits(&b, top, width) ||
+        !need(&b, counts->shape[0] == ((Py_ssize_t)1 << (2 * (top + 1))), "top_counts: wrong size") ||
         !need(&b, tables->shape[0] == orders->shape[0] && tables->shape[2] == BUCKET_SLOTS, "tables: wrong shape") ||
         !hashed_orders_fit(&b, orders, tables->shape[1], width, &hash_bits) ||
         !lengths_fit(&b, lengths, codes->shape[1]))

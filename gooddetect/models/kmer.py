@@ -47,10 +47,10 @@ from ..runtime import in_row_blocks, in_thread_shares, row_blocks, run_tasks
 from . import ArraySpec
 from .configs import MAX_HASH_BITS, KmerConfig
 from .._core import kmer as kernels
+from .._core.kmer import BUCKET_SLOTS  # slots of a bucket: 16 bytes, read at once
 
 TARGET_FILL = 0.65  # a trained table is halved while it stays at most this full
 COUNT_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))  # direct counts are stored in the one giving the smaller file
-BUCKET_SLOTS = 8  # one bucket: 16 bytes, read at once
 SCORE_ROWS = 1 << 10  # windows per scoring task: a 4096-window batch keeps two threads busy
 
 
