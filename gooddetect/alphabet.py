@@ -17,10 +17,14 @@ _DECODE = np.frombuffer(b"ACGTN", dtype=np.uint8)
 _COMPLEMENT = np.array([3, 2, 1, 0, UNKNOWN], dtype=np.uint8)
 
 
-def encode(seq: str | bytes) -> np.ndarray:
-    """Sequence text → uint8 codes (unknown symbols → 4)."""
+def encode(seq: str | bytes, out: np.ndarray | None = None) -> np.ndarray:
+    """Sequence text → uint8 codes (unknown symbols → 4), written into `out` (as many codes) when given."""
     data = seq if isinstance(seq, bytes) else seq.encode("ascii", "replace")
-    return np.frombuffer(bytearray(data.translate(_ENCODE_TABLE)), dtype=np.uint8)
+    codes = np.frombuffer(data.translate(_ENCODE_TABLE), dtype=np.uint8)
+    if out is None:
+        return codes.copy()
+    out[:] = codes
+    return out
 
 
 def decode(codes: np.ndarray) -> str:

@@ -163,13 +163,13 @@ def _encode_into(codes: np.ndarray, seqs: list[str], lengths: np.ndarray) -> Non
             seq = seqs[first]
             for start in range(0, len(seq), ENCODE_SLICE):
                 piece = seq[start:start + ENCODE_SLICE]
-                codes[position:position + len(piece)] = encode(piece)
+                encode(piece, out=codes[position:position + len(piece)])
                 position += len(piece)
             first += 1
             continue
         last = int(np.searchsorted(ends, ends[first] - lengths[first] + ENCODE_SLICE, side="right"))
         text = "".join(seqs[first:last])
-        codes[position:position + len(text)] = encode(text)
+        encode(text, out=codes[position:position + len(text)])
         position += len(text)
         first = last
 

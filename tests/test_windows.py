@@ -466,3 +466,12 @@ def test_encoding_in_slices_equals_encoding_at_once(seqs, slice_bases):
         windows._encode_into(codes, seqs, lengths)
     np.testing.assert_array_equal(codes[:-3], encode("".join(seqs)))
     assert (codes[-3:] == 9).all()
+
+
+def test_encoding_into_an_array_writes_the_codes_there():
+    out = np.full(6, 9, dtype=np.uint8)
+    encode("ACGTN", out=out[1:])
+    np.testing.assert_array_equal(out, [9, 0, 1, 2, 3, 4])
+    returned = encode("acgt")
+    returned[0] = 3  # a fresh array the caller may write
+    assert returned.tolist() == [3, 1, 2, 3]
