@@ -307,6 +307,11 @@ class DirectCounts:
         return {"direct_counts": self.counts, "direct_overflow_index": self.overflow_index,
                 "direct_overflow_count": self.overflow_count}
 
+    def words_bound(self, both_strands: bool) -> int:
+        """At least the sum of every word's count (with both strands a stored count stands for up to two words)."""
+        stored = int(self.counts.sum(dtype=np.uint64)) + int(self.overflow_count.sum(dtype=np.uint64))
+        return 2 * stored if both_strands else stored
+
     def full(self) -> np.ndarray:
         """The counts as uint32, one per stored word."""
         counts = self.counts.astype(np.uint32)
@@ -340,7 +345,9 @@ def direct_probabilities(config: KmerConfig, direct: DirectCounts,
     offsets = np.cumsum([0] + sizes[:-1]).astype(np.int64)
     probs = np.empty(sum(sizes), dtype=np.float32)
     every_word(config, direct, threads, out=probs[offsets[top]:].view(np.uint32))
-    _interpolate_direct(probs, offsets, config.discount, config.concentration, threads)
+    fits = direct.words_bound(config.both_strands) <= np.iinfo(np.uint32).max
+    _interpolate_direct(probs, offsets, config.discount, config.concentration, np.uint32 if fits else np.uint64,
+                        threads)
     return probs, offsets
 
 
@@ -442,18 +449,14 @@ def _summed_over_oldest(counts: np.ndarray, dtype: np.dtype, threads: int) -> np
 
 
 def _interpolate_direct(probs: np.ndarray, offsets: np.ndarray, discount: float, concentration: float,
-                        threads: int = 1) -> None:
+                        dtype: type, threads: int = 1) -> None:
     """Every direct order's interpolated p_k(x | c) in `probs` (float32; order k at offsets[k] + c * 4 + x), whose
     top order holds its uint32 counts on entry and is rebuilt from them in place, row by row. Order k's counts are
-    order k+1's summed over the oldest base (uint32 when every count fits, else uint64), each dropped once its table
-    is built. An order's contexts are split among `threads` threads in blocks of whole lower-order tables (a
-    context's lower row is its index modulo that table's rows)."""
+    order k+1's summed over the oldest base, in `dtype` (uint32 when all the counts add up to no more, else uint64),
+    each dropped once its table is built. An order's contexts are split among `threads` threads in blocks of whole
+    lower-order tables (a context's lower row is its index modulo that table's rows)."""
     top = len(offsets) - 1
     top_counts = probs[offsets[top]:].view(np.uint32)
-    totals: list[int] = []
-    in_thread_shares(lambda first, last: totals.append(int(top_counts[first:last].sum(dtype=np.uint64))),
-                     len(top_counts), threads)
-    dtype = np.dtype(np.uint32) if sum(totals) <= np.iinfo(np.uint32).max else np.dtype(np.uint64)
     counts = [top_counts]
     for _ in range(top):
         counts.append(_summed_over_oldest(counts[-1], dtype, threads))
