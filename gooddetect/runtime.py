@@ -113,8 +113,8 @@ def pipelined(function: Callable[[T], R], items: Iterable[T], depth: int, worker
     """function(item) for every item, in order. Items are drawn on a reader thread and computed on `workers`
     threads (as many items at once), up to `depth` ahead of the consumer, so that reading, computing and consuming
     overlap (where they release the GIL), and a result is handed over as soon as it is ready, even while the next
-    item is awaited (a slow pipe). An exception from reading or computing is raised in the consumer at its place in the order.
-    Leaving early stops the reader after its current item."""
+    item is awaited (a slow pipe). An exception from reading or computing is raised in the consumer at its place in
+    the order. Leaving early stops the reader after its current item."""
     done = object()
     queue: Queue = Queue(depth)
     stop = threading.Event()
