@@ -82,7 +82,7 @@ def read(path: str | os.PathLike) -> Stored:
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise ValueError("metadata is not a map of strings")
     start, end_of_data = 8 + header_size, size - 8 - header_size
-    specs, spans = {}, []
+    specs, spans = {}, []  # spans: (first, last, name) of every array in the data
     for name, entry in header.items():
         if not (isinstance(entry, dict) and entry.get("dtype") in CODE_DTYPES and isinstance(entry.get("shape"), list)
                 and all(isinstance(n, int) and n >= 0 for n in entry["shape"])
@@ -94,16 +94,16 @@ def read(path: str | os.PathLike) -> Stored:
                 last - first != int(np.prod(shape, dtype=np.int64)) * CODE_DTYPES[entry["dtype"]].itemsize:
             raise ValueError(f"array {name}: offsets {first}-{last} do not fit its shape or the file")
         specs[name] = (shape, entry["dtype"])
-        spans.append((first, last))
+        spans.append((first, last, name))
     spans.sort()
-    if [0] + [last for _, last in spans] != [first for first, _ in spans] + [end_of_data]:
+    if [0] + [last for _, last, _ in spans] != [first for first, _, _ in spans] + [end_of_data]:
         raise ValueError("arrays overlap or leave gaps in the data")
     arrays = {}
-    for name, (shape, code) in specs.items():
-        first = header[name]["data_offsets"][0]
-        dtype, count = CODE_DTYPES[code], int(np.prod(shape, dtype=np.int64))
-        arrays[name] = (np.frombuffer(data, dtype=dtype, count=count, offset=start + first) if count
-                        else np.empty(0, dtype=dtype)).reshape(shape)
+    for first, last, name in spans:
+        shape, dtype = specs[name][0], CODE_DTYPES[specs[name][1]]
+        array = np.frombuffer(data, dtype=dtype, count=(last - first) // dtype.itemsize, offset=start + first) \
+            if last > first else np.empty(0, dtype=dtype)
+        arrays[name] = array.reshape(shape)
     return Stored(metadata, specs, arrays)
 
 
