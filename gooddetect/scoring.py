@@ -82,11 +82,6 @@ class ScoredChunk:
         too_short = (self.read_lengths < self.min_length).all(axis=1)
         return np.where(self.scored, 0, np.where(too_short, 1, 2))
 
-    @property
-    def reasons(self) -> list[str | None]:
-        """Why each fragment has no score (None when it has one)."""
-        return [REASONS[code] for code in self.reason_codes.tolist()]
-
 
 @dataclass
 class ScoreCounts:
