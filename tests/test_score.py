@@ -27,10 +27,10 @@ MEAN = re.compile(r"^-?\d+\.\d{6}$")
 SUM = re.compile(r"^-?\d+\.\d{3}$")
 
 
-
 def reasons(scored) -> list[str | None]:
     """Why each fragment has no score (None when it has one), by name."""
     return [REASONS[code] for code in scored.reason_codes.tolist()]
+
 
 def chunk(*seqs: str, prefix: str = "r", mates: int = 1) -> RecordChunk:
     """The reads (or, with two mates, consecutive pairs of sequences) as one chunk: r0, r1, ..."""
