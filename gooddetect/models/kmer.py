@@ -312,11 +312,12 @@ class DirectCounts:
         stored = int(self.counts.sum(dtype=np.uint64)) + int(self.overflow_count.sum(dtype=np.uint64))
         return 2 * stored if both_strands else stored
 
-    def full(self) -> np.ndarray:
-        """The counts as uint32, one per stored word."""
-        counts = self.counts.astype(np.uint32)
-        counts[self.overflow_index] = self.overflow_count
-        return counts
+    def full(self, out: np.ndarray | None = None) -> np.ndarray:
+        """The counts as uint32, one per stored word (into `out` when given)."""
+        out = np.empty(len(self.counts), dtype=np.uint32) if out is None else out
+        out[:] = self.counts
+        out[self.overflow_index] = self.overflow_count
+        return out
 
 
 def every_word(config: KmerConfig, direct: DirectCounts, threads: int = 1,
@@ -326,9 +327,7 @@ def every_word(config: KmerConfig, direct: DirectCounts, threads: int = 1,
     n_bases = config.top_direct_order + 1
     out = np.empty(N_BASES**n_bases, dtype=np.uint32) if out is None else out
     if not config.both_strands:
-        out[:] = direct.counts
-        out[direct.overflow_index] = direct.overflow_count
-        return out
+        return direct.full(out)
     unpack_counts(direct.counts, n_bases, threads, out)
     for words in packed_words(direct.overflow_index.astype(np.int64), n_bases):
         out[words] = direct.overflow_count
