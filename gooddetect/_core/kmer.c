@@ -29,6 +29,7 @@
 #define PRODUCT_BLOCK 16
 #define CLASS_AHEAD 4 /* positions whose class-table rows are prefetched ahead of the one being added up */
 #define MAX_TOP_ORDER 29 /* 4^(k+1) cells of the top direct order stay within an int64 */
+#define MAX_HASHED_ORDERS 32
 
 typedef uint64_t u64;
 
@@ -49,6 +50,13 @@ static inline double positive_part(double x) {
 #else
     return x > 0.0 ? x : 0.0;
 #endif
+}
+
+/* the set bits of a byte (no popcnt instruction in the baseline x86-64 the extension is built for) */
+static inline int popcount8(int v) {
+    v = v - ((v >> 1) & 0x55);
+    v = (v & 0x33) + ((v >> 2) & 0x33);
+    return (v + (v >> 4)) & 0x0F;
 }
 
 static inline u64 low_mask(int64_t n_bases) { return n_bases >= 32 ? ~(u64)0 : ((u64)1 << (2 * n_bases)) - 1; }
@@ -73,17 +81,29 @@ static inline u64 roll(u64 *fwd, u64 *rev, uint8_t x, int64_t width) {
     return base;
 }
 
-/* For the (k+1)-mer a·m·x ending at a position: the filing key m*, m or, with `canonical`, the smaller of m and its
- * reverse complement (read from rev: rc(a·m·x) = x'·rc(m)·a'); flipped, palindromic and a. */
-static inline u64 split_word(int64_t k, u64 fwd, u64 rev, int64_t width, int canonical, int *flipped,
-                             int *palindromic, u64 *first) {
-    u64 middle = (fwd >> 2) & low_mask(k - 1);
-    *first = (fwd >> (2 * k)) & 3;
+/* A hashed order k's key in the rolled words (see split_word): the middle's mask, where the first base sits in fwd
+ * and where the middle's reverse complement sits in rev */
+typedef struct {
+    int64_t order;
+    u64 middle_mask;
+    int first_shift, rc_shift;
+} OrderShape;
+
+static OrderShape order_shape(int64_t k, int64_t width) {
+    return (OrderShape){k, low_mask(k - 1), (int)(2 * k), (int)(2 * (width - k))};
+}
+
+/* For the (k+1)-mer a·m·x ending at a position (k: the shape's order): the filing key m*, m or, with `canonical`, the
+ * smaller of m and its reverse complement (read from rev: rc(a·m·x) = x'·rc(m)·a'); flipped, palindromic and a. */
+static inline u64 split_word(const OrderShape *shape, u64 fwd, u64 rev, int canonical, int *flipped, int *palindromic,
+                             u64 *first) {
+    u64 middle = (fwd >> 2) & shape->middle_mask;
+    *first = (fwd >> shape->first_shift) & 3;
     if (!canonical) {
         *flipped = *palindromic = 0;
         return middle;
     }
-    u64 rc_middle = (rev >> (2 * (width - k))) & low_mask(k - 1);
+    u64 rc_middle = (rev >> shape->rc_shift) & shape->middle_mask;
     *flipped = rc_middle < middle;
     *palindromic = rc_middle == middle;
     return rc_middle < middle ? rc_middle : middle;
@@ -151,6 +171,7 @@ static int hash_bits_of(Py_ssize_t n_buckets) {
  * power of two (a bucket index is the hash's top bits), setting *hash_bits; else a ValueError and 0 */
 static int hashed_orders_fit(Buffers *b, Py_buffer *orders, Py_ssize_t n_buckets, int64_t width, int *hash_bits) {
     const int64_t *ord = orders->buf;
+    if (!need(b, orders->shape[0] <= MAX_HASHED_ORDERS, "hashed orders: too many")) return 0;
     for (Py_ssize_t j = 0; j < orders->shape[0]; j++)
         if (!need(b, ord[j] >= 1 && ord[j] + 1 <= width && width <= 32, "hashed orders: outside the rolled width"))
             return 0;
@@ -187,6 +208,8 @@ static PyObject *count_rows(PyObject *self, PyObject *args) {
     Py_ssize_t rows = codes->shape[0], row_length = codes->shape[1], n_orders = orders->shape[0];
     Py_ssize_t n_buckets = tables->shape[1];
     u64 top_mask = low_mask(top + 1);
+    OrderShape shapes[MAX_HASHED_ORDERS];
+    for (Py_ssize_t j = 0; j < n_orders; j++) shapes[j] = order_shape(ord[j], width);
     long long positions = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < rows; i++) {
@@ -209,7 +232,7 @@ static PyObject *count_rows(PyObject *self, PyObject *args) {
                     int flipped, palindromic;
                     u64 first, fingerprint;
                     int64_t bucket;
-                    u64 key = split_word(k, fwd, rev, width, canonical, &flipped, &palindromic, &first);
+                    u64 key = split_word(&shapes[j], fwd, rev, canonical, &flipped, &palindromic, &first);
                     bucket_and_fingerprint(key, hash_bits, &bucket, &fingerprint);
                     uint16_t *slots = tab + (j * n_buckets + bucket) * BUCKET_SLOTS;
                     insert_entry(slots, fingerprint, pair_bits(first, base, flipped));
@@ -305,98 +328,176 @@ static PyObject *halve(PyObject *self, PyObject *args) {
 
 /* -- scoring ------------------------------------------------------------------------------------------------------ */
 
-/* Row `row`'s table addresses: per position t, direct[t] (into probs), run_at[t] (known bases before t; -1: not
- * scored), and per hashed order j buckets[j * length + t] (-1: context too short) and patterns[j * length + t]
- * (fingerprint << 8 | flipped << 4 | first << 2 | x). */
-static void row_addresses(const uint8_t *row, int64_t n, const int64_t *offsets, int64_t top, const int64_t *orders,
-                          Py_ssize_t n_orders, int canonical, int64_t width, int hash_bits, Py_ssize_t length,
-                          int64_t *direct, int64_t *run_at, int64_t *buckets, int64_t *patterns) {
-    u64 fwd = 0, rev = 0;
-    int64_t run = 0;
-    for (int64_t t = 0; t < n; t++) {
-        uint8_t x = row[t];
-        u64 base = roll(&fwd, &rev, x, width);
-        run_at[t] = x < 4 && t >= 1 ? run : -1;
-        int64_t k = run < top ? run : top;
-        direct[t] = offsets[k] + (int64_t)(fwd & low_mask(k + 1));
-        for (Py_ssize_t j = 0; j < n_orders; j++) {
-            buckets[j * length + t] = -1;
-            if (x >= 4 || run < orders[j]) continue;
-            int flipped, palindromic;
-            u64 first, fingerprint;
-            int64_t bucket;
-            u64 key = split_word(orders[j], fwd, rev, width, canonical, &flipped, &palindromic, &first);
-            bucket_and_fingerprint(key, hash_bits, &bucket, &fingerprint);
-            buckets[j * length + t] = bucket;
-            patterns[j * length + t] = (int64_t)(fingerprint << 8) | (flipped << 4) | (int64_t)(first << 2) |
-                                       (int64_t)base;
-        }
-        run = x < 4 ? run + 1 : 0;
-    }
+/* What scoring needs of the tables' layout: each direct order's row offset and word mask up to the top order, the
+ * hashed orders' shapes, and the hash's size */
+typedef struct {
+    const int64_t *offsets;
+    int64_t top, width;
+    int canonical, hash_bits;
+    u64 word_masks[MAX_TOP_ORDER + 1]; /* low_mask(k + 1) */
+    OrderShape shapes[MAX_HASHED_ORDERS];
+} Layout;
+
+static void layout_init(Layout *l, const int64_t *offsets, int64_t top, const int64_t *orders, Py_ssize_t n_orders,
+                        int canonical, int64_t width, int hash_bits) {
+    l->offsets = offsets;
+    l->top = top;
+    l->width = width;
+    l->canonical = canonical;
+    l->hash_bits = hash_bits;
+    for (int64_t k = 0; k <= top; k++) l->word_masks[k] = low_mask(k + 1);
+    for (Py_ssize_t j = 0; j < n_orders; j++) l->shapes[j] = order_shape(orders[j], width);
 }
 
-/* (n_k(c, x), n_k(c), u_k(c)) from a bucket's 8 slots for a position's pattern: fingerprint << 8 | flipped << 4 |
- * first base << 2 | next base. A slot filed forward holds the context's first base in bits 6-7 (and the word's last
- * in 4-5); filed as its reverse complement, 3 - first in bits 4-5. The 8 slots are compared at once (SSE2), or one
- * after the other. */
-static inline void bucket_counts(const uint16_t *slots, int64_t pattern, double *n_x, double *n_context,
-                                 double *seen) {
-    int64_t flipped = pattern >> 4 & 1, first = pattern >> 2 & 3, x = pattern & 3, top = pattern >> 8 << 8;
-    int mask = (int)((flipped ? 0x0030 : 0x00C0) | 0xFF00);
-    int context = (int)((flipped ? (3 - first) << 4 : first << 6) | top);
-    int target = (int)(((flipped ? ((3 - x) << 2) | (3 - first) : (first << 2) | x) << 4) | top);
+/* A row read base by base: the rolling words and the known bases before the next one */
+typedef struct {
+    u64 fwd, rev;
+    int64_t run;
+} Rolling;
+
+/* A position's probe of one hashed order: its bucket (-1: the context is too short or the base unknown), and what
+ * bucket_counts compares a slot with. A slot filed forward holds the context's first base in bits 6-7 (and the
+ * word's last in 4-5); filed as its reverse complement, 3 - first in bits 4-5: a slot is the context's when its bits
+ * under `mask` equal `context`, and the word's when its bits above the count equal `target`. */
+typedef struct {
+    int64_t bucket;
+    uint16_t mask, context, target;
+} Probe;
+
+/* Roll code x into `r` and return its table addresses: the direct table's row, and per hashed order j < n_orders a
+ * probe (probes[j * stride]); `run` before x is the usable context. */
+static inline __attribute__((always_inline)) int64_t position_addresses(uint8_t x, Rolling *r,
+                                                                        const Layout *restrict l, Py_ssize_t n_orders,
+                                                                        Probe *restrict probes, Py_ssize_t stride) {
+    u64 base = roll(&r->fwd, &r->rev, x, l->width);
+    int64_t run = r->run, k = run < l->top ? run : l->top;
+    int64_t direct = l->offsets[k] + (int64_t)(r->fwd & l->word_masks[k]);
+    for (Py_ssize_t j = 0; j < n_orders; j++) {
+        Probe *q = probes + j * stride;
+        const OrderShape *shape = &l->shapes[j];
+        q->bucket = -1;
+        if (x >= 4 || run < shape->order) continue;
+        int flipped, palindromic;
+        u64 first, fingerprint;
+        u64 key = split_word(shape, r->fwd, r->rev, l->canonical, &flipped, &palindromic, &first);
+        bucket_and_fingerprint(key, l->hash_bits, &q->bucket, &fingerprint);
+        int top = (int)(fingerprint << 8);
+        q->mask = (uint16_t)((flipped ? 0x0030 : 0x00C0) | 0xFF00);
+        q->context = (uint16_t)((flipped ? (3 - (int)first) << 4 : (int)first << 6) | top);
+        q->target = (uint16_t)((pair_bits(first, base, flipped) << 4) | (u64)top);
+    }
+    r->run = x < 4 ? run + 1 : 0;
+    return direct;
+}
+
+/* (n_k(c, x), n_k(c), u_k(c)) from a bucket's 8 slots for a probe: the counts of the word and of its context, and
+ * the context's slots. The 8 slots are compared at once (SSE2), or one after the other. */
+static inline void bucket_counts(const uint16_t *slots, const Probe *q, int *n_x, int *n_context, int *seen) {
 #if defined(__SSE2__)
     __m128i bucket = _mm_loadu_si128((const __m128i *)slots), zero = _mm_setzero_si128();
     __m128i counts = _mm_and_si128(bucket, _mm_set1_epi16(COUNT_MASK));
-    __m128i mine = _mm_cmpeq_epi16(_mm_and_si128(bucket, _mm_set1_epi16((short)mask)), _mm_set1_epi16((short)context));
-    __m128i hit = _mm_cmpeq_epi16(_mm_and_si128(bucket, _mm_set1_epi16((short)0xFFF0)), _mm_set1_epi16((short)target));
+    __m128i mine = _mm_cmpeq_epi16(_mm_and_si128(bucket, _mm_set1_epi16((short)q->mask)),
+                                   _mm_set1_epi16((short)q->context));
+    __m128i hit = _mm_cmpeq_epi16(_mm_and_si128(bucket, _mm_set1_epi16((short)0xFFF0)),
+                                  _mm_set1_epi16((short)q->target));
     __m128i context_sums = _mm_sad_epu8(_mm_and_si128(counts, mine), zero); /* counts < 16: their low bytes */
     __m128i hit_sums = _mm_sad_epu8(_mm_and_si128(counts, hit), zero);
-    *n_context = (double)(_mm_cvtsi128_si32(context_sums) + _mm_extract_epi16(context_sums, 4));
-    *n_x = (double)(_mm_cvtsi128_si32(hit_sums) + _mm_extract_epi16(hit_sums, 4));
-    *seen = (double)(__builtin_popcount((unsigned)_mm_movemask_epi8(mine)) / 2);
+    *n_context = _mm_cvtsi128_si32(context_sums) + _mm_extract_epi16(context_sums, 4);
+    *n_x = _mm_cvtsi128_si32(hit_sums) + _mm_extract_epi16(hit_sums, 4);
+    *seen = popcount8(_mm_movemask_epi8(_mm_packs_epi16(mine, zero)));
 #else
     int contexts = 0, hits = 0, seen_slots = 0;
     for (int j = 0; j < BUCKET_SLOTS; j++) {
         int slot = slots[j];
-        if ((slot & mask) == context) {
+        if ((slot & q->mask) == q->context) {
             contexts += slot & COUNT_MASK;
             seen_slots++;
         }
-        if ((slot & 0xFFF0) == target) hits += slot & COUNT_MASK;
+        if ((slot & 0xFFF0) == q->target) hits += slot & COUNT_MASK;
     }
-    *n_context = (double)contexts;
-    *n_x = (double)hits;
-    *seen = (double)seen_slots;
+    *n_context = contexts;
+    *n_x = hits;
+    *seen = seen_slots;
 #endif
 }
 
+/* A row's table addresses: per position, its direct-table row and per hashed order its probe */
 typedef struct {
-    int64_t *direct, *run_at, *buckets, *patterns;
-    double *p_direct;
-    u64 *words; /* [n_orders][length][2] */
-} RowTables;
+    int64_t *direct;
+    Probe *probes; /* [n_orders][length] */
+} RowAddresses;
 
-/* the table reads of a row's n positions, in short loops without branches (the reads overlap) */
-static void read_tables(int64_t n, const float *probs, const u64 *table_words, Py_ssize_t n_orders,
-                        Py_ssize_t n_buckets, Py_ssize_t length, RowTables *r) {
-    for (int64_t t = 0; t < n; t++) r->p_direct[t] = probs[r->direct[t]];
-    for (Py_ssize_t j = 0; j < n_orders; j++)
-        for (int64_t t = 0; t < n; t++) {
-            int64_t bucket = r->buckets[j * length + t];
-            const u64 *from = table_words + (j * n_buckets + (bucket > 0 ? bucket : 0)) * 2;
-            r->words[(j * length + t) * 2] = from[0];
-            r->words[(j * length + t) * 2 + 1] = from[1];
+/* Scoring as loglik_rows describes it, for n_orders hashed orders: the loop of loglik_rows, inlined once per count of
+ * hashed orders it is called with (a constant 0 or 1, the usual models', lets the compiler unroll the orders). */
+static inline __attribute__((always_inline)) void score_rows(
+    const uint8_t *c, const int64_t *len, const int64_t *sk, int64_t first, int64_t last, Py_ssize_t length,
+    const float *p, const uint16_t *slots, Py_ssize_t n_buckets, const Layout *restrict l, Py_ssize_t n_orders,
+    double discount, double concentration, int64_t bin_size, Py_ssize_t bins, double *out_sums, int64_t *out_scored,
+    RowAddresses *rows) {
+    for (int64_t i = first - 1; i < last; i++) { /* from first - 1: the first row's addresses */
+        const RowAddresses *here = &rows[(i - first) & 1];
+        RowAddresses *ahead = &rows[1 - ((i - first) & 1)];
+        const uint8_t *row = c + (i >= first ? i : first) * length, *next = c + (i + 1) * length;
+        int64_t n = i >= first ? len[i] : 0, n_ahead = i + 1 < last ? len[i + 1] : 0;
+        int64_t skip = i >= first ? sk[i] : 0, from = skip > 1 ? skip : 1;
+        Rolling rolling = {0, 0, 0};
+        double total = 0.0, product = 1.0;
+        int64_t scored_here = 0, in_bin = 0, bin_index = 0, bin_end = skip + bin_size;
+        int64_t span = n > n_ahead ? n : n_ahead;
+        for (int64_t t = 0; t < span; t++) {
+            if (t < n_ahead) {
+                int64_t direct = position_addresses(next[t], &rolling, l, n_orders, ahead->probes + t, length);
+                ahead->direct[t] = direct;
+                __builtin_prefetch(p + direct, 0, 3);
+                for (Py_ssize_t j = 0; j < n_orders; j++) {
+                    int64_t bucket = ahead->probes[j * length + t].bucket;
+                    if (bucket >= 0) __builtin_prefetch(slots + (j * n_buckets + bucket) * BUCKET_SLOTS, 0, 3);
+                }
+            }
+            if (t >= n || t < from || row[t] >= 4) continue; /* the first base has no context and is not scored */
+            if (t >= bin_end) { /* close the bin (bins without a scored position keep 0) */
+                out_sums[i * bins + bin_index] = total + log(product);
+                out_scored[i * bins + bin_index] = in_bin;
+                total = 0.0;
+                product = 1.0;
+                in_bin = 0;
+                bin_index = (t - skip) / bin_size;
+                bin_end = skip + (bin_index + 1) * bin_size;
+            }
+            double prob = p[here->direct[t]];
+            int alive = 1; /* an unseen context ends the chain (a longer one containing it is unseen too) */
+            for (Py_ssize_t j = 0; j < n_orders; j++) {
+                const Probe *q = here->probes + j * length + t;
+                if (q->bucket < 0) break;
+                int n_x, n_context, seen;
+                bucket_counts(slots + (j * n_buckets + q->bucket) * BUCKET_SLOTS, q, &n_x, &n_context, &seen);
+                alive = alive && n_context > 0;
+                double mixed = (positive_part((double)n_x - discount) + (concentration + discount * (double)seen) * prob) /
+                               ((double)n_context + concentration);
+                prob = alive ? mixed : prob;
+            }
+            product *= prob;
+            scored_here++;
+            in_bin++;
+            if (scored_here % PRODUCT_BLOCK == 0 || product < 1e-200) {
+                total += log(product);
+                product = 1.0;
+            }
         }
+        if (in_bin) {
+            out_sums[i * bins + bin_index] = total + log(product);
+            out_scored[i * bins + bin_index] = in_bin;
+        }
+    }
 }
 
 /* sums[i, b], scored[i, b] = sum of ln p(x_t | context), number of scored positions, over the positions t of row i
  * (rows first..last-1) in bin b = (t - skip[i]) // bin_size; positions before skip[i] are context only.
  *
- * Table reads miss the caches. Per row: the table addresses of every position, then the reads alone (short loops:
- * the processor keeps many in flight), then the arithmetic on what was read, during which the next row's addresses
- * (computed before it) are prefetched, one position at a time, so that its reads find them in cache. Buffers
- * alternate between the row and the next. The probabilities are multiplied in blocks and a block's log taken once. */
+ * Table reads miss the caches, so a row's reads are prefetched while the row before it is scored: one loop walks
+ * both, working out the next row's addresses (and prefetching their lines) a position at a time beside the current
+ * row's arithmetic. Address buffers alternate between the row and the next. The probabilities are multiplied in
+ * blocks and a block's log taken once. */
 static PyObject *loglik_rows(PyObject *self, PyObject *args) {
     PyObject *o_codes, *o_lengths, *o_probs, *o_offsets, *o_tables, *o_orders, *o_skip, *o_sums, *o_scored;
     long long first, last, top, width, bin_size;
@@ -428,90 +529,34 @@ static PyObject *loglik_rows(PyObject *self, PyObject *args) {
     for (Py_ssize_t i = 0; i < codes->shape[0]; i++)
         if (!need(&b, ((int64_t *)skip->buf)[i] >= 0, "skip: negative")) return release(&b, NULL);
     const uint8_t *c = codes->buf;
-    const int64_t *len = lengths->buf, *off = offsets->buf, *ord = orders->buf, *sk = skip->buf;
+    const int64_t *len = lengths->buf, *sk = skip->buf;
     const float *p = probs->buf;
-    const u64 *table_words = tables->buf;
+    const uint16_t *slots = tables->buf;
     double *out_sums = sums->buf;
     int64_t *out_scored = scored->buf;
     Py_ssize_t per_row = length > 0 ? length : 1;
-    /* two RowTables: 4 int64 arrays (two of n_orders rows), p_direct, words */
-    size_t cells = (size_t)per_row * (2 + 2 * n_orders) + per_row + (size_t)per_row * n_orders * 2;
-    char *scratch = malloc(2 * cells * 8);
+    Layout l;
+    layout_init(&l, offsets->buf, top, orders->buf, n_orders, canonical, width, hash_bits);
+    char *scratch = malloc(2 * (size_t)per_row * (sizeof(int64_t) + (size_t)n_orders * sizeof(Probe)));
     if (!scratch) {
         PyErr_NoMemory();
         return release(&b, NULL);
     }
-    RowTables rt[2];
+    RowAddresses rows[2];
     for (int h = 0; h < 2; h++) {
-        int64_t *at = (int64_t *)scratch + h * cells;
-        rt[h].direct = at;
-        rt[h].run_at = at + per_row;
-        rt[h].buckets = at + 2 * per_row;
-        rt[h].patterns = at + (2 + n_orders) * per_row;
-        rt[h].p_direct = (double *)(at + (2 + 2 * n_orders) * per_row);
-        rt[h].words = (u64 *)(at + (3 + 2 * n_orders) * per_row);
+        rows[h].direct = (int64_t *)scratch + h * per_row;
+        rows[h].probes = (Probe *)((int64_t *)scratch + 2 * per_row) + h * per_row * n_orders;
     }
     Py_BEGIN_ALLOW_THREADS
-    if (first < last) {
-        row_addresses(c + first * length, len[first], off, top, ord, n_orders, canonical, width, hash_bits, length,
-                      rt[0].direct, rt[0].run_at, rt[0].buckets, rt[0].patterns);
-        read_tables(len[first], p, table_words, n_orders, n_buckets, length, &rt[0]);
-    }
-    for (int64_t i = first; i < last; i++) {
-        RowTables *here = &rt[(i - first) & 1], *ahead = &rt[1 - ((i - first) & 1)];
-        int64_t n = len[i], n_ahead = i + 1 < last ? len[i + 1] : 0;
-        if (n_ahead)
-            row_addresses(c + (i + 1) * length, n_ahead, off, top, ord, n_orders, canonical, width, hash_bits, length,
-                          ahead->direct, ahead->run_at, ahead->buckets, ahead->patterns);
-        double total = 0.0, product = 1.0;
-        int64_t scored_here = 0, in_bin = 0, bin_index = 0, bin_end = sk[i] + bin_size;
-        double *row_sums = out_sums + i * bins;
-        int64_t *row_scored = out_scored + i * bins;
-        int64_t span = n > n_ahead ? n : n_ahead;
-        for (int64_t t = 0; t < span; t++) {
-            if (t < n_ahead) {
-                __builtin_prefetch(p + ahead->direct[t], 0, 3);
-                for (Py_ssize_t j = 0; j < n_orders; j++) {
-                    int64_t bucket = ahead->buckets[j * length + t];
-                    __builtin_prefetch(table_words + (j * n_buckets + (bucket > 0 ? bucket : 0)) * 2, 0, 3);
-                }
-            }
-            if (t >= n || here->run_at[t] < 0 || t < sk[i]) continue;
-            if (t >= bin_end) { /* close the bin (bins without a scored position keep 0) */
-                row_sums[bin_index] = total + log(product);
-                row_scored[bin_index] = in_bin;
-                total = 0.0;
-                product = 1.0;
-                in_bin = 0;
-                bin_index = (t - sk[i]) / bin_size;
-                bin_end = sk[i] + (bin_index + 1) * bin_size;
-            }
-            double prob = here->p_direct[t];
-            int alive = 1; /* an unseen context ends the chain (a longer one containing it is unseen too) */
-            for (Py_ssize_t j = 0; j < n_orders; j++) {
-                if (here->buckets[j * length + t] < 0) break;
-                double n_x, n_context, seen;
-                bucket_counts((const uint16_t *)(here->words + (j * length + t) * 2), here->patterns[j * length + t],
-                              &n_x, &n_context, &seen);
-                alive = alive && n_context > 0;
-                double mixed = (positive_part(n_x - discount) + (concentration + discount * seen) * prob) /
-                               (n_context + concentration);
-                prob = alive ? mixed : prob;
-            }
-            product *= prob;
-            scored_here++;
-            in_bin++;
-            if (scored_here % PRODUCT_BLOCK == 0 || product < 1e-200) {
-                total += log(product);
-                product = 1.0;
-            }
-        }
-        if (in_bin) {
-            row_sums[bin_index] = total + log(product);
-            row_scored[bin_index] = in_bin;
-        }
-        if (n_ahead) read_tables(n_ahead, p, table_words, n_orders, n_buckets, length, ahead);
-    }
+    if (n_orders == 0)
+        score_rows(c, len, sk, first, last, length, p, slots, n_buckets, &l, 0, discount, concentration, bin_size, bins,
+                   out_sums, out_scored, rows);
+    else if (n_orders == 1)
+        score_rows(c, len, sk, first, last, length, p, slots, n_buckets, &l, 1, discount, concentration, bin_size, bins,
+                   out_sums, out_scored, rows);
+    else
+        score_rows(c, len, sk, first, last, length, p, slots, n_buckets, &l, n_orders, discount, concentration,
+                   bin_size, bins, out_sums, out_scored, rows);
     Py_END_ALLOW_THREADS
     free(scratch);
     Py_INCREF(Py_None);
@@ -540,21 +585,25 @@ static PyObject *class_loglik_rows(PyObject *self, PyObject *args) {
         return release(&b, NULL);
     Py_ssize_t length = codes->shape[1], n_classes = logp->shape[1], per_row = length > 0 ? length : 1;
     const uint8_t *c = codes->buf;
-    const int64_t *len = lengths->buf, *off = offsets->buf;
+    const int64_t *len = lengths->buf;
     const float *table = logp->buf;
     double *o = out->buf;
-    int64_t *scratch = malloc(3 * per_row * sizeof(int64_t));
-    if (!scratch) {
+    int64_t *table_rows = malloc(per_row * sizeof(int64_t));
+    if (!table_rows) {
         PyErr_NoMemory();
         return release(&b, NULL);
     }
-    int64_t *direct = scratch, *run_at = scratch + per_row, *table_rows = scratch + 2 * per_row;
+    Layout l;
+    layout_init(&l, offsets->buf, top, NULL, 0, 1, width, 0);
     Py_BEGIN_ALLOW_THREADS
     for (int64_t i = first; i < last; i++) {
-        row_addresses(c + i * length, len[i], off, top, NULL, 0, 1, width, 0, length, direct, run_at, NULL, NULL);
+        const uint8_t *row = c + i * length;
+        Rolling r = {0, 0, 0};
         int64_t n = 0;
-        for (int64_t t = 0; t < len[i]; t++)
-            if (run_at[t] >= 0) table_rows[n++] = direct[t];
+        for (int64_t t = 0; t < len[i]; t++) {
+            int64_t direct = position_addresses(row[t], &r, &l, 0, NULL, 0);
+            if (row[t] < 4 && t >= 1) table_rows[n++] = direct;
+        }
         double *total = o + i * n_classes;
         for (Py_ssize_t k = 0; k < n_classes; k++) total[k] = 0.0;
         for (int64_t j = 0; j < n; j++) {
@@ -567,7 +616,7 @@ static PyObject *class_loglik_rows(PyObject *self, PyObject *args) {
         }
     }
     Py_END_ALLOW_THREADS
-    free(scratch);
+    free(table_rows);
     Py_INCREF(Py_None);
     return release(&b, Py_None);
 }
