@@ -15,7 +15,8 @@ import sys
 import zlib
 from array import array
 from dataclasses import dataclass, field
-from itertools import chain
+from bisect import bisect_left
+from itertools import accumulate, chain, islice
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
@@ -228,6 +229,7 @@ class SequenceReader:
         self._input = open_input(path)
         self._stream = self._input.__enter__()
         self.n_records = 0  # records yielded so far
+        self._ahead: list[Record] = []  # records read past the end of the last chunk (its bases limit)
         try:
             self.format = _sniff_format(self._stream, self.name)
             if self.format == "tfrecord":
@@ -255,19 +257,17 @@ class SequenceReader:
     def take(self, max_records: int, max_bases: int = CHUNK_BASES) -> tuple[list[Record], dict[int, bytes]]:
         """The next records, checked: at most `max_records`, and no more once `max_bases` bases are reached; and
         the header as read of those whose header had non-ASCII bytes, by index into the records."""
-        records: list[Record] = []
-        bases = 0
-        try:
-            for record in self._records:
-                records.append(record)
-                bases += len(record)
-                if len(records) == max_records or bases >= max_bases:
-                    break
+        records, self._ahead = self._ahead[:max_records], self._ahead[max_records:]
+        try:  # extend keeps the records read before an error (islice: in C, no Python step per record)
+            records.extend(islice(self._records, max_records - len(records)))
         except InputError:
             raise
         except Exception as exc:
             if not _is_blank_tail(exc):
                 raise self._error(exc, len(records)) from None
+        if sum(map(len, records)) > max_bases:  # up to the record that reaches max_bases; the rest comes next
+            last = bisect_left(list(accumulate(map(len, records))), max_bases) + 1
+            records, self._ahead = records[:last], records[last:] + self._ahead
         self._check(records)
         headers = self._headers(records)
         self.n_records += len(records)
