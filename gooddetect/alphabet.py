@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._core.sequences import translate_all
+
 BASES = "ACGT"
 N_BASES = 4
 UNKNOWN = 4
@@ -12,7 +14,7 @@ UNKNOWN = 4
 _ENCODE = np.full(256, UNKNOWN, dtype=np.uint8)
 for _code, _base in enumerate(BASES):
     _ENCODE[ord(_base)] = _ENCODE[ord(_base.lower())] = _code
-_ENCODE_TABLE = _ENCODE.tobytes()  # for bytes.translate: a C loop several times faster than numpy's indexing
+_ENCODE_TABLE = _ENCODE.tobytes()  # for bytes.translate and translate_all: C loops, several times faster than numpy's
 _DECODE = np.frombuffer(b"ACGTN", dtype=np.uint8)
 _COMPLEMENT = np.array([3, 2, 1, 0, UNKNOWN], dtype=np.uint8)
 
@@ -25,6 +27,11 @@ def encode(seq: str | bytes, out: np.ndarray | None = None) -> np.ndarray:
         return codes.copy()
     out[:] = codes
     return out
+
+
+def encode_all(seqs: list[str], out: np.ndarray) -> None:
+    """The codes of the sequences end to end, written from out[0] (no joined copy of the sequences)."""
+    translate_all(seqs, _ENCODE_TABLE, out)
 
 
 def decode(codes: np.ndarray) -> str:

@@ -23,7 +23,7 @@ from typing import BinaryIO, Iterable, Iterator
 import dnaio
 from dnaio.exceptions import FastaFormatError, FastqFormatError, FileFormatError
 
-from ._core.text import count_byte
+from ._core.sequences import count_byte, first_refused
 from .errors import InputError, UsageError
 
 Record = dnaio.SequenceRecord
@@ -36,6 +36,7 @@ LAYOUTS = ("single", "paired", "interleaved")
 MATES = {"single": 1, "paired": 2, "interleaved": 2}
 # Letters are bases (A/C/G/T) or unknown symbols (N, IUPAC, ...); '-', '.', '*' are gaps/stops, also unknown.
 SEQUENCE_BYTES = bytes(range(ord("A"), ord("Z") + 1)) + bytes(range(ord("a"), ord("z") + 1)) + b".*-"
+_ALLOWED = bytes(byte in SEQUENCE_BYTES for byte in range(256))  # first_refused's table
 INVALID_SEQUENCE_CHAR = re.compile(r"[^A-Za-z.*\-]")
 MATE_SUFFIX = re.compile(r"/[12]$")
 MARKERS = {b">": "fasta", b"@": "fastq"}
@@ -312,19 +313,15 @@ class SequenceReader:
 
     def _check(self, records: list[Record]) -> None:
         """Raise for a record without a sequence or with a character that is no sequence symbol."""
-        if not records:
+        first = first_refused([r.sequence for r in records], _ALLOWED)
+        if first < 0:
             return
-        seqs = [r.sequence for r in records]
-        if min(map(len, seqs)) and not "".join(seqs).encode("ascii").translate(None, SEQUENCE_BYTES):
-            return
-        for index, record in enumerate(records, start=self.n_records + 1):
-            where = f"{self.name}: record {index} ({record_ids([record], index - 1, self.name)[0]})"
-            if not record.sequence:
-                raise InputError(f"{where}: header with no sequence")
-            bad = INVALID_SEQUENCE_CHAR.search(record.sequence)
-            if bad:
-                raise InputError(f"{where}: invalid character {bad.group()!r} in sequence at position "
-                                 f"{bad.start() + 1}")
+        record, index = records[first], self.n_records + first + 1
+        where = f"{self.name}: record {index} ({record_ids([record], index - 1, self.name)[0]})"
+        if not record.sequence:
+            raise InputError(f"{where}: header with no sequence")
+        bad = INVALID_SEQUENCE_CHAR.search(record.sequence)
+        raise InputError(f"{where}: invalid character {bad.group()!r} in sequence at position {bad.start() + 1}")
 
     def _error(self, exc: BaseException, taken: int = 0) -> InputError:
         """The InputError for an exception from the decompressor or parser, located as precisely as possible."""

@@ -15,13 +15,12 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .alphabet import UNKNOWN, decode, encode, reverse_complement_padded
+from .alphabet import UNKNOWN, decode, encode, encode_all, reverse_complement_padded
 from .errors import InputError, UsageError
 from .seqio import display_name, read_chunks
 
 WINDOW_LENGTH = 250
 MIN_LENGTH = 50
-ENCODE_SLICE = 1 << 20  # bases encoded at a time, so a long record needs no large temporaries
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -110,7 +109,7 @@ def cut_reads(seqs: list[str], length: int = WINDOW_LENGTH, stride: int | None =
     read_lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
     bases = int(read_lengths.sum())
     codes = np.full(bases + length, UNKNOWN, dtype=np.uint8)
-    _encode_into(codes, seqs, read_lengths)
+    encode_all(seqs, codes)
     offsets = np.cumsum(read_lengths) - read_lengths
     reads = np.flatnonzero((read_lengths >= min_length) & (read_lengths <= length))
     starts, lengths = offsets[reads], read_lengths[reads]
@@ -147,31 +146,10 @@ def sequence_slices(seqs: list[str], slice_length: int, overlap: int) -> tuple[n
     row_lengths = ends - starts + skip
     width = int(row_lengths.max(initial=1))
     codes = np.full(bases + width, UNKNOWN, dtype=np.uint8)
-    _encode_into(codes, seqs, lengths)
+    encode_all(seqs, codes)
     rows = np.lib.stride_tricks.sliding_window_view(codes, width)[offsets[sequence] + starts - skip]
     rows = np.where(np.arange(width) < row_lengths[:, None], rows, np.uint8(UNKNOWN))
     return rows, row_lengths, skip
-
-
-def _encode_into(codes: np.ndarray, seqs: list[str], lengths: np.ndarray) -> None:
-    """codes[:total length] = the codes of the sequences (of `lengths`) end to end, encoded about ENCODE_SLICE bases
-    at a time: runs of sequences that fit in a slice together, a longer sequence in slices of its own."""
-    ends = np.cumsum(lengths)
-    first, position = 0, 0
-    while first < len(seqs):
-        if lengths[first] > ENCODE_SLICE:
-            seq = seqs[first]
-            for start in range(0, len(seq), ENCODE_SLICE):
-                piece = seq[start:start + ENCODE_SLICE]
-                encode(piece, out=codes[position:position + len(piece)])
-                position += len(piece)
-            first += 1
-            continue
-        last = int(np.searchsorted(ends, ends[first] - lengths[first] + ENCODE_SLICE, side="right"))
-        text = "".join(seqs[first:last])
-        encode(text, out=codes[position:position + len(text)])
-        position += len(text)
-        first = last
 
 
 def window_label(read: str, start: int, end: int) -> str:

@@ -305,3 +305,12 @@ def test_non_ascii_mate_headers_pair_up(tmp_path):
     ((_, chunk),) = read_fragments([str(r1), str(r2)], "paired")
     assert chunk.ids == ["fr\\xe9g"] and chunk.record_ids == ["fr\\xe9g/1", "fr\\xe9g/2"]
     assert [chunk.record_bytes(i) for i in (0, 1)] == [r1.read_bytes(), r2.read_bytes()]
+
+
+@given(st.lists(st.text(alphabet="ACGTNacgt.*-0 é", max_size=12), max_size=12))
+def test_the_compiled_check_finds_the_first_refused_sequence(seqs):
+    """first_refused: the first sequence that is empty or holds a letter outside SEQUENCE_BYTES, as the regex finds."""
+    from gooddetect._core.sequences import first_refused
+
+    refused = [i for i, s in enumerate(seqs) if not s or seqio.INVALID_SEQUENCE_CHAR.search(s)]
+    assert first_refused(seqs, seqio._ALLOWED) == (refused[0] if refused else -1)

@@ -453,19 +453,24 @@ def test_genome_windows_lie_inside_one_stretch_on_either_strand(stretch_lengths,
     assert sorted(map(decode, everywhere)) == sorted(t[i:i + 30] for t in texts for i in range(len(t) - 29))
 
 
-@given(st.lists(st.text(alphabet="ACGTNacgtn-", max_size=40), min_size=1, max_size=20), st.integers(1, 60))
-def test_encoding_in_slices_equals_encoding_at_once(seqs, slice_bases):
-    """Runs of sequences that fit a slice, and longer sequences slice by slice, give the codes of the whole text."""
-    from unittest import mock
+@given(st.lists(st.text(alphabet="ACGTNacgtn-é€", max_size=40), max_size=20))
+def test_encoding_a_list_equals_encoding_the_joined_text(seqs):
+    """encode_all writes the codes of the sequences end to end and nothing past them; a non-ASCII letter is unknown,
+    as in encode."""
+    from gooddetect.alphabet import encode_all
 
-    from gooddetect import windows
+    total = sum(map(len, seqs))
+    codes = np.full(total + 3, 9, dtype=np.uint8)
+    encode_all(seqs, codes)
+    np.testing.assert_array_equal(codes[:total], encode("".join(seqs)))
+    assert (codes[total:] == 9).all()
 
-    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-    codes = np.full(int(lengths.sum()) + 3, 9, dtype=np.uint8)
-    with mock.patch.object(windows, "ENCODE_SLICE", slice_bases):
-        windows._encode_into(codes, seqs, lengths)
-    np.testing.assert_array_equal(codes[:-3], encode("".join(seqs)))
-    assert (codes[-3:] == 9).all()
+
+def test_encoding_a_list_refuses_a_short_output():
+    from gooddetect.alphabet import encode_all
+
+    with pytest.raises(ValueError, match="shorter"):
+        encode_all(["ACGT", "AC"], np.zeros(5, dtype=np.uint8))
 
 
 def test_encoding_into_an_array_writes_the_codes_there():

@@ -6,7 +6,9 @@ In C (built by pip with the machine's C compiler; Python faces in the .py files 
   threads. C rather than numba so that `score` with a k-mer model starts without numba's import and cache load
   (half a second, 65 MB).
 - `text` (text.c): the TSV's numbers and rows as printf writes them (Python's own formatting dominated `score`'s
-  time), and the line breaks of an input block.
+  time).
+- `sequences` (sequences.c): the line breaks of an input block, and a chunk's sequences checked and encoded without
+  joining them into one string.
 
 In numba (cached on disk after the first use):
 - `conv`: the ConvNet classifier's convolution at inference as table lookups (no torch call per window);

@@ -206,31 +206,7 @@ static PyObject *join_rows(PyObject *self, PyObject *args) {
     return finish(&b, overflow, at);
 }
 
-/* the number of `byte`s in the first `end` bytes of `data` (memchr's vector loop; no copy, no allocation) */
-static PyObject *count_byte(PyObject *self, PyObject *args) {
-    Py_buffer data;
-    Py_ssize_t end;
-    int byte;
-    if (!PyArg_ParseTuple(args, "y*ni", &data, &end, &byte)) return NULL;
-    if (end < 0 || end > data.len) {
-        PyBuffer_Release(&data);
-        PyErr_SetString(PyExc_ValueError, "end outside the data");
-        return NULL;
-    }
-    Py_ssize_t count = 0;
-    const char *at = data.buf, *stop = at + end;
-    Py_BEGIN_ALLOW_THREADS
-    while (at < stop && (at = memchr(at, byte, (size_t)(stop - at))) != NULL) {
-        count++;
-        at++;
-    }
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&data);
-    return PyLong_FromSsize_t(count);
-}
-
 static PyMethodDef methods[] = {
-    {"count_byte", count_byte, METH_VARARGS, "count_byte(data, end, byte) -> occurrences of byte in data[:end]"},
     {"write_ints", write_ints, METH_VARARGS, "write_ints(values, out, ends) -> bytes written"},
     {"write_fixed", write_fixed, METH_VARARGS, "write_fixed(values, digits, na, out, ends) -> bytes written"},
     {"write_groups", write_groups, METH_VARARGS,
