@@ -55,11 +55,13 @@ def tsv_rows(scored: ScoredChunk, thresholds: np.ndarray | None, extra: dict[str
     else:
         threshold_text = tsv.fixed_column(thresholds, 6)
         calls = tsv.choice_column(np.where(unscored, 2, scored.score > thresholds), ("0", "1", NA))
+    window_llrs = tsv.grouped(tsv.fixed_column(scored.window_llr, 6), bounds) if (scored.n_windows > 1).any() else \
+        tsv.constant_column(NA, n)  # NA for fragments of one window: none to format when all are
     columns = [tsv.text_column(scored.chunk.ids), *map(tsv.int_column, scored.read_lengths.T),
                tsv.int_column(scored.n_windows), tsv.int_column(scored.n_scored),
                *(tsv.fixed_column(values, 6) for values in (scored.loglik_fg, scored.loglik_bg, scored.llr,
                                                              scored.score)),
-               threshold_text, calls, tsv.grouped(tsv.fixed_column(scored.window_llr, 6), bounds),
+               threshold_text, calls, window_llrs,
                *(tsv.fixed_column(np.where(unscored, np.nan, s), 3) for s in (scored.fg_sum, scored.bg_sum)),
                tsv.choice_column(scored.reason_codes, [reason or NA for reason in REASONS]), *extra.values()]
     return tsv.rows(columns)

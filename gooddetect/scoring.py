@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -30,7 +31,8 @@ REASONS = (None, TOO_SHORT, TOO_MANY_UNKNOWN)  # by ScoredChunk.reason_codes
 @dataclass
 class ScoredChunk:
     """The scores of one chunk of fragments (arrays over its fragments, and over its windows in fragment order).
-    Sums are natural-log likelihoods over the scored bases; `llr` and the logliks are per scored base."""
+    Sums are natural-log likelihoods over the scored bases; `llr` and the logliks are per scored base (each worked
+    out once, when first read)."""
 
     chunk: RecordChunk
     read_lengths: np.ndarray  # int64 [fragments, mates]
@@ -51,7 +53,7 @@ class ScoredChunk:
     def __len__(self) -> int:
         return len(self.n_windows)
 
-    @property
+    @cached_property
     def scored(self) -> np.ndarray:
         return self.n_scored > 0
 
@@ -59,24 +61,24 @@ class ScoredChunk:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.scored, sums / np.maximum(self.n_scored, 1), np.nan)
 
-    @property
+    @cached_property
     def loglik_fg(self) -> np.ndarray:
         return self._per_base(self.fg_sum)
 
-    @property
+    @cached_property
     def loglik_bg(self) -> np.ndarray:
         return self._per_base(self.bg_sum)
 
-    @property
+    @cached_property
     def llr(self) -> np.ndarray:
         return self.loglik_fg - self.loglik_bg
 
-    @property
+    @cached_property
     def score(self) -> np.ndarray:
         """The OOD score: −LLR, higher = more out of distribution (as alibi-detect reports it); NaN if unscored."""
         return -self.llr
 
-    @property
+    @cached_property
     def reason_codes(self) -> np.ndarray:
         """Why each fragment has no score, as an index into REASONS (0: it has one)."""
         too_short = (self.read_lengths < self.min_length).all(axis=1)
