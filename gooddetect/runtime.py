@@ -11,7 +11,7 @@ import os
 import sys
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Full, Queue
@@ -100,13 +100,27 @@ def row_blocks(task: Callable[[int, int], None], n_rows: int, block: int) -> lis
     return [functools.partial(task, first, min(first + block, n_rows)) for first in range(0, n_rows, block)]
 
 
+TASK_THREAD = "gooddetect-task"
+_task_pools: dict[int, ThreadPoolExecutor] = {}
+_task_pools_lock = threading.Lock()
+
+
 def run_tasks(tasks: list[Callable[[], R]], threads: int) -> list[R]:
-    """Every task's result, in order; the tasks run on up to `threads` threads taking them in order (tasks that
-    release the GIL and write disjoint outputs). The first exception is raised."""
-    if threads > 1 and len(tasks) > 1:
-        with ThreadPoolExecutor(min(threads, len(tasks))) as pool:
+    """Every task's result, in order, once all have run; the tasks run on up to `threads` threads taking them in
+    order (tasks that release the GIL and write disjoint outputs). The first exception is raised. The threads are
+    kept for the next call (scoring calls this once per batch); tasks that run tasks of their own get a pool of
+    their own, so that none waits on a thread its caller holds."""
+    if threads <= 1 or len(tasks) <= 1:
+        return [task() for task in tasks]
+    if threading.current_thread().name.startswith(TASK_THREAD):
+        with ThreadPoolExecutor(min(threads, len(tasks)), thread_name_prefix=TASK_THREAD) as pool:
             return [future.result() for future in [pool.submit(task) for task in tasks]]
-    return [task() for task in tasks]
+    with _task_pools_lock:
+        pool = _task_pools.get(threads) or _task_pools.setdefault(
+            threads, ThreadPoolExecutor(threads, thread_name_prefix=TASK_THREAD))
+    futures = [pool.submit(task) for task in tasks]
+    wait(futures)
+    return [future.result() for future in futures]
 
 
 def pipelined(function: Callable[[T], R], items: Iterable[T], depth: int, workers: int = 1) -> Iterator[R]:

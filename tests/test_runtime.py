@@ -102,6 +102,21 @@ def test_run_tasks_runs_every_task_returns_results_in_order_and_raises_the_first
             run_tasks([lambda: None, fail, lambda: None], threads)
 
 
+def test_run_tasks_keeps_its_threads_and_tasks_may_run_tasks():
+    """Calls share `threads` threads (no new ones per call), and tasks that run tasks of their own finish (they get
+    threads of their own instead of waiting on their callers')."""
+    seen = []
+
+    def note():
+        seen.append(threading.current_thread())
+
+    for _ in range(3):
+        run_tasks([note] * 6, 2)
+    assert len(set(seen)) <= 2
+    inner = [lambda i=i: run_tasks([lambda j=j: (i, j) for j in range(3)], 2) for i in range(4)]
+    assert run_tasks(inner, 2) == [[(i, j) for j in range(3)] for i in range(4)]
+
+
 def test_off_a_terminal_the_progress_bar_draws_nothing_and_needs_no_tqdm(monkeypatch, capsys):
     """A pipeline's stderr is no terminal: the bar takes tqdm's calls silently (tqdm is not imported for it)."""
     import sys
