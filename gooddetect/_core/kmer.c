@@ -180,6 +180,27 @@ static int hashed_orders_fit(Buffers *b, Py_buffer *orders, Py_ssize_t n_buckets
                 "hashed tables: the buckets are not a power of two of at least 2^8");
 }
 
+/* The tables' layout, as counting and scoring read it: each direct order's row offset and word mask up to the top
+ * order, the hashed orders' shapes, and the hash's size */
+typedef struct {
+    const int64_t *offsets;
+    int64_t top, width;
+    int canonical, hash_bits;
+    u64 word_masks[MAX_TOP_ORDER + 1]; /* low_mask(k + 1) */
+    OrderShape shapes[MAX_HASHED_ORDERS];
+} Layout;
+
+static void layout_init(Layout *l, const int64_t *offsets, int64_t top, const int64_t *orders, Py_ssize_t n_orders,
+                        int canonical, int64_t width, int hash_bits) {
+    l->offsets = offsets;
+    l->top = top;
+    l->width = width;
+    l->canonical = canonical;
+    l->hash_bits = hash_bits;
+    for (int64_t k = 0; k <= top; k++) l->word_masks[k] = low_mask(k + 1);
+    for (Py_ssize_t j = 0; j < n_orders; j++) l->shapes[j] = order_shape(orders[j], width);
+}
+
 /* -- counting ----------------------------------------------------------------------------------------------------- */
 
 static PyObject *count_rows(PyObject *self, PyObject *args) {
@@ -207,9 +228,8 @@ static PyObject *count_rows(PyObject *self, PyObject *args) {
     uint16_t *tab = tables->buf;
     Py_ssize_t rows = codes->shape[0], row_length = codes->shape[1], n_orders = orders->shape[0];
     Py_ssize_t n_buckets = tables->shape[1];
-    u64 top_mask = low_mask(top + 1);
-    OrderShape shapes[MAX_HASHED_ORDERS];
-    for (Py_ssize_t j = 0; j < n_orders; j++) shapes[j] = order_shape(ord[j], width);
+    Layout l;
+    layout_init(&l, NULL, top, ord, n_orders, canonical, width, hash_bits);
     long long positions = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < rows; i++) {
@@ -225,14 +245,13 @@ static PyObject *count_rows(PyObject *self, PyObject *args) {
             }
             if (t >= sk[i]) {
                 positions++;
-                if (run >= top) top_counts[fwd & top_mask]++;
+                if (run >= top) top_counts[fwd & l.word_masks[top]]++;
                 for (Py_ssize_t j = 0; j < n_orders; j++) {
-                    int64_t k = ord[j];
-                    if (run < k) break;
+                    if (run < l.shapes[j].order) break;
                     int flipped, palindromic;
                     u64 first, fingerprint;
                     int64_t bucket;
-                    u64 key = split_word(&shapes[j], fwd, rev, canonical, &flipped, &palindromic, &first);
+                    u64 key = split_word(&l.shapes[j], fwd, rev, canonical, &flipped, &palindromic, &first);
                     bucket_and_fingerprint(key, hash_bits, &bucket, &fingerprint);
                     uint16_t *slots = tab + (j * n_buckets + bucket) * BUCKET_SLOTS;
                     insert_entry(slots, fingerprint, pair_bits(first, base, flipped));
@@ -328,27 +347,6 @@ static PyObject *halve(PyObject *self, PyObject *args) {
 
 /* -- scoring ------------------------------------------------------------------------------------------------------ */
 
-/* What scoring needs of the tables' layout: each direct order's row offset and word mask up to the top order, the
- * hashed orders' shapes, and the hash's size */
-typedef struct {
-    const int64_t *offsets;
-    int64_t top, width;
-    int canonical, hash_bits;
-    u64 word_masks[MAX_TOP_ORDER + 1]; /* low_mask(k + 1) */
-    OrderShape shapes[MAX_HASHED_ORDERS];
-} Layout;
-
-static void layout_init(Layout *l, const int64_t *offsets, int64_t top, const int64_t *orders, Py_ssize_t n_orders,
-                        int canonical, int64_t width, int hash_bits) {
-    l->offsets = offsets;
-    l->top = top;
-    l->width = width;
-    l->canonical = canonical;
-    l->hash_bits = hash_bits;
-    for (int64_t k = 0; k <= top; k++) l->word_masks[k] = low_mask(k + 1);
-    for (Py_ssize_t j = 0; j < n_orders; j++) l->shapes[j] = order_shape(orders[j], width);
-}
-
 /* A row read base by base: the rolling words and the known bases before the next one */
 typedef struct {
     u64 fwd, rev;
@@ -381,10 +379,10 @@ static inline __attribute__((always_inline)) int64_t position_addresses(uint8_t 
         u64 first, fingerprint;
         u64 key = split_word(shape, r->fwd, r->rev, l->canonical, &flipped, &palindromic, &first);
         bucket_and_fingerprint(key, l->hash_bits, &q->bucket, &fingerprint);
-        int top = (int)(fingerprint << 8);
-        q->mask = (uint16_t)((flipped ? 0x0030 : 0x00C0) | 0xFF00);
-        q->context = (uint16_t)((flipped ? (3 - (int)first) << 4 : (int)first << 6) | top);
-        q->target = (uint16_t)((pair_bits(first, base, flipped) << 4) | (u64)top);
+        u64 top = fingerprint << 8, pair = pair_bits(first, base, flipped) << 4;
+        q->mask = (uint16_t)((flipped ? 0x0030 : 0x00C0) | 0xFF00); /* the pair's bits of the context's first base */
+        q->context = (uint16_t)((pair & q->mask) | top);
+        q->target = (uint16_t)(pair | top);
     }
     r->run = x < 4 ? run + 1 : 0;
     return direct;
