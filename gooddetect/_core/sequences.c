@@ -32,22 +32,33 @@ static PyObject *count_byte(PyObject *self, PyObject *args) {
     return PyLong_FromSsize_t(count);
 }
 
-/* `seqs` as a list of str and `table` as 256 bytes, or a TypeError/ValueError and 0 */
-static int sequences_and_table(PyObject *seqs, Py_buffer *table) {
-    if (!PyList_Check(seqs)) {
-        PyErr_SetString(PyExc_TypeError, "seqs: expected a list of str");
-        return 0;
-    }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(seqs); i++)
-        if (!PyUnicode_Check(PyList_GET_ITEM(seqs, i))) {
-            PyErr_SetString(PyExc_TypeError, "seqs: expected a list of str");
-            return 0;
-        }
+/* the letters of all the sequences, if `seqs` is a list of str and `table` 256 bytes; else -1 with a
+ * TypeError/ValueError */
+static Py_ssize_t total_length(PyObject *seqs, Py_buffer *table) {
     if (table->len != 256) {
         PyErr_SetString(PyExc_ValueError, "table: expected 256 bytes");
-        return 0;
+        return -1;
     }
-    return 1;
+    if (!PyList_Check(seqs)) {
+        PyErr_SetString(PyExc_TypeError, "seqs: expected a list of str");
+        return -1;
+    }
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(seqs); i++) {
+        PyObject *seq = PyList_GET_ITEM(seqs, i);
+        if (!PyUnicode_Check(seq)) {
+            PyErr_SetString(PyExc_TypeError, "seqs: expected a list of str");
+            return -1;
+        }
+        total += PyUnicode_GET_LENGTH(seq);
+    }
+    return total;
+}
+
+/* letter t of a str that is not ASCII, as the byte its table entry is read at */
+static inline unsigned byte_of(int kind, const void *data, Py_ssize_t t) {
+    Py_UCS4 c = PyUnicode_READ(kind, data, t);
+    return c < NOT_ASCII ? c : NOT_ASCII;
 }
 
 /* table[byte] for each letter of `seq`, written from out[0] (out holds at least its length) */
@@ -60,10 +71,7 @@ static void translate(PyObject *seq, const uint8_t *table, uint8_t *out) {
     }
     int kind = PyUnicode_KIND(seq);
     const void *data = PyUnicode_DATA(seq);
-    for (Py_ssize_t t = 0; t < n; t++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, t);
-        out[t] = table[c < NOT_ASCII ? c : NOT_ASCII];
-    }
+    for (Py_ssize_t t = 0; t < n; t++) out[t] = table[byte_of(kind, data, t)];
 }
 
 /* the index of the first sequence that is empty or holds a letter whose table byte is 0; -1 if none */
@@ -71,7 +79,7 @@ static PyObject *first_refused(PyObject *self, PyObject *args) {
     PyObject *seqs;
     Py_buffer table;
     if (!PyArg_ParseTuple(args, "Oy*", &seqs, &table)) return NULL;
-    if (!sequences_and_table(seqs, &table)) {
+    if (total_length(seqs, &table) < 0) {
         PyBuffer_Release(&table);
         return NULL;
     }
@@ -90,10 +98,8 @@ static PyObject *first_refused(PyObject *self, PyObject *args) {
         } else {
             int kind = PyUnicode_KIND(seq);
             const void *data = PyUnicode_DATA(seq);
-            for (Py_ssize_t t = 0; t < n && found < 0; t++) {
-                Py_UCS4 c = PyUnicode_READ(kind, data, t);
-                if (!allowed[c < NOT_ASCII ? c : NOT_ASCII]) found = i;
-            }
+            for (Py_ssize_t t = 0; t < n && found < 0; t++)
+                if (!allowed[byte_of(kind, data, t)]) found = i;
         }
     }
     PyBuffer_Release(&table);
@@ -106,9 +112,8 @@ static PyObject *translate_all(PyObject *self, PyObject *args) {
     Py_buffer table, out;
     if (!PyArg_ParseTuple(args, "Oy*w*", &seqs, &table, &out)) return NULL;
     PyObject *result = NULL;
-    if (sequences_and_table(seqs, &table)) {
-        Py_ssize_t total = 0;
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(seqs); i++) total += PyUnicode_GET_LENGTH(PyList_GET_ITEM(seqs, i));
+    Py_ssize_t total = total_length(seqs, &table);
+    if (total >= 0) {
         if (total > out.len) {
             PyErr_SetString(PyExc_ValueError, "out: shorter than the sequences");
         } else {
