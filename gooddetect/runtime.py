@@ -114,10 +114,14 @@ def run_tasks(tasks: list[Callable[[], R]], threads: int) -> list[R]:
         return [task() for task in tasks]
     if threading.current_thread().name.startswith(TASK_THREAD):
         with ThreadPoolExecutor(min(threads, len(tasks)), thread_name_prefix=TASK_THREAD) as pool:
-            return [future.result() for future in [pool.submit(task) for task in tasks]]
+            return _run_on(pool, tasks)
     with _task_pools_lock:
         pool = _task_pools.get(threads) or _task_pools.setdefault(
             threads, ThreadPoolExecutor(threads, thread_name_prefix=TASK_THREAD))
+    return _run_on(pool, tasks)
+
+
+def _run_on(pool: ThreadPoolExecutor, tasks: list[Callable[[], R]]) -> list[R]:
     futures = [pool.submit(task) for task in tasks]
     wait(futures)
     return [future.result() for future in futures]
