@@ -22,11 +22,13 @@ from .alphabet import reverse_complement_padded
 from .errors import ModelFileError
 from .models import CLASSIFIERS, ArraySpec, GenerativeModel, bin_positions, classifier_class, model_class
 from .runtime import Runtime, run_tasks
+from .support import ARRAY, SupportTable
 
 FORMAT_NAME = "gooddetect-model"
 FORMAT_VERSION = 3  # 3: k-mer counts in one byte where that is smaller, deflated classifier arrays
 OLDEST_FORMAT_VERSION = 2  # 2 (gooddetect 0.2 before format 3): compact k-mer tables, calibration tables
 ROLES = ("foreground", "background")
+SUPPORT = "support"  # the document entry and array prefix of the support table
 STRANDS = ("forward", "both")  # a window scored as given (the paper), or the mean over it and its reverse complement
 CLASSIFIER = "classifier"
 DEFAULT_CLASSIFIER_KIND = "convnet"  # the only kind before `classifier_kind` was recorded
@@ -46,6 +48,7 @@ class Detector:
     meta: dict = field(default_factory=dict)
     version: str = __version__
     classifier: Any = None
+    support: SupportTable | None = None  # the references' k-mers (files before it: None, calls from the LLR alone)
     threads: int | None = None  # run-time: set by configure, not stored
 
     @property
@@ -156,6 +159,8 @@ class Detector:
                 tensors[f"{role}.{name}"] = np.ascontiguousarray(array)
                 if model.stored_deflated:
                     deflate.append(f"{role}.{name}")
+        if self.support is not None:
+            tensors[f"{SUPPORT}.{ARRAY}"] = self.support.bits
         document = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -163,6 +168,7 @@ class Detector:
             "kind": self.kind,
             "models": configs,
             **({"classifier_kind": self.classifier.kind} if self.classifier is not None else {}),
+            **({SUPPORT: self.support.config()} if self.support is not None else {}),
             **self.meta,
         }
         return json.dumps(document, sort_keys=True), tensors, tuple(deflate)
@@ -182,10 +188,12 @@ class Detector:
         roles = list(document["models"])
         _, *parts = run_tasks([verify, *(functools.partial(build, role) for role in roles)], threads)
         models = dict(zip(roles, parts))
-        meta = {k: v for k, v in document.items()
-                if k not in ("format", "format_version", "gooddetect_version", "kind", "models", "classifier_kind")}
+        meta = {k: v for k, v in document.items() if k not in
+                ("format", "format_version", "gooddetect_version", "kind", "models", "classifier_kind", SUPPORT)}
+        support = SupportTable.from_state(document[SUPPORT], tensors[f"{SUPPORT}.{ARRAY}"]) \
+            if SUPPORT in document else None
         return cls(models["foreground"], models["background"], meta, document["gooddetect_version"],
-                   models.get(CLASSIFIER))
+                   models.get(CLASSIFIER), support)
 
 
 def load_detector(path: str | os.PathLike, runtime: Runtime, bf16: bool = False) -> Detector:
@@ -285,6 +293,11 @@ def _check_arrays(document: dict, stored: dict[str, tuple[tuple[int, ...], str]]
         except ModelFileError as exc:
             raise ModelFileError(f"{path}: {role} model: {exc}") from None
         expected.update({f"{role}.{name}": spec for name, spec in specs.items()})
+    if SUPPORT in document:
+        words = document[SUPPORT].get("words") if isinstance(document[SUPPORT], dict) else None
+        if not isinstance(words, int) or words < 1:
+            raise ModelFileError(f"{path}: metadata entry 'support' has no filter size")
+        expected[f"{SUPPORT}.{ARRAY}"] = ((words,), "uint64")
     if set(stored) != set(expected):
         missing, unexpected = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
         raise ModelFileError(f"{path}: arrays do not match the model configs (missing {missing[:3]}, "

@@ -21,11 +21,14 @@ from . import __version__, container
 from .errors import ModelFileError, UsageError
 from .models.configs import KmerConfig
 from .models.kmer import BUCKET_SLOTS, Counter, KmerModel, count_pair
+from .alphabet import encode
 from .seqio import display_name, read_chunks
+from .support import distinct, minimizer_keys
 from .windows import sequence_slices
 
 FORMAT_NAME = "gooddetect-counts"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the support table's minimizer hashes
+SUPPORT_KEYS = "support.keys"
 SLICE_BASES = 1 << 16  # long records are counted in slices of this many bases
 UINT32_MAX = np.iinfo(np.uint32).max
 
@@ -35,7 +38,7 @@ class KmerCounts:
     """The foreground's and background's counts of some inputs, with what they were counted with (`settings`:
     the foreground's KmerConfig, the background's mutation rate, the seed, the hash bits counted in, and whether
     the tables are folded when the model is built) and where they come from (input names, a digest of each, records
-    read)."""
+    read), and the distinct minimizer hashes of the inputs (`support_keys`, for the model's support table)."""
 
     settings: dict
     foreground: Counter
@@ -43,6 +46,7 @@ class KmerCounts:
     inputs: list[str] = field(default_factory=list)
     digests: list[str] = field(default_factory=list)
     records: int = 0
+    support_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
 
     @classmethod
     def count(cls, paths: list[str], config: KmerConfig, *, mutation_rate: float, seed: int, hash_bits: int,
@@ -50,22 +54,24 @@ class KmerCounts:
         """Count every k-mer of every record of `paths` (both models, one streaming pass)."""
         settings = {"config": config.to_dict(), "mutation_rate": mutation_rate, "seed": seed, "hash_bits": hash_bits,
                     "fold": fold, "gooddetect": __version__}
-        digests, records = [], [0]
+        digests, records, keys = [], [0], [np.zeros(0, dtype=np.uint64)]
 
         def batches():
             for path in paths:
                 digest = hashlib.sha256()
                 for chunk in read_chunks(path):
                     records[0] += len(chunk)
+                    keys.append(minimizer_keys(map(encode, chunk.seqs)))
                     codes, lengths, skip = sequence_slices(chunk.seqs, SLICE_BASES, config.max_order)
                     digest.update(codes.tobytes())
                     yield codes, lengths, skip
                 digests.append(digest.hexdigest())
+                keys[:] = [distinct(np.concatenate(keys))]  # one file's keys at a time beside the distinct ones
 
         foreground, background = count_pair(batches(), config=config, background=config.background(),
                                             mutation_rate=mutation_rate, seed=seed, hash_bits=hash_bits)
         return cls(settings, foreground, background, [os.path.basename(display_name(p)) for p in paths], digests,
-                   records[0])
+                   records[0], keys[0])
 
     def merge(self, other: KmerCounts, where: str) -> None:
         """Add the counts of `other` (inputs after this one's); counts of other settings are a UsageError naming
@@ -79,6 +85,7 @@ class KmerCounts:
         self.inputs += other.inputs
         self.digests += other.digests
         self.records += other.records
+        self.support_keys = distinct(np.concatenate([self.support_keys, other.support_keys]))
 
     def models(self) -> tuple[KmerModel, KmerModel]:
         return self.foreground.model(self.settings["fold"]), self.background.model(self.settings["fold"])
@@ -95,7 +102,8 @@ class KmerCounts:
     def save(self, path: str | os.PathLike) -> None:
         document = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "settings": self.settings, "inputs": self.inputs, "digests": self.digests,
                     "records": self.records, "positions": [self.foreground.positions, self.background.positions]}
-        tensors = {**_counter_arrays("foreground", self.foreground), **_counter_arrays("background", self.background)}
+        tensors = {**_counter_arrays("foreground", self.foreground), **_counter_arrays("background", self.background),
+                   SUPPORT_KEYS: self.support_keys}
         container.write(path, FORMAT_NAME, json.dumps(document, sort_keys=True), tensors)
 
     @classmethod
@@ -108,10 +116,13 @@ class KmerCounts:
             counters = [Counter(c, int(settings["hash_bits"])) for c in (config, config.background())]
             for role, counter, positions in zip(("foreground", "background"), counters, document["positions"]):
                 _restore(counter, role, tensors, int(positions))
+            keys = tensors[SUPPORT_KEYS]
+            if keys.dtype != np.uint64 or keys.ndim != 1 or np.any(keys[1:] <= keys[:-1]):
+                raise ValueError("support keys that are not distinct and sorted")
         except (KeyError, TypeError, ValueError, UsageError) as error:
             raise ModelFileError(f"{path}: bad count file contents ({error})") from None
         return cls(settings, *counters, list(document["inputs"]), list(document["digests"]),
-                   int(document["records"]))
+                   int(document["records"]), keys)
 
 
 def _counter_arrays(role: str, counter: Counter) -> dict[str, np.ndarray]:

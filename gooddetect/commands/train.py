@@ -30,6 +30,7 @@ from ..options import option
 from ..outputs import SEQUENCE_SUFFIXES
 from ..runtime import Runtime, check_output_paths, is_main_process
 from ..seqio import display_name
+from ..support import SupportTable, minimizer_keys, sequences_of
 from ..training.config import MAX_EPOCHS, MIN_STEPS, TrainConfig
 from ..windows import MIN_LENGTH, WINDOW_LENGTH, GenomeSplit, Windows, WindowCounts, collect_windows, \
     sample_genome_windows, split_genomes, with_reverse_complements
@@ -65,6 +66,8 @@ class TrainInputs:
     classifier: str = option("kmer", "With classes: kmer (one k-mer Markov chain per class; chosen on validation) or "
                              "convnet (the paper's ConvNet, with its ODIN and Mahalanobis scores).",
                              choices=("kmer", "convnet"))
+    no_support: bool = option(False, "Leave out the support table (the references' 20-mer minimizers): reads are "
+                              "then called by the LLR alone, as in the paper, and none is called foreign.")
 
 
 @dataclass(frozen=True)
@@ -270,7 +273,7 @@ def train(inputs: list[str], output: str, *, seed: int = 0, runtime: Runtime | N
     training = {"inputs": [os.path.basename(display_name(f)) for f in inputs],
                 "windows_per_file": inputs_.windows_per_file, "mutation_rate": mutation_rate, "seed": seed,
                 "versions": _versions(kind)}
-    windows = genomes = None
+    windows = genomes = support_keys = None
     if kind == "lstm" and settings.part(LstmData).genomes:
         genomes = split_genomes(inputs, length=inputs_.length, min_length=inputs_.min_length,
                                 val_fraction=settings.part(LstmData).val_fraction, seed=seed)
@@ -285,13 +288,15 @@ def train(inputs: list[str], output: str, *, seed: int = 0, runtime: Runtime | N
         foreground, background = _train_lstm(genomes or windows, output, training, settings, seed=seed,
                                              runtime=runtime)
     else:
-        foreground, background = _train_kmer(inputs, training, settings, seed=seed, runtime=runtime)
+        foreground, background, support_keys = _train_kmer(inputs, training, settings, seed=seed, runtime=runtime)
     classifier = _train_classifier(windows, labels, training, settings, seed=seed) if labels else None
     if windows is not None:
         training["window_counts"] = counts.as_dict()
+    support = None if inputs_.no_support else SupportTable.from_keys(
+        minimizer_keys(sequences_of(inputs)) if support_keys is None else support_keys)
     detector = Detector(foreground, background, {"window_length": inputs_.length, "min_length": inputs_.min_length,
                                                  "strands": score_strands, "training": training, "threshold": None},
-                        classifier=classifier)
+                        classifier=classifier, support=support)
     if is_main_process():
         detector.save(output)
         log.info("train: %s model from %d input(s) in %.1f s; written to %s", kind, len(inputs),
@@ -431,17 +436,18 @@ def _train_classifier(windows: Windows, labels: ClassLabels, training: dict, set
 
 
 def _train_kmer(inputs: list[str], training: dict, settings: TrainSettings, *, seed: int, runtime: Runtime):
+    """The pair and the minimizer hashes of the inputs (None when the windows were sampled: not counted)."""
     if settings.part(KmerTraining).from_counts:
         counts = merged_counts(inputs, settings)
     elif settings.inputs.windows_per_file:
-        return _train_kmer_on_sampled_windows(inputs, training, settings, seed=seed)
+        return *_train_kmer_on_sampled_windows(inputs, training, settings, seed=seed), None
     else:
         counts = count_kmers(inputs, settings, seed)
     foreground, background = counts.models()
     training |= counts.provenance(foreground, background) | {"inputs": counts.inputs, "seed": counts.settings["seed"],
                                                              "mutation_rate": counts.settings["mutation_rate"]}
     _log_counts(foreground)
-    return foreground, background
+    return foreground, background, counts.support_keys
 
 
 # The options a count file fixes: `train --from-counts` takes them from the files.
