@@ -10,19 +10,24 @@ log FPR, clamped to the lengths calibrated).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import metrics
 from .errors import UsageError
+from .support import MIN_SUPPORT
+
+log = logging.getLogger("gooddetect")
 
 RULES = ("target_fpr", "max_f1", "youden", "percentile")
-PIECE_LENGTHS = (50, 75, 100, 125, 150, 200, 250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000)
+PIECE_LENGTHS = (31, 40, 50, 75, 100, 125, 150, 200, 250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000)
 MIN_PIECES = 200  # a length is calibrated only from this many in-distribution pieces
 MAX_PIECES = 5_000  # pieces scored per length at most (a seeded random subset)
 FPR_GRID = tuple(sorted({*np.round(np.geomspace(0.0005, 0.5, 31), 6).tolist(), 0.01, 0.02, 0.05, 0.1, 0.2}))
 TRADE_OFF_FPRS = (0.01, 0.02, 0.05, 0.1, 0.2)
+MAX_IN_DIST_FOREIGN = 0.15  # more in-distribution reads without support than this: the references are incomplete
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,27 @@ def resolve(calibration: dict | None, threshold: float | None = None, fpr: float
     if calibration.get("length_aware") and table is not None:
         return Thresholds(table=table, fpr=float(calibration["fpr"]))
     return Thresholds(fixed=float(calibration["value"]))
+
+
+def support_boundary(in_support: np.ndarray, min_support: float) -> float:
+    """The foreign boundary to store: `min_support`, or 0 (no read foreign) when it would call more than
+    MAX_IN_DIST_FOREIGN of the in-distribution reads foreign: then the references (sampled windows, say) miss much of
+    the in-distribution organisms' sequence, and only the LLR can judge."""
+    foreign = float(np.mean(in_support < min_support)) if len(in_support) else 0.0
+    if foreign <= MAX_IN_DIST_FOREIGN:
+        return min_support
+    log.warning("calibrate: %.1f%% of the in-distribution reads share almost no k-mer with the training sequences "
+                "(support < %g), so no read will be called foreign; train on whole genomes for foreign calls",
+                100 * foreign, min_support)
+    return 0.0
+
+
+def min_support(calibration: dict | None, given: float | None = None) -> float:
+    """The support below which a read is foreign: `given`, else the calibration's, else MIN_SUPPORT."""
+    if given is not None:
+        return float(given)
+    stored = (calibration or {}).get("min_support")
+    return float(stored) if isinstance(stored, (int, float)) else MIN_SUPPORT
 
 
 def choose_threshold(rule: str, value: float | None, scores: np.ndarray, is_ood: np.ndarray) -> float:

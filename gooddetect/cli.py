@@ -21,6 +21,7 @@ from .errors import GooddetectError
 from .models.configs import KmerConfig
 from .runtime import Runtime
 from .scoring import DEFAULT_BATCH_SIZE
+from .support import MIN_SUPPORT
 from .windows import MIN_LENGTH, WINDOW_LENGTH
 
 log = logging.getLogger("gooddetect")
@@ -271,10 +272,13 @@ def _labeled_sample_options(command):
 @click.option("--length-aware/--single-threshold", default=None,
               help="Whether score flags each read by the in-distribution score table at its length (default for "
                    "--target-fpr) or by the one threshold (default for the other rules).")
+@click.option("--min-support", default=MIN_SUPPORT, show_default=True, type=click.FloatRange(0, 1),
+              help="Models with a support table: call a read foreign when less than this fraction of its minimizers "
+                   "is in the references (stored; score --min-support overrides it).")
 @click.option("--json", "json_out", default=None, help="Also write the calibration report as JSON.")
 @_labeled_sample_options
-def calibrate(model, reads, output, rule, fpr, perc, length_aware, json_out, in_dist, ood, labels, batch_size, device,
-              threads):
+def calibrate(model, reads, output, rule, fpr, perc, length_aware, min_support, json_out, in_dist, ood, labels,
+              batch_size, device, threads):
     """Choose the OOD threshold on a labeled sample and store it, with a table of in-distribution scores by read
     length, in the model file. Bring in-distribution reads of other isolates of the training organisms (not
     regions of the training genomes); whole sequences (contigs, genomes) calibrate long reads too."""
@@ -283,8 +287,8 @@ def calibrate(model, reads, output, rule, fpr, perc, length_aware, json_out, in_
 
     value = {"target_fpr": fpr, "percentile": perc}.get(rule)
     report = calibrate_api(model, output, rule=rule, value=value, in_dist=list(in_dist), ood=list(ood),
-                           reads=list(reads), labels=labels, length_aware=length_aware, batch_size=batch_size,
-                           runtime=Runtime(threads=threads, device=device))
+                           reads=list(reads), labels=labels, length_aware=length_aware, min_support=min_support,
+                           batch_size=batch_size, runtime=Runtime(threads=threads, device=device))
     click.echo(format_calibration(report, output or model), err=True)
     _write_json(json_out, report)
 

@@ -11,7 +11,7 @@ def describe_counts(summary: dict) -> str:
     """The closing summary line of `score`."""
     ood = ("uncalibrated (no threshold; is_ood = NA)" if summary["thresholds"] is None else
            f"{summary['ood']} OOD ({100 * (summary['ood_fraction'] or 0):.2f}% of scored reads, "
-           f"{summary['thresholds_text']})")
+           f"{summary['thresholds_text']}: {summary['novel_reads']} novel, {summary['foreign_reads']} foreign)")
     skipped = ", ".join(f"{n} {reason}" for reason, n in summary["skipped"].items()) or "none"
     return (f"{summary['reads']} {'fragments' if summary['layout'] != 'single' else 'reads'}, {summary['windows']} "
             f"windows; {ood}; reads without score: {skipped}; {summary['duplicate_ids']} duplicate ids")
@@ -55,6 +55,10 @@ def format_calibration(report: dict, model: str) -> str:
         lengths = ", ".join(f"{n:.0f}" for n in table["n_scored"])
         mode = "used by default" if report.get("length_aware") else "used with score --fpr"
         lines.append(f"  thresholds by length ({mode}) calibrated at {lengths} scored bases")
+    for sample, calls in report.get("calls", {}).items():
+        shares = "  ".join(f"{call} {100 * share:.2f}%" for call, share in calls.items())
+        lines.append(f"  calls of the {sample.replace('_', '-')} reads (foreign below support "
+                     f"{report['min_support']:g}): {shares}")
     return "\n".join(lines)
 
 

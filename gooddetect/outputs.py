@@ -15,11 +15,12 @@ from . import tsv
 from .errors import InputError, UsageError
 from .models import InDistributionClassifier
 from .runtime import atomic_output
-from .scoring import REASONS, ScoreCounts, ScoredChunk
+from .scoring import CALLS, REASONS, ScoreCounts, ScoredChunk
 
 NA = tsv.NA
 BASE_COLUMNS = ("read_id", "length", "n_windows", "n_scored", "loglik_fg", "loglik_bg", "llr", "score", "threshold",
-                "is_ood", "window_llrs", "loglik_fg_sum", "loglik_bg_sum", "reason")
+                "is_ood", "window_llrs", "loglik_fg_sum", "loglik_bg_sum", "reason", "support", "call")
+IS_OOD_OF_CALL = ("0", "1", "1", NA)  # is_ood of each call code: novel and foreign fragments are both OOD
 SEQUENCE_SUFFIXES = re.compile(r"(\.(fastq|fq|fasta|fa|fna|fas|seq|txt))?(\.(gz|bgz))?$", re.IGNORECASE)
 MATE_TAG = re.compile(r"([._-]R?[12])$")
 
@@ -45,34 +46,35 @@ def classifier_fields(scored: ScoredChunk, classifier: InDistributionClassifier)
     return fields | {name: tsv.fixed_column(scored.classifier_scores[name], 6) for name in classifier.score_names}
 
 
-def tsv_rows(scored: ScoredChunk, thresholds: np.ndarray | None, extra: dict[str, tsv.Column]) -> str:
-    """The TSV lines of one scored chunk (see README for the columns)."""
+def tsv_rows(scored: ScoredChunk, thresholds: np.ndarray | None, calls: np.ndarray,
+             extra: dict[str, tsv.Column]) -> str:
+    """The TSV lines of one scored chunk (see README for the columns); `calls`: its call_codes."""
     n = len(scored)
     bounds = np.concatenate([[0], np.cumsum(scored.n_windows)])
     unscored = ~scored.scored
-    if thresholds is None:
-        threshold_text = calls = tsv.constant_column(NA, n)
-    else:
-        threshold_text = tsv.fixed_column(thresholds, 6)
-        calls = tsv.choice_column(np.where(unscored, 2, scored.score > thresholds), ("0", "1", NA))
+    threshold_text = tsv.constant_column(NA, n) if thresholds is None else tsv.fixed_column(thresholds, 6)
+    support = tsv.constant_column(NA, n) if scored.support is None else \
+        tsv.fixed_column(np.where(unscored, np.nan, scored.support), 3)
     window_llrs = tsv.grouped(tsv.fixed_column(scored.window_llr, 6), bounds) if (scored.n_windows > 1).any() else \
         tsv.constant_column(NA, n)  # NA for fragments of one window: none to format when all are
     columns = [tsv.text_column(scored.chunk.ids), *map(tsv.int_column, scored.read_lengths.T),
                tsv.int_column(scored.n_windows), tsv.int_column(scored.n_scored),
                *(tsv.fixed_column(values, 6) for values in (scored.loglik_fg, scored.loglik_bg, scored.llr,
                                                              scored.score)),
-               threshold_text, calls, window_llrs,
+               threshold_text, tsv.choice_column(calls, IS_OOD_OF_CALL), window_llrs,
                *(tsv.fixed_column(np.where(unscored, np.nan, s), 3) for s in (scored.fg_sum, scored.bg_sum)),
-               tsv.choice_column(scored.reason_codes, [reason or NA for reason in REASONS]), *extra.values()]
+               tsv.choice_column(scored.reason_codes, [reason or NA for reason in REASONS]), support,
+               tsv.choice_column(calls, (*CALLS, NA)), *extra.values()]
     return tsv.rows(columns)
 
 
 class ReadSplitter:
-    """Writes each input record, unchanged, to the output of its fragment's call: `in`, `ood` or `unscored`
-    (unscored fragments go with `in` when no `unscored` output is given, so no read is silently dropped). With two
-    mates, a '#' in an output name becomes _1 and _2 (Kraken2's convention); paired input needs it."""
+    """Writes each input record, unchanged, to the output of its fragment's call: `in`, `ood` (novel and foreign),
+    `novel` (novel ones apart from the foreign, when given) or `unscored` (unscored fragments go with `in` when no
+    `unscored` output is given, so no read is silently dropped). With two mates, a '#' in an output name becomes _1
+    and _2 (Kraken2's convention); paired input needs it."""
 
-    CALLS = ("in", "ood", "unscored")
+    CALLS = ("in", "ood", "unscored", "novel")
 
     def __init__(self, paths: dict[str, str | None], mates: int, layout: str):
         self.paths = {call: path for call, path in paths.items() if path}
@@ -100,15 +102,16 @@ class ReadSplitter:
             names = [path.replace("#", f"_{m}") for m in (1, 2)] if self.split_mates else [path]
             self.handles[call] = [stack.enter_context(atomic_output(name, "wb")) for name in names]
 
-    def write(self, scored: ScoredChunk, is_ood: np.ndarray | None) -> None:
+    def write(self, scored: ScoredChunk, calls: np.ndarray) -> None:
+        """`calls`: the chunk's call_codes."""
         chunk = scored.chunk
         if self.format is None:
             self.format = chunk.format
         elif chunk.format != self.format:
             raise InputError("read outputs: the inputs mix FASTA and FASTQ; split them into separate runs")
-        calls = np.where(~scored.scored, 2, np.where(is_ood, 1, 0)) if is_ood is not None else np.zeros(len(scored))
-        for code, call in enumerate(self.CALLS):
-            target = call if call in self.handles else "in" if call == "unscored" else None
+        novel = "novel" if "novel" in self.handles else "ood"
+        unscored = "unscored" if "unscored" in self.handles else "in"
+        for code, target in enumerate(("in", novel, "ood", unscored)):  # by call code: in, novel, foreign, none
             if target not in self.handles:
                 continue
             fragments = np.flatnonzero(calls == code).tolist()
@@ -137,19 +140,20 @@ def bed_rows(scored: ScoredChunk, window_thresholds: np.ndarray | None) -> str:
                      tsv.fixed_column(llr, 6)])
 
 
-REPORT_COLUMNS = ("input", "reads", "scored_reads", "ood_reads", "ood_fraction", "unscored_reads", "thresholds")
+REPORT_COLUMNS = ("input", "reads", "scored_reads", "ood_reads", "ood_fraction", "unscored_reads", "thresholds",
+                  "novel_reads", "foreign_reads")
 
 
 def write_report(out: IO[str], per_input: dict[str, ScoreCounts], thresholds: str) -> None:
     """A Kraken2-style one-glance table: per input, reads, scored reads, OOD reads and their fraction; the
-    thresholds as `fixed:T` or `fpr:F` (by read length), NA without any."""
+    thresholds as `fixed:T` or `fpr:F` (by read length), NA without any; the OOD reads called novel and foreign."""
     out.write("\t".join(REPORT_COLUMNS) + "\n")
     for name, counts in per_input.items():
         d = counts.as_dict(thresholds != NA)
         fraction = NA if d["ood_fraction"] is None else f"{d['ood_fraction']:.6f}"
-        ood = NA if d["ood"] is None else str(d["ood"])
+        ood, novel, foreign = (NA if d[key] is None else str(d[key]) for key in ("ood", "novel_reads", "foreign_reads"))
         out.write(f"{name}\t{counts.reads}\t{counts.scored_reads}\t{ood}\t{fraction}\t{d['unscored_reads']}\t"
-                  f"{thresholds}\n")
+                  f"{thresholds}\t{novel}\t{foreign}\n")
 
 
 def multiqc_sample(label: str) -> str:
@@ -169,7 +173,10 @@ def multiqc_content(rows: dict[str, dict], thresholds: str) -> dict:
         row = {key: counts[key] for key in ("reads", "scored_reads", "unscored_reads")}
         if counts["ood"] is not None:
             row |= {"ood_reads": counts["ood"], "in_reads": counts["scored_reads"] - counts["ood"],
-                    "ood_percent": 100 * counts["ood"] / counts["scored_reads"] if counts["scored_reads"] else None}
+                    "novel_reads": counts["novel_reads"], "foreign_reads": counts["foreign_reads"],
+                    "ood_percent": 100 * counts["ood"] / counts["scored_reads"] if counts["scored_reads"] else None,
+                    "foreign_percent": 100 * counts["foreign_reads"] / counts["scored_reads"]
+                    if counts["scored_reads"] else None}
         data[name] = row
     headers = {"reads": {"title": "Reads", "description": "Reads (fragments for pairs) in the input",
                          "format": "{:,.0f}", "scale": "Blues"},
@@ -180,10 +187,16 @@ def multiqc_content(rows: dict[str, dict], thresholds: str) -> dict:
     if calibrated:
         headers |= {"in_reads": {"title": "In-dist.", "description": "Fragments like the training organisms",
                                  "format": "{:,.0f}", "hidden": True},
-                    "ood_reads": {"title": "OOD", "description": "Fragments flagged out of distribution",
-                                  "format": "{:,.0f}"},
+                    "ood_reads": {"title": "OOD", "description": "Fragments flagged out of distribution (novel "
+                                  "and foreign)", "format": "{:,.0f}"},
+                    "novel_reads": {"title": "Novel", "description": "OOD fragments that share k-mers with the "
+                                    "references", "format": "{:,.0f}", "hidden": True},
+                    "foreign_reads": {"title": "Foreign", "description": "Fragments that share almost no k-mer "
+                                      "with the references", "format": "{:,.0f}", "hidden": True},
                     "ood_percent": {"title": "% OOD", "description": f"Scored fragments flagged OOD ({thresholds})",
-                                    "min": 0, "max": 100, "suffix": "%", "format": "{:,.2f}", "scale": "OrRd"}}
+                                    "min": 0, "max": 100, "suffix": "%", "format": "{:,.2f}", "scale": "OrRd"},
+                    "foreign_percent": {"title": "% Foreign", "description": "Scored fragments called foreign",
+                                        "min": 0, "max": 100, "suffix": "%", "format": "{:,.2f}", "scale": "Reds"}}
     return multiqc_table("gooddetect", "Reads from organisms the model was not trained on (likelihood ratio of a "
                          "foreground and a background model; Ren et al. 2019).",
                          "gooddetect: out-of-distribution reads", headers, data)

@@ -19,7 +19,8 @@ log = logging.getLogger("gooddetect")
 @dataclass
 class SampleScores:
     """Per-read values of the scored reads of a sample (unscored reads are left out and counted): read_id, score,
-    loglik_fg, n_scored and, with a classifier, class (index), class_prob and its OOD scores."""
+    loglik_fg, n_scored, with a support table support and, with a classifier, class (index), class_prob and its OOD
+    scores."""
 
     columns: dict[str, list] = field(default_factory=dict)
     sequences: list[str] = field(default_factory=list)  # kept only when asked for (length calibration)
@@ -42,6 +43,8 @@ def score_sample(detector: Detector, paths: list[str], *, batch_size: int = DEFA
         sample.add("read_id", np.array(scored.chunk.ids, dtype=object)[keep])
         for name in ("score", "loglik_fg", "n_scored"):
             sample.add(name, getattr(scored, name)[keep])
+        if scored.support is not None:
+            sample.add("support", scored.support[keep])
         if scored.class_probs is not None:
             sample.add("class", scored.class_probs.argmax(axis=1)[keep] if len(scored) else np.zeros(0, np.int64))
             sample.add("class_prob", scored.class_probs.max(axis=1, initial=0)[keep])

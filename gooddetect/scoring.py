@@ -19,6 +19,7 @@ import numpy as np
 from .detector import Detector
 from .runtime import pipelined
 from .seqio import RecordChunk
+from .support import MIN_SUPPORT, support_fraction
 from .windows import ChunkWindows, cut_reads
 
 DEFAULT_BATCH_SIZE = 4096  # windows per model call: large enough to amortise the k-mer model's thread hand-offs
@@ -26,6 +27,7 @@ PIPELINE_DEPTH = 2  # chunks scored ahead of the consumer
 TOO_SHORT = "too_short"
 TOO_MANY_UNKNOWN = "too_many_unknown"
 REASONS = (None, TOO_SHORT, TOO_MANY_UNKNOWN)  # by ScoredChunk.reason_codes
+CALLS = ("in", "novel", "foreign")  # by call_codes; len(CALLS) stands for no call
 
 
 @dataclass
@@ -49,6 +51,8 @@ class ScoredChunk:
     min_length: int
     class_probs: np.ndarray | None = None  # float64 [fragments, classes]: the classifier's, base-weighted
     classifier_scores: dict[str, np.ndarray] = field(default_factory=dict)  # name -> float64 [fragments]
+    support_hits: np.ndarray | None = None  # int64 [fragments]: minimizers the support table holds (with one)
+    support_lookups: np.ndarray | None = None  # int64 [fragments]: minimizers looked up
 
     def __len__(self) -> int:
         return len(self.n_windows)
@@ -79,39 +83,70 @@ class ScoredChunk:
         return -self.llr
 
     @cached_property
+    def support(self) -> np.ndarray | None:
+        """The fraction of each fragment's minimizers the references hold (NaN: none looked up); None without a
+        support table."""
+        return None if self.support_hits is None else support_fraction(self.support_hits, self.support_lookups)
+
+    @cached_property
     def reason_codes(self) -> np.ndarray:
         """Why each fragment has no score, as an index into REASONS (0: it has one)."""
         too_short = (self.read_lengths < self.min_length).all(axis=1)
         return np.where(self.scored, 0, np.where(too_short, 1, 2))
 
 
+def call_codes(scored: np.ndarray, llr_ood: np.ndarray | None, support: np.ndarray | None,
+               min_support: float = MIN_SUPPORT) -> np.ndarray:
+    """Each fragment's call as an index into CALLS (len(CALLS): none, for unscored fragments or without a
+    threshold): foreign when its support is below `min_support` (the references share almost none of its k-mers),
+    else novel when its LLR is out of distribution, else in. Without a support table (`support` None), or for a
+    fragment too short for a minimizer (NaN), the LLR alone decides between in and novel."""
+    none = len(CALLS)
+    if llr_ood is None:
+        return np.full(len(scored), none, dtype=np.int64)
+    codes = np.where(llr_ood, 1, 0)
+    if support is not None:
+        codes = np.where(support < min_support, 2, codes)  # NaN compares False
+    return np.where(scored, codes, none)
+
+
 @dataclass
 class ScoreCounts:
-    """Totals for the closing summary; every fragment without a score is counted under its reason."""
+    """Totals for the closing summary; every fragment without a score is counted under its reason, every called
+    one under its call."""
 
     reads: int = 0
     scored_reads: int = 0
     windows: int = 0
-    ood: int = 0
+    calls: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)
 
-    def add(self, scored: ScoredChunk, is_ood: np.ndarray | None) -> None:
+    @property
+    def ood(self) -> int:
+        return self.calls["novel"] + self.calls["foreign"]
+
+    def add(self, scored: ScoredChunk, calls: np.ndarray) -> None:
+        """`calls`: call_codes of the chunk."""
         self.reads += len(scored)
         self.scored_reads += int(scored.scored.sum())
         self.windows += int(scored.n_windows.sum())
-        if is_ood is not None:
-            self.ood += int(is_ood.sum())
+        called = np.bincount(calls, minlength=len(CALLS) + 1)
+        self.calls.update({call: int(n) for call, n in zip(CALLS, called) if n})
         counts = np.bincount(scored.reason_codes, minlength=len(REASONS))
         self.skipped.update({reason: int(n) for reason, n in zip(REASONS[1:], counts[1:]) if n})
 
     def __add__(self, other: ScoreCounts) -> ScoreCounts:
         return ScoreCounts(self.reads + other.reads, self.scored_reads + other.scored_reads,
-                           self.windows + other.windows, self.ood + other.ood, self.skipped + other.skipped)
+                           self.windows + other.windows, self.calls + other.calls, self.skipped + other.skipped)
 
     def as_dict(self, calibrated: bool) -> dict:
+        def fraction(n: int) -> float | None:
+            return (n / self.scored_reads if self.scored_reads else None) if calibrated else None
+
         return {"reads": self.reads, "scored_reads": self.scored_reads, "windows": self.windows,
-                "ood": self.ood if calibrated else None,
-                "ood_fraction": (self.ood / self.scored_reads if self.scored_reads else None) if calibrated else None,
+                "ood": self.ood if calibrated else None, "ood_fraction": fraction(self.ood),
+                **{f"{call}_reads": self.calls[call] if calibrated else None for call in CALLS},
+                "foreign_fraction": fraction(self.calls["foreign"]),
                 "unscored_reads": sum(self.skipped.values()),
                 "skipped": dict(sorted(self.skipped.items()))}
 
@@ -147,6 +182,8 @@ class _WindowScores:
     n_scored: np.ndarray
     class_probs: np.ndarray | None = None
     classifier_scores: dict[str, np.ndarray] = field(default_factory=dict)
+    support_hits: np.ndarray | None = None
+    support_lookups: np.ndarray | None = None
 
 
 def _score_windows(detector: Detector, cut: ChunkWindows, batch_size: int, odin: bool) -> _WindowScores:
@@ -157,10 +194,14 @@ def _score_windows(detector: Detector, cut: ChunkWindows, batch_size: int, odin:
     if classifier is not None:
         out.class_probs = np.zeros((n, len(classifier.classes)))
         out.classifier_scores = {name: np.zeros(n) for name in (*classifier.score_names, *(("odin",) if odin else ()))}
+    if detector.support is not None:
+        out.support_hits, out.support_lookups = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     for first in range(0, n, batch_size):
         last = min(first + batch_size, n)
         windows = cut.padded(first, last)
         out.fg[first:last], out.bg[first:last], out.n_scored[first:last] = detector.loglik(*windows)
+        if detector.support is not None:
+            out.support_hits[first:last], out.support_lookups[first:last] = detector.support.lookup(*windows)
         if classifier is not None:
             probs, scores = classifier.predict(*windows)
             out.class_probs[first:last] = probs
@@ -185,6 +226,11 @@ def _aggregate(detector: Detector, chunk: RecordChunk, cut: ChunkWindows, window
 
     with np.errstate(invalid="ignore", divide="ignore"):
         window_llr = (windows.fg - windows.bg) / windows.n_scored
+    support = {}
+    if windows.support_hits is not None:
+        support = {name: np.bincount(fragment, weights=values, minlength=n).astype(np.int64)
+                   for name, values in (("support_hits", windows.support_hits),
+                                        ("support_lookups", windows.support_lookups))}
     class_probs = None
     if windows.class_probs is not None:
         class_probs = np.stack([weighted_mean(column) for column in windows.class_probs.T], axis=1) if n else \
@@ -196,4 +242,5 @@ def _aggregate(detector: Detector, chunk: RecordChunk, cut: ChunkWindows, window
         bg_sum=np.bincount(fragment, weights=windows.bg, minlength=n),
         window_llr=window_llr, window_fragment=fragment, window_record=cut.reads, window_start=starts,
         window_end=ends, window_scored=windows.n_scored, min_length=detector.min_length, class_probs=class_probs,
-        classifier_scores={name: weighted_mean(values) for name, values in windows.classifier_scores.items()})
+        classifier_scores={name: weighted_mean(values) for name, values in windows.classifier_scores.items()},
+        **support)

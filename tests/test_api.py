@@ -60,8 +60,8 @@ def test_score_uncalibrated(model, tmp_path):
     assert (result["reads"], result["scored_reads"], result["windows"]) == (1000, 1000, 1000)
     assert result["inputs"] == [str(VAL_IN), str(VAL_OOD)] and result["shard"] is None
     assert json.loads(summary.read_text()) == result
-    assert report.read_text().splitlines()[1:] == [f"{VAL_IN}\t500\t500\tNA\tNA\t0\tNA",
-                                                   f"{VAL_OOD}\t500\t500\tNA\tNA\t0\tNA"]
+    assert report.read_text().splitlines()[1:] == [f"{VAL_IN}\t500\t500\tNA\tNA\t0\tNA\tNA\tNA",
+                                                   f"{VAL_OOD}\t500\t500\tNA\tNA\t0\tNA\tNA\tNA"]
     assert "uncalibrated" in describe_counts(result | {"thresholds_text": "NA"})
 
 

@@ -176,9 +176,11 @@ def test_score_fastq_gz_from_stdin(stdin_run, calibrated):
     assert summary["thresholds"]["at_150bp"] == pytest.approx(at_149) and summary["ood"] == flagged
     assert summary["ood_fraction"] == pytest.approx(flagged / 1000)
     assert summary["inputs"] == ["<stdin>"] and summary["skipped"] == {} and summary["duplicate_ids"] == 0
+    novel, foreign = (sum(r["call"] == call for r in rows) for call in ("novel", "foreign"))
+    assert novel + foreign == flagged and {r["call"] for r in rows} <= {"in", "novel", "foreign"}
     assert report.splitlines() == [
-        "input\treads\tscored_reads\tood_reads\tood_fraction\tunscored_reads\tthresholds",
-        f"<stdin>\t1000\t1000\t{flagged}\t{flagged / 1000:.6f}\t0\tfpr:0.1"]
+        "input\treads\tscored_reads\tood_reads\tood_fraction\tunscored_reads\tthresholds\tnovel_reads\tforeign_reads",
+        f"<stdin>\t1000\t1000\t{flagged}\t{flagged / 1000:.6f}\t0\tfpr:0.1\t{novel}\t{foreign}"]
     assert "1000 reads" in done.stderr.decode()
 
 

@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 from gooddetect import scoring as score_module
 from gooddetect.outputs import NA, columns, tsv_rows
 from gooddetect.runtime import Runtime
-from gooddetect.scoring import REASONS, TOO_MANY_UNKNOWN, TOO_SHORT, ScoreCounts, score_chunks
+from gooddetect.scoring import REASONS, TOO_MANY_UNKNOWN, TOO_SHORT, ScoreCounts, call_codes, score_chunks
 from gooddetect.seqio import RecordChunk
 from fixtures import BG_PROBS, FG_PROBS, fake_detector
 
@@ -59,7 +59,8 @@ def tsv(detector, *chunks, thresholds=None, **options) -> list[dict[str, str]]:
     for scored in score(detector, *chunks, **options):
         limits = None if thresholds is None else np.full(len(scored), thresholds)
         header = columns(scored.chunk.mates)
-        for line in tsv_rows(scored, limits, {}).splitlines():
+        calls = call_codes(scored.scored, None if limits is None else scored.score > limits, scored.support)
+        for line in tsv_rows(scored, limits, calls, {}).splitlines():
             fields = line.split("\t")
             assert len(fields) == len(header)
             rows.append(dict(zip(header, fields)))
@@ -285,13 +286,15 @@ def test_score_counts_totals():
     (scored,) = score(fake_detector(window_length=10, min_length=4), chunk(*seqs), batch_size=2)
     threshold = sorted(scored.score[scored.scored])[0]  # flags the two higher-scoring reads
     counts = ScoreCounts()
-    counts.add(scored, (scored.score > threshold) & scored.scored)
+    counts.add(scored, call_codes(scored.scored, scored.score > threshold, None))
     assert (counts.reads, counts.scored_reads, counts.windows) == (6, 3, 3 + 2 + 1)
     assert counts.skipped == {TOO_SHORT: 2, TOO_MANY_UNKNOWN: 1}
     assert counts.as_dict(True) == {"reads": 6, "scored_reads": 3, "windows": 6, "ood": 2, "ood_fraction": 2 / 3,
+                                    "in_reads": 1, "novel_reads": 2, "foreign_reads": 0, "foreign_fraction": 0.0,
                                     "unscored_reads": 3, "skipped": {TOO_MANY_UNKNOWN: 1, TOO_SHORT: 2}}
     uncalibrated = counts.as_dict(False)
     assert uncalibrated["ood"] is None and uncalibrated["ood_fraction"] is None
+    assert uncalibrated["foreign_reads"] is None
     total = counts + ScoreCounts(reads=1, skipped=Counter({TOO_SHORT: 1}))
     assert (total.reads, total.scored_reads, total.skipped[TOO_SHORT]) == (7, 3, 3)
     assert counts.reads == 6  # `+` leaves its operands alone
@@ -300,4 +303,4 @@ def test_score_counts_totals():
 def test_empty_input():
     assert score(fake_detector()) == []
     (scored,) = score(fake_detector(), chunk())
-    assert len(scored) == 0 and tsv_rows(scored, None, {}) == ""
+    assert len(scored) == 0 and tsv_rows(scored, None, np.zeros(0, np.int64), {}) == ""

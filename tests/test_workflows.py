@@ -110,7 +110,7 @@ def test_score_writes_only_the_tsv_on_stdout_and_logs_on_stderr(work, reference)
     for sample, reads in SAMPLES.items():
         rows = tsv_rows(reference[sample]["tsv"])
         assert [row["read_id"] for row in rows] == read_ids(work / reads)
-        assert all(None not in row.values() and len(row) == 14 for row in rows)
+        assert all(None not in row.values() and len(row) == 16 for row in rows)
         assert reference[sample]["stderr"].startswith("gooddetect: score: ")
         assert "read_id" not in reference[sample]["stderr"]
 

@@ -9,8 +9,9 @@ from ..detector import Detector, load_detector
 from ..errors import UsageError
 from ..runtime import Runtime, check_output_paths
 from ..samples import labeled_scores
-from ..scoring import DEFAULT_BATCH_SIZE, score_chunks
+from ..scoring import CALLS, DEFAULT_BATCH_SIZE, call_codes, score_chunks
 from ..seqio import CHUNK_RECORDS, RecordChunk
+from ..support import MIN_SUPPORT
 
 
 def length_table(detector: Detector, sequences: list[str], *, batch_size: int = DEFAULT_BATCH_SIZE,
@@ -32,12 +33,13 @@ def length_table(detector: Detector, sequences: list[str], *, batch_size: int = 
 
 def calibrate(model: str, output: str | None = None, *, rule: str = "target_fpr", value: float | None = 0.05,
               in_dist: list[str] = (), ood: list[str] = (), reads: list[str] = (), labels: str | None = None,
-              length_aware: bool | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-              runtime: Runtime = Runtime()) -> dict:
+              length_aware: bool | None = None, min_support: float = MIN_SUPPORT,
+              batch_size: int = DEFAULT_BATCH_SIZE, runtime: Runtime = Runtime()) -> dict:
     """`gooddetect calibrate`: choose a threshold on a labeled sample by `rule`, store it with the calibration
     metrics, the FPR/TPR trade-off and the table of in-distribution score quantiles by read length in the model file
     (written atomically to `output`, default: in place). `length_aware` (default: for the target_fpr rule) makes
-    `score` flag each read by the table at its length instead of by the one threshold."""
+    `score` flag each read by the table at its length instead of by the one threshold. With a support table,
+    `min_support` is stored as the foreign boundary, and the report gives the calls each sample gets."""
     if rule not in calibration.RULES:
         raise UsageError(f"unknown threshold rule {rule!r}")
     check_output_paths(output)
@@ -58,6 +60,14 @@ def calibrate(model: str, output: str | None = None, *, rule: str = "target_fpr"
                     "gooddetect_version": __version__}
     if is_ood.any():
         report["metrics"] = metrics.summarize(scored["score"], is_ood, threshold)
+    if "support" in scored:
+        min_support = calibration.support_boundary(scored["support"][~is_ood], min_support)
+        flagged_by_length = scored["score"] > (table.thresholds_for(report["fpr"], scored["n_scored"])
+                                               if length_aware else threshold)
+        calls = call_codes(np.ones(len(is_ood), dtype=bool), flagged_by_length, scored["support"], min_support)
+        report["min_support"] = min_support
+        report["calls"] = {sample: {call: float(np.mean(calls[which] == code)) for code, call in enumerate(CALLS)}
+                           for sample, which in (("in_dist", ~is_ood), ("ood", is_ood)) if which.any()}
     report = _finite_or_none(report)
     detector.meta["threshold"] = report
     detector.save(output or model)

@@ -20,7 +20,7 @@ def evaluate(model: str, *, in_dist: list[str] = (), ood: list[str] = (), reads:
              labels: str | None = None, classes: str | None = None, plots: str | None = None,
              batch_size: int = DEFAULT_BATCH_SIZE, runtime: Runtime = Runtime()) -> dict:
     """`gooddetect evaluate`: the paper's metrics (OOD positive) for every score side by side: the foreground
-    likelihood, the LLR and, with a classifier, its OOD scores; class accuracy on the in-distribution reads when
+    likelihood, the LLR, with a support table 1 - support and, with a classifier, its OOD scores; class accuracy on the in-distribution reads when
     `classes` (or a `class` column of `labels`) names them."""
     detector = load_detector(model, runtime)
     has_classifier = detector.classifier is not None
@@ -30,13 +30,18 @@ def evaluate(model: str, *, in_dist: list[str] = (), ood: list[str] = (), reads:
     if not is_ood.any() or is_ood.all():
         raise UsageError("evaluate needs both in-distribution and OOD reads")
     named = {"likelihood": -scored["loglik_fg"], "llr": scored["score"]}
+    if "support" in scored:  # reads too short for a minimizer count as half supported
+        named["support"] = np.nan_to_num(1 - scored["support"], nan=0.5)
     if has_classifier:
         named |= {name: scored[name] for name in (*detector.classifier.score_names, *(("odin",) if odin else ()))}
     result = {"scores": {name: metrics.summarize(values, is_ood) for name, values in named.items()},
               "n_in": int((~is_ood).sum()), "n_ood": int(is_ood.sum())}
     thresholds = calibration.resolve(detector.calibration)
-    if thresholds is not None:  # the calls score makes: each read against its own threshold
+    if thresholds is not None:  # the calls score makes: each read against its own threshold, foreign ones OOD
         margin = scored["score"] - thresholds.for_fragments(scored["n_scored"])
+        if "support" in scored:
+            foreign = scored["support"] < calibration.min_support(detector.calibration)
+            margin = np.where(foreign, np.maximum(margin, 1.0), margin)
         result["at_thresholds"] = {"thresholds": thresholds.code(), **metrics.confusion_at(margin, is_ood, 0.0)}
     class_table = classes or (labels if labels and _has_class_column(labels) else None)
     if has_classifier and class_table:

@@ -19,8 +19,9 @@ from ..outputs import ReadSplitter, bed_rows, classifier_columns, classifier_fie
     multiqc_sample, tsv_rows, write_multiqc, write_report
 from ..options import option
 from ..runtime import Runtime, atomic_output, check_distinct_outputs, check_output_paths
-from ..scoring import DEFAULT_BATCH_SIZE, ScoreCounts, score_chunks
+from ..scoring import DEFAULT_BATCH_SIZE, ScoreCounts, call_codes, score_chunks
 from ..seqio import CHUNK_RECORDS, MATES, DuplicateCounter, RecordChunk, check_layout, read_chunks, read_fragments
+from ..support import MIN_SUPPORT
 
 log = logging.getLogger("gooddetect")
 
@@ -55,7 +56,12 @@ class ScoreOptions:
                                "calibration table.", min=0, max=1, min_open=True, max_open=True)
     in_out: str | None = option(None, "Write in-distribution reads here (unchanged records; '#' -> _1/_2 for pairs; "
                                 ".gz compresses). Unscored reads go here too unless --unscored-out is given.")
-    ood_out: str | None = option(None, "Write out-of-distribution reads here.")
+    ood_out: str | None = option(None, "Write out-of-distribution reads (novel and foreign) here.")
+    novel_out: str | None = option(None, "Write novel reads here instead of with --ood-out (which then holds the "
+                                   "foreign ones).")
+    min_support: float | None = option(None, "Call a read foreign when less than this fraction of its minimizers "
+                                       "is in the references (models with a support table).", min=0, max=1,
+                                       default_text=f"the model's calibration, else {MIN_SUPPORT}")
     unscored_out: str | None = option(None, "Write reads without a score (too short, too many N) here.")
     bed: str | None = option(None, "Write one BED line per scored window (read, start, end, call, LLR).")
     summary: str | None = option(None, "Also write the run's counts as JSON to this file.")
@@ -73,7 +79,7 @@ class ScoreOptions:
     @property
     def read_outputs(self) -> dict[str, str | None]:
         """Where the reads themselves go, by call."""
-        return {"in": self.in_out, "ood": self.ood_out, "unscored": self.unscored_out}
+        return {"in": self.in_out, "ood": self.ood_out, "unscored": self.unscored_out, "novel": self.novel_out}
 
 
 def score(model: str, reads: list[str], output: str | None = "-", options: ScoreOptions = ScoreOptions(),
@@ -107,6 +113,7 @@ def score_reads(detector: Detector, reads: list[str], output: str | None, option
     layout, mates = options.layout, MATES[options.layout]
     splitter = ReadSplitter(options.read_outputs, mates, layout) if any(options.read_outputs.values()) else None
     thresholds = calibration.resolve(detector.calibration, options.threshold, options.fpr)
+    min_support = calibration.min_support(detector.calibration, options.min_support)
     if splitter and thresholds is None:
         raise UsageError("writing reads by call needs a threshold: calibrate the model, or give --threshold")
     check_readable(reads)
@@ -133,14 +140,15 @@ def score_reads(detector: Detector, reads: list[str], output: str | None, option
         for scored in score_chunks(detector, fragments(), batch_size=batch_size, stride=options.stride):
             counts = per_input.setdefault(labels.popleft(), ScoreCounts())
             limits = thresholds.for_fragments(scored.n_scored) if thresholds else None
-            is_ood = (scored.score > limits) & scored.scored if thresholds else None
-            counts.add(scored, is_ood)
-            out.write(tsv_rows(scored, limits, classifier_fields(scored, classifier) if classifier else {}))
+            calls = call_codes(scored.scored, scored.score > limits if thresholds else None, scored.support,
+                               min_support)
+            counts.add(scored, calls)
+            out.write(tsv_rows(scored, limits, calls, classifier_fields(scored, classifier) if classifier else {}))
             if bed_out:
                 bed_out.write(bed_rows(scored, thresholds.for_fragments(scored.window_scored)
                                        if thresholds else None))
             if splitter:
-                splitter.write(scored, is_ood)
+                splitter.write(scored, calls)
             bar.update(len(scored))
     calibrated = thresholds is not None
     totals = sum(per_input.values(), ScoreCounts())
@@ -170,7 +178,7 @@ def score_reads(detector: Detector, reads: list[str], output: str | None, option
 
 SAMPLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 SAMPLE_FIELD = "{sample}"
-PER_SAMPLE_OUTPUTS = ("output", "in_out", "ood_out", "unscored_out", "bed", "summary", "report")
+PER_SAMPLE_OUTPUTS = ("output", "in_out", "ood_out", "novel_out", "unscored_out", "bed", "summary", "report")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from gooddetect.outputs import multiqc_content
 
-COLUMNS = ("sample", "reads", "scored_reads", "ood_reads", "ood_fraction", "unscored_reads", "thresholds")
+COLUMNS = ("sample", "reads", "scored_reads", "ood_reads", "ood_fraction", "unscored_reads", "thresholds",
+           "novel_reads", "foreign_reads")
 
 
 def sample_counts(summaries: list[str]) -> tuple[dict, str]:
@@ -15,7 +16,8 @@ def sample_counts(summaries: list[str]) -> tuple[dict, str]:
     runs = [json.loads(Path(path).read_text()) for path in summaries]
     counts = {key: sum(run[key] for run in runs) for key in ("reads", "scored_reads", "unscored_reads")}
     thresholds = runs[0]["thresholds"]
-    counts["ood"] = sum(run["ood"] for run in runs) if thresholds else None
+    for key in ("ood", "novel_reads", "foreign_reads"):
+        counts[key] = sum(run[key] for run in runs) if thresholds else None
     if not thresholds:
         return counts, "NA"
     code = f"fpr:{thresholds['fpr']:g}" if thresholds["mode"] == "length_aware" else f"fixed:{thresholds['threshold']:.6f}"
@@ -32,9 +34,10 @@ def main(runs: dict[str, list[str]], table: str, multiqc: str, log: str) -> None
             codes.add(code)
             fraction = "NA" if counts["ood"] is None or not counts["scored_reads"] else \
                 f"{counts['ood'] / counts['scored_reads']:.6f}"
-            ood = "NA" if counts["ood"] is None else counts["ood"]
+            ood, novel, foreign = ("NA" if counts[key] is None else counts[key]
+                                   for key in ("ood", "novel_reads", "foreign_reads"))
             out.write(f"{sample}\t{counts['reads']}\t{counts['scored_reads']}\t{ood}\t{fraction}\t"
-                      f"{counts['unscored_reads']}\t{code}\n")
+                      f"{counts['unscored_reads']}\t{code}\t{novel}\t{foreign}\n")
             print(f"{sample}: {len(summaries)} run(s), {counts['reads']} reads, OOD fraction {fraction}", file=log_file)
     with open(multiqc, "w") as handle:
         json.dump(multiqc_content(rows, ", ".join(sorted(codes))), handle, indent=2, sort_keys=True)
