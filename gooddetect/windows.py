@@ -20,7 +20,7 @@ from .errors import InputError, UsageError
 from .seqio import display_name, read_chunks
 
 WINDOW_LENGTH = 250
-MIN_LENGTH = 50
+MIN_LENGTH = 31  # what adapter trimming commonly keeps; shorter reads are too short to call
 GZIP_MAGIC = b"\x1f\x8b"
 
 

@@ -247,7 +247,7 @@ def _numbers(rows: list[dict], column: str) -> np.ndarray:
 def test_read_lengths_around_the_limits(valid_run):
     rows = valid_run[0]["lengths.fa"]
     got = [(row["length"], row["n_windows"], row["n_scored"], row["reason"]) for row in rows]
-    assert got == [("1", "0", "0", "too_short"), ("49", "0", "0", "too_short"), ("50", "1", "49", "NA"),
+    assert got == [("1", "0", "0", "too_short"), ("30", "0", "0", "too_short"), ("31", "1", "30", "NA"),
                    ("249", "1", "248", "NA"), ("250", "1", "249", "NA"),
                    ("251", "2", "249", "NA")]  # 251 bp: two windows of 126 + 125 bp, no base dropped
     assert all(row["llr"] == "NA" for row in rows[:2]) and all(row["llr"] != "NA" for row in rows[2:])
@@ -292,7 +292,7 @@ def test_summary_counts_every_read(valid_run):
     by_file, summary, stderr = valid_run
     n_reads = sum(len(rows) for rows in by_file.values())
     assert summary["reads"] == n_reads
-    # 5 length variants x 2 reads under 50 bp; the all-N read
+    # 5 length variants x 2 reads under 31 bp; the all-N read
     assert summary["skipped"] == {"too_short": 10, "too_many_unknown": 1}
     assert summary["scored_reads"] == n_reads - 11
     assert f"{n_reads} reads" in stderr and "10 too_short" in stderr and "1 too_many_unknown" in stderr

@@ -50,7 +50,7 @@ def test_windows_fasta_to_stdout(tmp_path, run_cli, reads):
     assert result.returncode == 0, result.stderr
     assert parse_fasta(result.stdout.decode()) == expected_windows(reads)
     summary = result.stderr.decode()
-    assert re.search(r"5 written from 3 reads.* 1 reads shorter than 50 bp and 0 windows with fewer", summary), summary
+    assert re.search(r"5 written from 3 reads.* 1 reads shorter than 31 bp and 0 windows with fewer", summary), summary
 
 
 def test_windows_both_strands_and_output_file(tmp_path, run_cli, reads):

@@ -65,7 +65,7 @@ def test_info_and_info_json(tiny_model):
     document = json.loads(as_json.stdout)
     assert (document["format"], document["format_version"], document["kind"]) == \
         ("gooddetect-model", FORMAT_VERSION, "lstm")
-    assert (document["window_length"], document["min_length"], document["threshold"]) == (250, 50, None)
+    assert (document["window_length"], document["min_length"], document["threshold"]) == (250, 31, None)
     assert document["models"]["foreground"]["hidden"] == 16 == document["models"]["background"]["hidden"]
     assert document["models"]["background"]["kmer_input"] == 0  # the default: the background has no k-mer table
     assert document["parameters"]["foreground"] > document["parameters"]["background"] > 0
