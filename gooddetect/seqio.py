@@ -201,6 +201,59 @@ class EscapedHeaders(io.RawIOBase):
             self.originals[self._lines // 4 + 1] = text[1:]
 
 
+class WrappedFastq:
+    """The records of a FASTQ file whose sequences and qualities wrap over several lines (as older tools wrote
+    them; dnaio reads only one line each): a record's sequence lines run up to its '+' line, its quality lines until
+    they are as long as the sequence (a quality line may start with '@'). Read line by line in Python, so only such
+    files pay for it. `originals` holds the headers with non-ASCII bytes, as EscapedHeaders does."""
+
+    def __init__(self, stream: BinaryIO, name: str):
+        self._lines = (line.rstrip(b"\r\n") for line in stream)
+        self._name = name
+        self.originals: dict[int, bytes] = {}
+
+    def __iter__(self) -> Iterator[Record]:
+        index = 0
+        for header in self._lines:
+            if not header.strip():
+                continue
+            index += 1
+            if header[:1] != b"@":
+                raise InputError(f"{self._name}: record {index}: expected a '@' header, found {header[:20]!r}")
+            sequence, line = [], next(self._lines, None)
+            while line is not None and line[:1] != b"+":
+                sequence.append(line)
+                line = next(self._lines, None)
+            sequence = b"".join(sequence)
+            qualities = []
+            while line is not None and sum(map(len, qualities)) < len(sequence):
+                line = next(self._lines, None)
+                if line is not None:
+                    qualities.append(line)
+            qualities = b"".join(qualities)
+            text = header[1:].strip(_ASCII_BLANKS)
+            if line is None or len(qualities) != len(sequence):
+                word = _escaped(text).split(None, 1)[:1]
+                raise InputError(f"{self._name}: record {index}{f' ({word[0]})' if word else ''}: "
+                                 f"{len(sequence)} bases but {len(qualities)} qualities before the next record or "
+                                 "the end of the file (a missing '+' line?)")
+            if not text.isascii():
+                self.originals[index] = text
+            yield Record(_escaped(text), sequence.decode("ascii"), qualities.decode("ascii"))
+
+
+def _wrapped_fastq(head: bytes) -> bool:
+    """Whether a FASTQ record that starts in `head` (the file's first bytes) wraps its sequence over several
+    lines: its line after the header does not lead to a '+' line."""
+    lines = head.lstrip().split(b"\n")[:-1]  # the complete lines
+    at = 0
+    while at + 2 < len(lines) and lines[at][:1] == b"@":  # anything else: dnaio says what is wrong
+        if lines[at + 2][:1] != b"+":
+            return True
+        at += 4
+    return False
+
+
 def _newlines(data: bytes, end: int) -> int:
     """The line breaks in data[:end]."""
     return count_byte(data, end, NEWLINE)
@@ -235,6 +288,9 @@ class SequenceReader:
             self.format = _sniff_format(self._stream, self.name)
             if self.format == "tfrecord":
                 self._records, self.two_headers = self._examples(), False
+            elif self.format == "fastq" and _wrapped_fastq(self._stream.peek(1 << 16)):
+                self._escaper = WrappedFastq(self._stream, self.name)
+                self._records, self.two_headers = iter(self._escaper), False
             else:
                 self._escaper = EscapedHeaders(self._stream, self.format)
                 reader = dnaio.open(self._escaper, fileformat=self.format)

@@ -314,3 +314,53 @@ def test_the_compiled_check_finds_the_first_refused_sequence(seqs):
 
     refused = [i for i, s in enumerate(seqs) if not s or seqio.INVALID_SEQUENCE_CHAR.search(s)]
     assert first_refused(seqs, seqio._ALLOWED) == (refused[0] if refused else -1)
+
+
+def wrapped(records: list[tuple[str, str, str]], width: int) -> str:
+    """FASTQ with sequence and quality lines wrapped at `width` (as older tools wrote it)."""
+    def lines(text: str) -> str:
+        return "".join(text[i:i + width] + "\n" for i in range(0, len(text), width))
+
+    return "".join(f"@{name}\n{lines(seq)}+\n{lines(qual)}" for name, seq, qual in records)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.text("ACGTN", min_size=1, max_size=90), st.text("!#@+I", min_size=90, max_size=90)),
+                min_size=1, max_size=6), st.integers(5, 40))
+def test_wrapped_fastq_gives_the_records_of_its_one_line_form(tmp_path, records, width):
+    """Quality lines may start with '@' or '+': a record's qualities end when they are as long as its sequence."""
+    records = [(f"r{i}", seq, qual[:len(seq)]) for i, (seq, qual) in enumerate(records)]
+    if all(len(seq) <= width for _, seq, _ in records):
+        width = max(1, min(len(seq) for _, seq, _ in records) - 1) or 1
+    one_line = write_file(tmp_path, "one.fq", wrapped(records, 1000))
+    folded = write_file(tmp_path, "folded.fq.gz", wrapped(records, width), gz=True)
+    got = [(r.name, r.sequence, r.qualities) for c in read_chunks(str(folded)) for r in c.records]
+    assert got == [(r.name, r.sequence, r.qualities) for c in read_chunks(str(one_line)) for r in c.records]
+    assert got == records
+
+
+def test_wrapped_fastq_that_ends_inside_a_record_names_it(tmp_path):
+    path = write_file(tmp_path, "cut.fq", wrapped([("a", "ACGTACGT", "IIIIIIII"), ("b", "ACGTACGT", "IIIIIIII")], 5)
+                      [:-4])
+    with pytest.raises(InputError, match=r"cut.fq: record 2 \(b\): 8 bases but \d qualities"):
+        list(read_chunks(str(path)))
+
+
+def test_score_writes_the_same_rows_and_reads_for_a_wrapped_fastq(tmp_path, kmer_model):
+    from click.testing import CliRunner
+
+    from gooddetect.cli import main
+
+    with gzip.open(Path(__file__).resolve().parents[1] / "data" / "reads.fq.gz", "rt") as handle:
+        lines = handle.read().splitlines()[:80]
+    records = [(lines[i][1:], lines[i + 1], lines[i + 3]) for i in range(0, len(lines), 4)]
+    outputs = {}
+    for name, width in (("one", 1000), ("wrapped", 60)):
+        reads = write_file(tmp_path, f"{name}.fq", wrapped(records, width))
+        result = CliRunner().invoke(main, ["score", str(kmer_model), str(reads), "-o", str(tmp_path / f"{name}.tsv"),
+                                           "--in-out", str(tmp_path / f"{name}_in.fq"),
+                                           "--ood-out", str(tmp_path / f"{name}_ood.fq")])
+        assert result.exit_code == 0, result.output
+        outputs[name] = [(tmp_path / f"{name}{suffix}").read_bytes() for suffix in (".tsv", "_in.fq", "_ood.fq")]
+    assert outputs["wrapped"] == outputs["one"]
+    assert outputs["one"][1].count(b"\n") + outputs["one"][2].count(b"\n") == 4 * len(records)
