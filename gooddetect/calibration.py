@@ -17,7 +17,7 @@ import numpy as np
 
 from . import metrics
 from .errors import UsageError
-from .support import MIN_SUPPORT
+from .support import MIN_SUPPORT, foreign
 
 log = logging.getLogger("gooddetect")
 
@@ -127,16 +127,17 @@ def resolve(calibration: dict | None, threshold: float | None = None, fpr: float
     return Thresholds(fixed=float(calibration["value"]))
 
 
-def support_boundary(in_support: np.ndarray, min_support: float) -> float:
+def support_boundary(hits: np.ndarray, lookups: np.ndarray, min_support: float) -> float:
     """The foreign boundary to store: `min_support`, or 0 (no read foreign) when it would call more than
-    MAX_IN_DIST_FOREIGN of the in-distribution reads foreign: then the references (sampled windows, say) miss much of
-    the in-distribution organisms' sequence, and only the LLR can judge."""
-    foreign = float(np.mean(in_support < min_support)) if len(in_support) else 0.0
-    if foreign <= MAX_IN_DIST_FOREIGN:
+    MAX_IN_DIST_FOREIGN of the in-distribution reads (their support `hits` and `lookups`) foreign: then the
+    references (sampled windows, say) miss much of the in-distribution organisms' sequence, and only the LLR can
+    judge."""
+    share = float(np.mean(foreign(hits, lookups, min_support))) if len(hits) else 0.0
+    if share <= MAX_IN_DIST_FOREIGN:
         return min_support
     log.warning("calibrate: %.1f%% of the in-distribution reads share almost no k-mer with the training sequences "
                 "(support < %g), so no read will be called foreign; train on whole genomes for foreign calls",
-                100 * foreign, min_support)
+                100 * share, min_support)
     return 0.0
 
 

@@ -19,7 +19,7 @@ log = logging.getLogger("gooddetect")
 @dataclass
 class SampleScores:
     """Per-read values of the scored reads of a sample (unscored reads are left out and counted): read_id, score,
-    loglik_fg, n_scored, with a support table support and, with a classifier, class (index), class_prob and its OOD
+    loglik_fg, n_scored, with a support table support, support_hits and support_lookups and, with a classifier, class (index), class_prob and its OOD
     scores."""
 
     columns: dict[str, list] = field(default_factory=dict)
@@ -44,7 +44,8 @@ def score_sample(detector: Detector, paths: list[str], *, batch_size: int = DEFA
         for name in ("score", "loglik_fg", "n_scored"):
             sample.add(name, getattr(scored, name)[keep])
         if scored.support is not None:
-            sample.add("support", scored.support[keep])
+            for name in ("support", "support_hits", "support_lookups"):
+                sample.add(name, getattr(scored, name)[keep])
         if scored.class_probs is not None:
             sample.add("class", scored.class_probs.argmax(axis=1)[keep] if len(scored) else np.zeros(0, np.int64))
             sample.add("class_prob", scored.class_probs.max(axis=1, initial=0)[keep])

@@ -19,7 +19,7 @@ import numpy as np
 from .detector import Detector
 from .runtime import pipelined
 from .seqio import RecordChunk
-from .support import MIN_SUPPORT, support_fraction
+from .support import MIN_SUPPORT, foreign, support_fraction
 from .windows import ChunkWindows, cut_reads
 
 DEFAULT_BATCH_SIZE = 4096  # windows per model call: large enough to amortise the k-mer model's thread hand-offs
@@ -88,6 +88,10 @@ class ScoredChunk:
         support table."""
         return None if self.support_hits is None else support_fraction(self.support_hits, self.support_lookups)
 
+    def foreign(self, min_support: float = MIN_SUPPORT) -> np.ndarray | None:
+        """Which fragments the support calls foreign (see support.foreign); None without a support table."""
+        return None if self.support_hits is None else foreign(self.support_hits, self.support_lookups, min_support)
+
     @cached_property
     def reason_codes(self) -> np.ndarray:
         """Why each fragment has no score, as an index into REASONS (0: it has one)."""
@@ -95,18 +99,17 @@ class ScoredChunk:
         return np.where(self.scored, 0, np.where(too_short, 1, 2))
 
 
-def call_codes(scored: np.ndarray, llr_ood: np.ndarray | None, support: np.ndarray | None,
-               min_support: float = MIN_SUPPORT) -> np.ndarray:
+def call_codes(scored: np.ndarray, llr_ood: np.ndarray | None, foreign: np.ndarray | None) -> np.ndarray:
     """Each fragment's call as an index into CALLS (len(CALLS): none, for unscored fragments or without a
-    threshold): foreign when its support is below `min_support` (the references share almost none of its k-mers),
-    else novel when its LLR is out of distribution, else in. Without a support table (`support` None), or for a
-    fragment too short for a minimizer (NaN), the LLR alone decides between in and novel."""
+    threshold): foreign where `foreign` says so (the references share almost none of its k-mers; see
+    support.foreign), else novel when its LLR is out of distribution, else in. Without a support table (`foreign`
+    None) the LLR alone decides between in and novel."""
     none = len(CALLS)
     if llr_ood is None:
         return np.full(len(scored), none, dtype=np.int64)
     codes = np.where(llr_ood, 1, 0)
-    if support is not None:
-        codes = np.where(support < min_support, 2, codes)  # NaN compares False
+    if foreign is not None:
+        codes = np.where(foreign, 2, codes)
     return np.where(scored, codes, none)
 
 
@@ -201,7 +204,8 @@ def _score_windows(detector: Detector, cut: ChunkWindows, batch_size: int, odin:
         windows = cut.padded(first, last)
         out.fg[first:last], out.bg[first:last], out.n_scored[first:last] = detector.loglik(*windows)
         if detector.support is not None:
-            out.support_hits[first:last], out.support_lookups[first:last] = detector.support.lookup(*windows)
+            out.support_hits[first:last], out.support_lookups[first:last] = detector.support.lookup(
+                *windows, detector.threads or 1)
         if classifier is not None:
             probs, scores = classifier.predict(*windows)
             out.class_probs[first:last] = probs

@@ -17,6 +17,7 @@ import numpy as np
 
 from .alphabet import encode
 from .errors import ModelFileError
+from .runtime import in_thread_shares
 from ._core import support as kernels
 
 K = 20  # long enough that a foreign read hits only by chance (one 20-mer in about 10^4 at 37 Mb of references)
@@ -24,7 +25,8 @@ W = 12  # a 31 bp read (K + W - 1) always has a minimizer
 HASHES = 7
 BITS_PER_KEY = 10  # at least: a false hit for one lookup in 50 to 100
 ARRAY = "bits"
-MIN_SUPPORT = 0.15  # a read with a smaller fraction of its minimizers in the references is foreign
+MIN_SUPPORT = 0.15  # a read with a smaller fraction of its minimizers in the references is foreign...
+CHANCE = 0.01  # ...unless more are found than false hits and shared low-complexity k-mers explain (this share)
 
 
 @dataclass
@@ -45,12 +47,19 @@ class SupportTable:
         kernels.insert(np.ascontiguousarray(keys, dtype=np.uint64), bits, hashes)
         return cls(bits, k, w, hashes, len(keys))
 
-    def lookup(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(minimizers found, minimizers looked up) per row of a padded batch of codes."""
+    def lookup(self, codes: np.ndarray, lengths: np.ndarray, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(minimizers found, minimizers looked up) per row of a padded batch of codes, in one share of the rows
+        per thread (the loop releases the GIL)."""
+        codes = np.ascontiguousarray(codes, dtype=np.uint8)
+        lengths = np.ascontiguousarray(lengths, dtype=np.int64)
         hits = np.zeros(len(codes), dtype=np.int64)
         lookups = np.zeros(len(codes), dtype=np.int64)
-        kernels.query(np.ascontiguousarray(codes, dtype=np.uint8), np.ascontiguousarray(lengths, dtype=np.int64),
-                      self.bits, self.k, self.w, self.hashes, hits, lookups)
+
+        def rows(first: int, last: int) -> None:
+            kernels.query(codes[first:last], lengths[first:last], self.bits, self.k, self.w, self.hashes,
+                          hits[first:last], lookups[first:last])
+
+        in_thread_shares(rows, len(codes), threads)
         return hits, lookups
 
     def config(self) -> dict:
@@ -91,6 +100,15 @@ def sequences_of(paths: list[str]) -> Iterable[np.ndarray]:
     for path in paths:
         for _, seq in read_sequences(path):
             yield encode(seq)
+
+
+def foreign(hits: np.ndarray, lookups: np.ndarray, min_support: float = MIN_SUPPORT) -> np.ndarray:
+    """Whether each read is foreign: less than `min_support` of its minimizers found, and no more than CHANCE
+    explains (one-sided 5 %, normal approximation). A short read needs 2 hits of about 12; a long read with
+    sequencing errors, whose intact k-mers are few but many times what chance gives, is not foreign."""
+    expected = lookups * CHANCE
+    by_chance = expected + 1.645 * np.sqrt(expected * (1 - CHANCE)) + 1
+    return (lookups > 0) & (hits < min_support * lookups) & (hits < by_chance)
 
 
 def support_fraction(hits: np.ndarray, lookups: np.ndarray) -> np.ndarray:

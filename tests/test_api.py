@@ -234,7 +234,9 @@ def test_evaluate(model, detector, val_scores):
     assert result["scores"]["likelihood"]["auroc"] == pytest.approx(
         np.mean(-loglik[is_ood][:, None] > -loglik[~is_ood][None, :]), abs=1e-9)  # no ties among 6-decimal-free floats
     assert "plots" not in result and "at_thresholds" not in result  # uncalibrated: no calls to count
+    support = np.concatenate([api.score_sample(detector, [str(p)]).arrays()["support"] for p in (VAL_IN, VAL_OOD)])
+    assert result["scores"]["support"] == metrics.summarize(1 - support, is_ood)
     table = format_metrics_table(result).splitlines()
-    assert len(table) == 3 and table[1].startswith("likelihood") and table[2].startswith("llr")
+    assert [line.split("\t")[0] for line in table[1:]] == ["likelihood", "llr", "support"]
     with pytest.raises(UsageError, match="both"):
         api.evaluate(str(model), in_dist=[str(VAL_IN)], runtime=CPU1)

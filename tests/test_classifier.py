@@ -245,6 +245,7 @@ def test_tiny_end_to_end_with_the_convnet(tmp_path):
     assert all(0.2 <= float(r["class_prob"]) <= 1.0 for r in rows)
     done = gd("evaluate", model, READS, "--labels", READS_LABELS, "--json", tmp_path / "e.json", "--threads", "1")
     result = json.loads((tmp_path / "e.json").read_text())
-    assert set(result["scores"]) == {"likelihood", "llr", "msp", "entropy", "odin", "mahalanobis", "rel_mahalanobis"}
+    assert set(result["scores"]) == {"likelihood", "llr", "support", "msp", "entropy", "odin", "mahalanobis",
+                                     "rel_mahalanobis"}
     assert result["class_accuracy_reads"] == 500 and result["class_accuracy"] > 0.5  # 5 classes: chance is 0.2
     assert b"class accuracy" in done.stdout

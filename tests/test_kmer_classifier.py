@@ -175,6 +175,6 @@ def test_tiny_end_to_end_with_the_default_classifier(tmp_path):
     assert all(0.2 <= float(r["class_prob"]) <= 1.0 for r in rows)
     done = gd("evaluate", model, READS, "--labels", READS_LABELS, "--json", tmp_path / "e.json", "--threads", "1")
     result = json.loads((tmp_path / "e.json").read_text())
-    assert set(result["scores"]) == {"likelihood", "llr", "msp", "entropy"}
+    assert set(result["scores"]) == {"likelihood", "llr", "support", "msp", "entropy"}
     assert result["class_accuracy_reads"] == 500 and result["class_accuracy"] > 0.7  # measured 0.78
     assert b"class accuracy" in done.stdout

@@ -59,7 +59,7 @@ def tsv(detector, *chunks, thresholds=None, **options) -> list[dict[str, str]]:
     for scored in score(detector, *chunks, **options):
         limits = None if thresholds is None else np.full(len(scored), thresholds)
         header = columns(scored.chunk.mates)
-        calls = call_codes(scored.scored, None if limits is None else scored.score > limits, scored.support)
+        calls = call_codes(scored.scored, None if limits is None else scored.score > limits, scored.foreign())
         for line in tsv_rows(scored, limits, calls, {}).splitlines():
             fields = line.split("\t")
             assert len(fields) == len(header)

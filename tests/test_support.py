@@ -16,7 +16,8 @@ from gooddetect.cli import main
 from gooddetect.detector import Detector
 from gooddetect.errors import ModelFileError
 from gooddetect.scoring import CALLS, call_codes
-from gooddetect.support import HASHES, K, W, SupportTable, minimizer_keys, sequences_of, support_fraction
+from gooddetect.support import (HASHES, K, W, SupportTable, foreign, minimizer_keys, sequences_of,
+                                support_fraction)
 
 RNG = np.random.default_rng(5)
 REFERENCE = RNG.integers(0, 4, 20_000).astype(np.uint8)
@@ -76,12 +77,19 @@ def test_a_table_with_impossible_settings_is_refused(config):
 def test_calls_from_the_llr_and_the_support():
     scored = np.array([True, True, True, True, True, False])
     llr_ood = np.array([False, True, False, True, False, False])
-    support = np.array([0.9, 0.9, 0.1, 0.1, np.nan, 0.9])
+    called_foreign = np.array([False, False, True, True, False, True])
     none = len(CALLS)
-    assert call_codes(scored, llr_ood, support, 0.15).tolist() == [0, 1, 2, 2, 0, none]
+    assert call_codes(scored, llr_ood, called_foreign).tolist() == [0, 1, 2, 2, 0, none]
     assert call_codes(scored, llr_ood, None).tolist() == [0, 1, 0, 1, 0, none]  # no table: the LLR alone
-    assert call_codes(scored, llr_ood, support, 0.0).tolist() == [0, 1, 0, 1, 0, none]  # foreign calls off
-    assert call_codes(scored, None, support).tolist() == [none] * 6  # no threshold, no call
+    assert call_codes(scored, None, called_foreign).tolist() == [none] * 6  # no threshold, no call
+
+
+def test_foreign_means_few_minimizers_found_and_no_more_than_chance_explains():
+    hits = np.array([0, 1, 2, 0, 3, 12, 40, 0])
+    lookups = np.array([12, 12, 12, 35, 35, 1000, 1000, 0])
+    assert foreign(hits, lookups, 0.15).tolist() == [True, True, False, True, False, True, False, False]
+    assert not foreign(hits, lookups, 0.0).any()  # foreign calls off
+    assert foreign(hits, lookups, 1.0).tolist() == foreign(hits, lookups, 0.15).tolist()  # chance decides here
 
 
 @pytest.fixture(scope="module")

@@ -30,10 +30,8 @@ typedef struct {
     uint64_t mask, forward, reverse;
     int run;                      /* known bases in a row, up to the current one */
     uint64_t ring[MAX_W];         /* hashes of the last w k-mers */
-    Py_ssize_t at[MAX_W];         /* and their positions */
     int slot;                     /* the ring slot of the next k-mer */
     int best;                     /* the slot of the smallest hash in the window, -1: to find again */
-    Py_ssize_t last;              /* position of the last minimizer given, -1 for none */
 } Walker;
 
 static void start(Walker *s, int k, int w) {
@@ -43,39 +41,45 @@ static void start(Walker *s, int k, int w) {
     s->forward = s->reverse = 0;
     s->run = s->slot = 0;
     s->best = -1;
-    s->last = -1;
 }
 
-/* feed base `code` at position `i`; 1 and the minimizer's hash in *out when a new minimizer is due. The smallest
- * hash is kept as the window slides and looked for again only when it leaves the window (ties: the earliest). */
-static inline int step(Walker *s, uint8_t code, Py_ssize_t i, uint64_t *out) {
+/* feed base `code`; 1 and the minimizer's hash in *out when a new minimizer is due: the first full window's, then
+ * each time the smallest hash moves to another k-mer. The smallest hash is kept as the window slides and looked for
+ * again only when it leaves the window (ties: the earliest). */
+static inline int step(Walker *s, uint8_t code, uint64_t *out) {
     if (code > 3) {
         s->run = 0;
         s->best = -1;
         return 0;
     }
-    s->forward = ((s->forward << 2) | code) & s->mask;
-    s->reverse = (s->reverse >> 2) | ((uint64_t)(3 - code) << (2 * (s->k - 1)));
-    if (++s->run < s->k) return 0;
-    uint64_t hash = order(s->forward < s->reverse ? s->forward : s->reverse);
-    int now = s->slot;
-    if (s->best == now) s->best = -1;  /* the k-mer in this slot leaves the window */
+    uint64_t forward = ((s->forward << 2) | code) & s->mask;
+    uint64_t reverse = (s->reverse >> 2) | ((uint64_t)(3 - code) << (2 * (s->k - 1)));
+    s->forward = forward;
+    s->reverse = reverse;
+    int run = ++s->run;
+    if (run < s->k) return 0;
+    uint64_t hash = order(forward < reverse ? forward : reverse);
+    int now = s->slot, best = s->best, w = s->w, moved = 1;
     s->ring[now] = hash;
-    s->at[now] = i;
-    s->slot = now + 1 == s->w ? 0 : now + 1;
-    if (s->best < 0) {
-        int valid = s->run - s->k + 1 < s->w ? s->run - s->k + 1 : s->w, j = now;
-        s->best = now;
+    s->slot = now + 1 == w ? 0 : now + 1;
+    if (best == now || best < 0) {  /* the smallest left the window (its slot is this one's): find it again */
+        int valid = run - s->k + 1 < w ? run - s->k + 1 : w, j = now;
+        uint64_t smallest = hash;
+        best = now;
         for (int t = 1; t < valid; t++) {
-            j = j == 0 ? s->w - 1 : j - 1;
-            if (s->ring[j] <= s->ring[s->best]) s->best = j;
+            j = j == 0 ? w - 1 : j - 1;
+            uint64_t h = s->ring[j];
+            best = h <= smallest ? j : best;
+            smallest = h <= smallest ? h : smallest;
         }
-    } else if (hash < s->ring[s->best]) {
-        s->best = now;
+    } else if (hash < s->ring[best]) {
+        best = now;
+    } else {
+        moved = 0;
     }
-    if (s->run < s->k + s->w - 1 || s->at[s->best] == s->last) return 0;
-    s->last = s->at[s->best];
-    *out = s->ring[s->best];
+    s->best = best;
+    if (run < s->k + w - 1 || (!moved && run > s->k + w - 1)) return 0;
+    *out = s->ring[best];
     return 1;
 }
 
@@ -116,7 +120,7 @@ static PyObject *minimizers(PyObject *self, PyObject *args) {
     Walker s;
     start(&s, k, w);
     for (Py_ssize_t i = 0; i < codes->shape[0]; i++)
-        if (step(&s, c[i], i, &o[n])) n++;
+        if (step(&s, c[i], &o[n])) n++;
     Py_END_ALLOW_THREADS
     return release(&b, PyLong_FromSsize_t(n));
 }
@@ -191,7 +195,7 @@ static PyObject *query(PyObject *self, PyObject *args) {
         int n = 0;
         uint64_t hash;
         for (Py_ssize_t i = 0; i < len[r]; i++) {
-            if (!step(&s, c[i], i, &hash)) continue;
+            if (!step(&s, c[i], &hash)) continue;
             pending[n] = second(hash);
             __builtin_prefetch(block_of(filter, blocks, pending[n]));
             if (++n == PENDING) {

@@ -11,7 +11,7 @@ from ..runtime import Runtime, check_output_paths
 from ..samples import labeled_scores
 from ..scoring import CALLS, DEFAULT_BATCH_SIZE, call_codes, score_chunks
 from ..seqio import CHUNK_RECORDS, RecordChunk
-from ..support import MIN_SUPPORT
+from ..support import MIN_SUPPORT, foreign
 
 
 def length_table(detector: Detector, sequences: list[str], *, batch_size: int = DEFAULT_BATCH_SIZE,
@@ -61,10 +61,12 @@ def calibrate(model: str, output: str | None = None, *, rule: str = "target_fpr"
     if is_ood.any():
         report["metrics"] = metrics.summarize(scored["score"], is_ood, threshold)
     if "support" in scored:
-        min_support = calibration.support_boundary(scored["support"][~is_ood], min_support)
+        min_support = calibration.support_boundary(scored["support_hits"][~is_ood],
+                                                   scored["support_lookups"][~is_ood], min_support)
         flagged_by_length = scored["score"] > (table.thresholds_for(report["fpr"], scored["n_scored"])
                                                if length_aware else threshold)
-        calls = call_codes(np.ones(len(is_ood), dtype=bool), flagged_by_length, scored["support"], min_support)
+        calls = call_codes(np.ones(len(is_ood), dtype=bool), flagged_by_length,
+                           foreign(scored["support_hits"], scored["support_lookups"], min_support))
         report["min_support"] = min_support
         report["calls"] = {sample: {call: float(np.mean(calls[which] == code)) for code, call in enumerate(CALLS)}
                            for sample, which in (("in_dist", ~is_ood), ("ood", is_ood)) if which.any()}

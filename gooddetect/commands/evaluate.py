@@ -14,6 +14,7 @@ from ..labels import read_classes
 from ..runtime import Runtime
 from ..samples import labeled_scores
 from ..scoring import DEFAULT_BATCH_SIZE
+from ..support import foreign
 
 
 def evaluate(model: str, *, in_dist: list[str] = (), ood: list[str] = (), reads: list[str] = (),
@@ -40,8 +41,9 @@ def evaluate(model: str, *, in_dist: list[str] = (), ood: list[str] = (), reads:
     if thresholds is not None:  # the calls score makes: each read against its own threshold, foreign ones OOD
         margin = scored["score"] - thresholds.for_fragments(scored["n_scored"])
         if "support" in scored:
-            foreign = scored["support"] < calibration.min_support(detector.calibration)
-            margin = np.where(foreign, np.maximum(margin, 1.0), margin)
+            called = foreign(scored["support_hits"], scored["support_lookups"],
+                             calibration.min_support(detector.calibration))
+            margin = np.where(called, np.maximum(margin, 1.0), margin)
         result["at_thresholds"] = {"thresholds": thresholds.code(), **metrics.confusion_at(margin, is_ood, 0.0)}
     class_table = classes or (labels if labels and _has_class_column(labels) else None)
     if has_classifier and class_table:

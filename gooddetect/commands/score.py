@@ -60,7 +60,8 @@ class ScoreOptions:
     novel_out: str | None = option(None, "Write novel reads here instead of with --ood-out (which then holds the "
                                    "foreign ones).")
     min_support: float | None = option(None, "Call a read foreign when less than this fraction of its minimizers "
-                                       "is in the references (models with a support table).", min=0, max=1,
+                                       "is in the references, and no more than chance explains (models with a "
+                                       "support table).", min=0, max=1,
                                        default_text=f"the model's calibration, else {MIN_SUPPORT}")
     unscored_out: str | None = option(None, "Write reads without a score (too short, too many N) here.")
     bed: str | None = option(None, "Write one BED line per scored window (read, start, end, call, LLR).")
@@ -140,8 +141,8 @@ def score_reads(detector: Detector, reads: list[str], output: str | None, option
         for scored in score_chunks(detector, fragments(), batch_size=batch_size, stride=options.stride):
             counts = per_input.setdefault(labels.popleft(), ScoreCounts())
             limits = thresholds.for_fragments(scored.n_scored) if thresholds else None
-            calls = call_codes(scored.scored, scored.score > limits if thresholds else None, scored.support,
-                               min_support)
+            calls = call_codes(scored.scored, scored.score > limits if thresholds else None,
+                               scored.foreign(min_support))
             counts.add(scored, calls)
             out.write(tsv_rows(scored, limits, calls, classifier_fields(scored, classifier) if classifier else {}))
             if bed_out:
