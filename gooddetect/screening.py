@@ -11,7 +11,8 @@ in-distribution bins far more than those of foreign ones, so T is the sequence's
 `margin`, or where that comes near `ceiling` (a level of foreign sequence), q moved 80 % of the way to it; never
 below the calibrated threshold nor above `ceiling` (see docs/method.md for how these were chosen).
 Runs of unknown bases (scaffold gaps) are never foreign: a range is cut at each gap and its ends trimmed to known
-bases.
+bases. A sequence's own level cannot tell a sequence that is foreign from end to end: with a support table, one
+whose minimizers the references hold no more than chance explains (support.foreign) is foreign as a whole, EXCLUDE.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 from .alphabet import UNKNOWN, encode
 from .detector import Detector
 from .errors import UsageError
+from . import support
 from .windows import between_gaps, sequence_slices
 
 DEFAULT_BIN = 50  # bases per bin: a bin boundary is at most 25 bases from a true one
@@ -44,7 +46,8 @@ class Segmentation:
     bin_size: int = DEFAULT_BIN
     min_range: int = 500
     exclude_fraction: float = 0.5
-    min_length: int = 250  # shorter sequences are too short to judge (REVIEW)
+    min_length: int = 250  # shorter sequences are too short to judge by their bins (REVIEW)
+    min_support: float = 0.0  # support.foreign's boundary for a whole sequence; 0: never foreign as a whole
 
 
 @dataclass
@@ -55,6 +58,8 @@ class Track:
     fg: np.ndarray
     bg: np.ndarray
     n: np.ndarray
+    hits: int = 0  # the sequence's minimizers found in the support table
+    lookups: int = 0  # and looked up (0 without a table)
 
     @property
     def llr(self) -> np.ndarray:
@@ -74,6 +79,7 @@ class SequenceCall:
     ranges: list[tuple[int, int, float]] = field(default_factory=list)
     short_ranges: int = 0  # foreign stretches shorter than min_range, not cut out
     action: str = "PASS"
+    support: float = float("nan")  # the fraction of its minimizers in the support table (NaN: none looked up)
 
     @property
     def foreign_bases(self) -> int:
@@ -93,12 +99,15 @@ def tracks(detector: Detector, seqs: list[str], bin_size: int) -> list[Track]:
     codes, row_lengths, skip = sequence_slices(seqs, row, context)
     rows_per_sequence = np.maximum((lengths + row - 1) // row, 1)
     fg, bg, n = _binned(detector, codes, row_lengths, skip, bin_size)
+    hits = lookups = np.zeros(len(codes), dtype=np.int64)
+    if detector.support is not None:
+        hits, lookups = detector.support.lookup(codes, row_lengths, detector.threads or 1)
     bins_per_row = row // bin_size
     out, first = [], 0
     for length, rows in zip(lengths.tolist(), rows_per_sequence.tolist()):
         bins = -(-length // bin_size)
         parts = [a[first:first + rows, :bins_per_row].reshape(-1)[:bins] for a in (fg, bg, n)]
-        out.append(Track(*parts))
+        out.append(Track(*parts, int(hits[first:first + rows].sum()), int(lookups[first:first + rows].sum())))
         first += rows
     return out
 
@@ -123,7 +132,12 @@ def call(track: Track, sequence: str, rule: Segmentation) -> SequenceCall:
     scored = int(track.n.sum())
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_llr = float((track.fg.sum() - track.bg.sum()) / scored) if scored else float("nan")
-    result = SequenceCall(length, scored, mean_llr)
+    result = SequenceCall(length, scored, mean_llr, support=track.hits / track.lookups if track.lookups else np.nan)
+    if support.foreign(np.array([track.hits]), np.array([track.lookups]), rule.min_support)[0]:
+        result.ranges = [(start, end, _range_llr(track, start, end, rule.bin_size))
+                         for start, end in _known_runs([(0, length)], sequence)]
+        result.action = "EXCLUDE"
+        return result
     if length < rule.min_length or not scored:
         result.action = "REVIEW"
         return result
@@ -135,10 +149,7 @@ def call(track: Track, sequence: str, rule: Segmentation) -> SequenceCall:
         if end - start < rule.min_range:
             result.short_ranges += 1
             continue
-        first, last = start // rule.bin_size, -(-end // rule.bin_size)
-        n = track.n[first:last].sum()
-        llr = float((track.fg[first:last].sum() - track.bg[first:last].sum()) / n) if n else float("nan")
-        result.ranges.append((start, end, llr))
+        result.ranges.append((start, end, _range_llr(track, start, end, rule.bin_size)))
     if result.ranges and result.foreign_bases >= rule.exclude_fraction * length:
         result.action = "EXCLUDE"
     elif result.ranges:
@@ -146,6 +157,13 @@ def call(track: Track, sequence: str, rule: Segmentation) -> SequenceCall:
     elif result.short_ranges:
         result.action = "REVIEW"
     return result
+
+
+def _range_llr(track: Track, start: int, end: int, bin_size: int) -> float:
+    """The per-base LLR of the bins a range covers (NaN without a scored base)."""
+    first, last = start // bin_size, -(-end // bin_size)
+    n = track.n[first:last].sum()
+    return float((track.fg[first:last].sum() - track.bg[first:last].sum()) / n) if n else float("nan")
 
 
 def sequence_threshold(score: np.ndarray, n: np.ndarray, rule: Segmentation) -> float:

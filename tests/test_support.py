@@ -145,3 +145,45 @@ def test_no_support_trains_the_papers_pair_alone(tmp_path):
                                        "-o", str(path), str(DATA / "train" / "Escherichia_coli.fa.gz")])
     assert result.exit_code == 0, result.output
     assert Detector.load(path).support is None
+
+
+@pytest.fixture(scope="module")
+def long_reads(tmp_path_factory):
+    """A virus read, an E. coli / virus / E. coli chimera and an E. coli read with 5 % substitutions (FASTA)."""
+    e_coli = "".join(list(fasta_records(DATA / "train" / "Escherichia_coli.fa.gz").values())[:40])
+    virus = "".join(seq for name, seq in fasta_records(DATA / "val_ood.fa.gz").items()
+                    if 300 <= int(name.rsplit("_", 1)[1]) < 400)  # the Epstein-Barr virus windows
+    rng = np.random.default_rng(1)
+    noisy = np.frombuffer(e_coli[6000:10000].encode(), dtype=np.uint8).copy()
+    changed = np.flatnonzero(rng.random(len(noisy)) < 0.05)
+    bases = np.frombuffer(b"ACGT", dtype=np.uint8)
+    noisy[changed] = bases[(np.searchsorted(bases, noisy[changed]) + rng.integers(1, 4, len(changed))) % 4]
+    reads = {"foreign": virus[:6000], "chimera": e_coli[:3000] + virus[6000:9000] + e_coli[3000:6000],
+             "noisy": noisy.tobytes().decode()}
+    path = tmp_path_factory.mktemp("long") / "long.fa"
+    path.write_text("".join(f">{name}\n{seq}\n" for name, seq in reads.items()))
+    return path
+
+
+def screen_rows(model, reads, *options) -> dict[str, dict[str, str]]:
+    result = CliRunner().invoke(main, ["screen", str(model), str(reads), *options])
+    assert result.exit_code == 0, result.output
+    return {row["seq_id"]: row for row in read_tsv(result.stdout)}
+
+
+def test_screen_trims_a_chimera_and_passes_a_noisy_read_of_the_references(e_coli_model, long_reads, tmp_path):
+    rows = screen_rows(e_coli_model, long_reads, "--threshold", "0", "--bed", str(tmp_path / "f.bed"))
+    assert {name: row["action"] for name, row in rows.items()} == {"foreign": "EXCLUDE", "chimera": "TRIM",
+                                                                  "noisy": "PASS"}
+    (chimera,) = [line.split("\t") for line in (tmp_path / "f.bed").read_text().splitlines() if "chimera" in line]
+    assert abs(int(chimera[1]) - 3000) <= 50 and abs(int(chimera[2]) - 6000) <= 50
+    assert float(rows["noisy"]["support"]) > 0.1 and float(rows["foreign"]["support"]) < 0.01
+
+
+def test_screen_excludes_a_read_foreign_from_end_to_end_that_its_bins_would_pass(e_coli_model, long_reads):
+    """At a threshold the virus's bins stay under, only its support tells: EXCLUDE, all of it foreign."""
+    by_bins = screen_rows(e_coli_model, long_reads, "--threshold", "0.5", "--min-support", "0")
+    assert by_bins["foreign"]["action"] == "PASS"
+    rows = screen_rows(e_coli_model, long_reads, "--threshold", "0.5")
+    assert (rows["foreign"]["action"], rows["foreign"]["foreign_bases"]) == ("EXCLUDE", "6000")
+    assert {rows[name]["action"] for name in ("chimera", "noisy")} == {"PASS"}

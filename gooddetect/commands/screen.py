@@ -28,7 +28,7 @@ log = logging.getLogger("gooddetect")
 # flags 8 % of in-distribution windows, rises with a sequence's own level to at most the one flagging 2 %.
 DEFAULT_FPR, CEILING_FPR, DEFAULT_PENALTY = 0.08, 0.02, 100.0
 REPORT_COLUMNS = ("seq_id", "length", "scored_bases", "foreign_bases", "foreign_fraction", "ranges", "mean_llr",
-                  "action")
+                  "action", "support")
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,10 @@ class ScreenOptions:
                             "shorter ones is REVIEW.", min=1)
     exclude_fraction: float = option(Segmentation.exclude_fraction, "EXCLUDE a sequence when at least this fraction "
                                      "of it is foreign.", min=0, max=1, min_open=True)
+    min_support: float | None = option(None, "EXCLUDE a sequence as foreign from end to end when less than this "
+                                       "fraction of its minimizers is in the references, and no more than chance "
+                                       "explains (models with a support table; 0: judge every sequence by its "
+                                       "bins alone).", min=0, max=1, default_text="the model's calibration")
     bed: str | None = option(None, "Write the foreign ranges as BED (sequence, start, end, `foreign`, mean LLR).")
     bedgraph: str | None = option(None, "Write the per-bin LLR track as bedGraph.")
     clean_out: str | None = option(None, "Write the sequences with their foreign ranges cut out (pieces named "
@@ -145,10 +149,11 @@ def screen(model: str, inputs: list[str], output: str | None = "-", options: Scr
 def segmentation(detector: Detector, options: ScreenOptions) -> Segmentation:
     """The ranges' rule: the threshold from --threshold, or from the calibration table at --fpr (its value for a
     window of the model's length), and the options."""
+    min_support = calibration.min_support(detector.calibration, options.min_support)
     if options.threshold is not None:
         return Segmentation(options.threshold, options.penalty, bin_size=options.bin_size,
                             min_range=options.min_range, exclude_fraction=options.exclude_fraction,
-                            min_length=detector.window_length)
+                            min_length=detector.window_length, min_support=min_support)
     if detector.calibration is None:
         raise UsageError("screening needs a threshold: calibrate the model, or give --threshold")
     window = np.array([detector.window_length - 1])
@@ -160,7 +165,7 @@ def segmentation(detector: Detector, options: ScreenOptions) -> Segmentation:
     return Segmentation(threshold, options.penalty, margin=(threshold - median) / 2,
                         ceiling=max(threshold, at(CEILING_FPR)), bin_size=options.bin_size,
                         min_range=options.min_range, exclude_fraction=options.exclude_fraction,
-                        min_length=detector.window_length)
+                        min_length=detector.window_length, min_support=min_support)
 
 
 def _report_rows(chunk: RecordChunk, results: list[SequenceCall], classes: list[tuple[str, float]] | None) -> str:
@@ -171,7 +176,8 @@ def _report_rows(chunk: RecordChunk, results: list[SequenceCall], classes: list[
                tsv.fixed_column(foreign / np.maximum(lengths, 1), 6),
                tsv.int_column(np.array([len(r.ranges) for r in results], dtype=np.int64)),
                tsv.fixed_column(np.array([r.mean_llr for r in results]), 6),
-               tsv.text_column([r.action for r in results])]
+               tsv.text_column([r.action for r in results]),
+               tsv.fixed_column(np.array([r.support for r in results]), 3)]
     if classes is not None:
         columns += [tsv.text_column([name for name, _ in classes]),
                     tsv.fixed_column(np.array([prob for _, prob in classes]), 6)]
