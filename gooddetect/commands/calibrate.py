@@ -63,9 +63,8 @@ def calibrate(model: str, output: str | None = None, *, rule: str = "target_fpr"
     if "support" in scored:
         min_support = calibration.support_boundary(scored["support_hits"][~is_ood],
                                                    scored["support_lookups"][~is_ood], min_support)
-        flagged_by_length = scored["score"] > (table.thresholds_for(report["fpr"], scored["n_scored"])
-                                               if length_aware else threshold)
-        calls = call_codes(np.ones(len(is_ood), dtype=bool), flagged_by_length,
+        flagged = scored["score"] > calibration.resolve(report).for_fragments(scored["n_scored"])
+        calls = call_codes(np.ones(len(is_ood), dtype=bool), flagged,
                            foreign(scored["support_hits"], scored["support_lookups"], min_support))
         report["min_support"] = min_support
         report["calls"] = {sample: {call: float(np.mean(calls[which] == code)) for code, call in enumerate(CALLS)}
