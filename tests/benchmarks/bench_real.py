@@ -11,8 +11,9 @@ Short reads (`--short`, default on):
 - the windows of other strains (`val_strains_in`, dev) or `test_in` (test), where foreign calls cost novel genes.
 
 Long reads (`--long`): the real runs of ../shared/real/long (README there: ONT R7/R9/R10.4.1, PacBio RS; E. coli
-K-12 in distribution, phage lambda and Listeria foreign) and PacBio CLR reads simulated by `pbsim` (Debian; its
-quality model, mean accuracy 85 and 90 %) from in-distribution strains and foreign genomes of the split. Per set:
+K-12 in distribution, phage lambda and Listeria foreign), PacBio CLR reads simulated by `pbsim` (Debian; its quality
+model, mean accuracy 85 and 90 %) and ONT reads by NanoSim-H (PyPI `nanosim-h`; its E. coli R9 1D profile, junk
+reads included) from in-distribution strains and foreign genomes of the split. Per set:
 `screen`'s foreign bases and reads per action; minimap2 (`-x map-ont`, `map-pb` for PacBio) against the `train`
 genomes: unaligned bases and reads under 50 % aligned; Kraken2's unclassified reads.
 
@@ -177,6 +178,22 @@ def pbsim_reads(genome: Path, out: Path, accuracy: float, seed: int) -> Path:
     return out
 
 
+def nanosim_reads(genome: Path, out: Path, seed: int) -> Path:
+    """200 ONT reads of `genome` by NanoSim-H's E. coli R9 1D profile (its junk reads, aligned to nothing, kept),
+    as FASTA."""
+    if shutil.which("nanosim-h") is None:
+        sys.exit("ONT sets need NanoSim-H (pip install nanosim-h)")
+    fasta = out.with_suffix(".ref.fa")
+    with open(fasta, "w") as handle:
+        for name, seq in read_sequences(str(genome)):
+            handle.write(f">{name}\n{seq}\n")
+    subprocess.run(["nanosim-h", "-p", "ecoli_R9_1D", "-n", "200", "-s", str(seed), "-o", str(out.with_suffix("")),
+                    str(fasta)], check=True, capture_output=True)
+    fasta.unlink()
+    out.with_suffix(".errors.txt").unlink()
+    return out
+
+
 def screened(model: Path, reads: Path, out: Path, threads: int) -> dict:
     """`screen`'s foreign bases and reads per action."""
     report = out.with_suffix(".screen.tsv")
@@ -229,6 +246,8 @@ def long_sets(out: Path, split: str, seed: int) -> dict[str, tuple[str, Path, st
             reads = pbsim_reads(GENOMES / f"{genome}.fna.gz", out / f"pbsim_{genome}_{accuracy}.fq", accuracy,
                                 seed + i)
             result[f"pbsim CLR {accuracy:.0%}: {genome}"] = (truth, reads, "map-pb")
+        reads = nanosim_reads(GENOMES / f"{genome}.fna.gz", out / f"nanosim_{genome}.fa", seed + i)
+        result[f"NanoSim-H ONT R9 1D: {genome}"] = (truth, reads, "map-ont")
     return result
 
 
