@@ -25,7 +25,7 @@ from .runtime import Runtime, run_tasks
 from .support import ARRAY, SupportTable
 
 FORMAT_NAME = "gooddetect-model"
-FORMAT_VERSION = 3  # 3: k-mer counts in one byte where that is smaller, deflated classifier arrays
+FORMAT_VERSION = 4  # 4: the support table (older readers would refuse its array without saying why)
 OLDEST_FORMAT_VERSION = 2  # 2 (gooddetect 0.2 before format 3): compact k-mer tables, calibration tables
 ROLES = ("foreground", "background")
 SUPPORT = "support"  # the document entry and array prefix of the support table
