@@ -25,6 +25,7 @@ W = 12  # a 31 bp read (K + W - 1) always has a minimizer
 HASHES = 7
 BITS_PER_KEY = 10  # at least: a false hit for one lookup in 50 to 100
 ARRAY = "bits"
+COMPACT_KEYS = 1 << 24  # minimizer hashes gathered before they are reduced to the distinct ones
 MIN_SUPPORT = 0.15  # a read with a smaller fraction of its minimizers in the references is foreign...
 CHANCE = 0.01  # ...unless more are found than false hits and shared low-complexity k-mers explain (this share)
 
@@ -79,11 +80,14 @@ class SupportTable:
 
 def minimizer_keys(sequences: Iterable[np.ndarray], k: int = K, w: int = W) -> np.ndarray:
     """The distinct minimizer hashes of `sequences` (uint8 base codes; unknown bases break k-mers), sorted."""
-    found = [np.zeros(0, dtype=np.uint64)]
+    found, pending = [np.zeros(0, dtype=np.uint64)], 0
     for codes in sequences:
         codes = np.ascontiguousarray(codes, dtype=np.uint8)
         out = np.empty(len(codes), dtype=np.uint64)
-        found.append(out[:kernels.minimizers(codes, k, w, out)])
+        found.append(out[:kernels.minimizers(codes, k, w, out)].copy())
+        pending += len(found[-1])
+        if pending > COMPACT_KEYS:  # memory follows the distinct keys, not the training bases
+            found, pending = [distinct(np.concatenate(found))], 0
     return distinct(np.concatenate(found))
 
 
