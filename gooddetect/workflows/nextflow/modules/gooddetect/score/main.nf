@@ -3,7 +3,7 @@ process GOODDETECT_SCORE {
     label 'process_medium'
 
     // No bioconda package or container yet: put `gooddetect` on PATH, or set `container` for this process
-    // in your config (e.g. withName: 'GOODDETECT_SCORE' { container = 'my/gooddetect:0.2.0' }).
+    // in your config (e.g. withName: 'GOODDETECT_SCORE' { container = 'my/gooddetect:0.3.0' }).
 
     input:
     tuple val(meta), path(reads)
