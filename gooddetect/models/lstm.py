@@ -29,8 +29,7 @@ from . import ArraySpec, bin_positions
 from .configs import LSTMConfig
 
 # Above this hidden size two models scored side by side on one core each are slower than one after the other on all
-# cores (CHANGELOG 0.2.0: faster at hidden 64-192, slower at 256, where one model's recurrent
-# weights, 16·H² bytes, no longer fit beside the other's in the cores' caches).
+# cores: one model's recurrent weights, 16·H² bytes, no longer fit beside the other's in the cores' caches.
 PAIR_MAX_HIDDEN = 192
 KMER_TABLE = "kmer_embed.weight"
 KMER_TABLE_CODES, KMER_TABLE_SCALES = f"{KMER_TABLE}.int8", f"{KMER_TABLE}.scale"  # its stored form

@@ -1,7 +1,6 @@
 """Adam, written out: the dense variant for the networks' weights, and a lazy one for the LSTM's k-mer input table.
 
-torch.optim is not used: its first optimizer imports torch._dynamo, seconds of start-up for every training run
-(CHANGELOG 0.2.0).
+torch.optim is not used: its first optimizer imports torch._dynamo, seconds of start-up for every training run.
 `ddp` arguments are training.distributed.Distributed (rank, world size, device) and are only read.
 """
 
