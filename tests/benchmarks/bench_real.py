@@ -17,8 +17,8 @@ reads included) from in-distribution strains and foreign genomes of the split. P
 `screen`'s foreign bases and reads per action; minimap2 (`-x map-ont`, `map-pb` for PacBio) against the `train`
 genomes: unaligned bases and reads under 50 % aligned; Kraken2's unclassified reads.
 
-The model is `train --arch kmer` on the whole `train` genomes (cached in OUT); `--model NAME=PATH` adds models trained
-elsewhere (the LSTM pair, say). Every model is calibrated on val_strains_in + val_ood at 5 % FPR. Kraken2 is built
+The model is bench_screen.py's: `train --arch kmer` on the whole `train` genomes (cached in OUT); `--model NAME=PATH`
+adds models trained elsewhere (the LSTM pair, say). Every model is calibrated on val_strains_in + val_ood at 5 % FPR. Kraken2 is built
 from the same genomes; a read it leaves unclassified counts as foreign. Per set: the share of reads called in, novel
 and foreign (unscored reads counted apart), and Kraken2's unclassified share.
 
@@ -44,9 +44,9 @@ from gooddetect.seqio import read_sequences
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kraken  # noqa: E402
+from bench_screen import BENCH, GENOMES, SHARED, model_of, splits  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-BENCH, GENOMES, REAL = SHARED / "benchmark", SHARED / "genomes", SHARED / "real"
+REAL = SHARED / "real"
 ROLES = {"dev": ("extra_in", "extra_ood", "val_strains_in.fa.gz"), "test": ("test_in", "test_ood", "test_in.fa.gz")}
 LONG_GENOMES = {"dev": ("Escherichia_coli_W3110", "Staphylococcus_aureus_JKD6008", "Klebsiella_pneumoniae_1084",
                         "Virus_EBV_sLCL-T12.18", "Clavibacter_michiganensis_CFBP6885"),
@@ -57,12 +57,6 @@ REAL_LONG = {"in_ecoli_k12_ont_r9.fa.gz": ("in", "map-ont"), "ood_lambda_ont_r7.
 ACTIONS = ("PASS", "TRIM", "EXCLUDE", "REVIEW")
 READS_PER_GENOME = 2000
 CALLS = ("in", "novel", "foreign")
-
-
-def splits() -> list[dict]:
-    lines = (GENOMES / "splits.tsv").read_text().splitlines()
-    header = lines[0].split("\t")
-    return [dict(zip(header, line.split("\t"))) for line in lines[1:]]
 
 
 def gooddetect(*args) -> None:
@@ -96,21 +90,6 @@ def trimmed(reads: Path, out: Path, rng: np.random.Generator) -> Path:
     return out
 
 
-def model_of(out: Path, threads: int) -> tuple[Path, Path, dict[str, str]]:
-    """The k-mer model of the whole train genomes (cached), the genomes as one FASTA, and each record's class."""
-    train, classes = out / "train_genomes.fa", {}
-    with open(train, "w") as handle:
-        for row in (r for r in splits() if r["role"] == "train"):
-            for name, seq in read_sequences(str(GENOMES / row["file"])):
-                record = f"{row['file'].split('.')[0]}__{name}"
-                handle.write(f">{record}\n{seq}\n")
-                classes[record] = row["class"]
-    model = out / "kmer.gdm"
-    if not model.exists():
-        gooddetect("train", "--arch", "kmer", train, "-o", model, "--threads", threads)
-    return model, train, classes
-
-
 def calls(model: Path, reads: Path, out: Path, threads: int) -> dict:
     """The shares of `reads` called in, novel and foreign (of the scored reads), and the unscored count."""
     tsv = out.with_suffix(".tsv")
@@ -141,7 +120,8 @@ def sets(out: Path, split: str, seed: int) -> dict[str, tuple[str, Path]]:
               "real unidentified organism (Illumina)": ("foreign", _joined(out / "real_ood.fq", REAL / "short",
                                                                              "ood_unknown_R"))}
     simulated = {"in": [], "foreign": []}
-    for i, row in enumerate(r for r in splits() if r["role"] in (in_role, ood_role)):
+    roles = splits()
+    for i, row in enumerate([*roles[in_role], *roles[ood_role]]):
         truth = "in" if row["role"] == in_role else "foreign"
         reads = art_reads(GENOMES / row["file"], out / f"art_{row['file'].split('.')[0]}.fq", seed + i)
         result[f"ART 100 bp: {row['file'].split('.')[0]} ({row['role']})"] = (truth, reads)
@@ -239,7 +219,7 @@ def long_sets(out: Path, split: str, seed: int) -> dict[str, tuple[str, Path, st
     result = {f"real {name.split('.')[0]}": (truth, REAL / "long" / name, preset)
               for name, (truth, preset) in REAL_LONG.items()}
     in_role = ROLES[split][0]
-    roles = {row["file"].split(".fna")[0]: row["role"] for row in splits()}
+    roles = {row["file"].split(".fna")[0]: role for role, rows in splits().items() for row in rows}
     for i, genome in enumerate(LONG_GENOMES[split]):
         truth = "in" if roles[genome] == in_role else "foreign"
         for accuracy in (0.85, 0.9):
@@ -307,15 +287,14 @@ def main() -> int:
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    kmer, train, classes = model_of(out, args.threads)
+    kmer, (train,), classes = model_of(out, args.threads)  # calibrated on val_strains_in + val_ood
     models = {"k-mer": kmer}
     for given in args.model:
         name, path = given.split("=", 1)
         models[name] = out / f"{name}.gdm"
         shutil.copyfile(path, models[name])
-    for model in models.values():
-        gooddetect("calibrate", model, "--in-dist", BENCH / "val_strains_in.fa.gz", "--ood", BENCH / "val_ood.fa.gz",
-                   "--threads", args.threads)
+        gooddetect("calibrate", models[name], "--in-dist", BENCH / "val_strains_in.fa.gz", "--ood",
+                   BENCH / "val_ood.fa.gz", "--threads", args.threads)
     db = out / "kraken_db"
     if args.kraken2 and not (db / "hash.k2d").exists():
         kraken.build_database(db, [str(train)], classes, args.threads)
