@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import __version__, container
+from .alphabet import encode
 from .errors import ModelFileError, UsageError
 from .models.configs import KmerConfig
 from .models.kmer import BUCKET_SLOTS, Counter, KmerModel, count_pair
-from .alphabet import encode
 from .seqio import display_name, read_chunks
 from .support import distinct, minimizer_keys
 from .windows import sequence_slices
