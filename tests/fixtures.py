@@ -7,11 +7,11 @@ from __future__ import annotations
 import gzip
 import random
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from conftest import gooddetect_command
 from gooddetect.alphabet import decode, encode, reverse_complement
 from gooddetect.detector import Detector
 
@@ -21,6 +21,43 @@ VAL_IN, VAL_OOD = DATA / "val_in.fa.gz", DATA / "val_ood.fa.gz"
 READS, READS_LABELS = DATA / "reads.fq.gz", DATA / "reads_labels.tsv"
 PAIRS, PAIRS_LABELS = (DATA / "pairs_R1.fq.gz", DATA / "pairs_R2.fq.gz"), DATA / "pairs_labels.tsv"
 TINY = ("--hidden", "16", "--kmer-input", "3", "--steps", "10", "--threads", "1", "--max-windows", "600", "--seed", "0")
+
+
+def write_file(directory: Path, name: str, content: bytes | str, gz: bool = False) -> Path:
+    """Write `content` (text is UTF-8 encoded) to `directory/name`, gzip-compressed when `gz`; return the path."""
+    data = content.encode() if isinstance(content, str) else content
+    path = Path(directory) / name
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+def gooddetect_command() -> list[str]:
+    """The installed `gooddetect` script beside this Python, else `python -m gooddetect`."""
+    script = Path(sys.executable).with_name("gooddetect")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "gooddetect"]
+
+def pad_batch(windows: list, width: int | None = None):
+    """Stack variable-length code arrays into (codes [B, width] padded with UNKNOWN, lengths [B])."""
+    from gooddetect.alphabet import UNKNOWN
+
+    lengths = np.array([w.size for w in windows], dtype=np.int64)
+    width = width or (int(lengths.max()) if len(windows) else 0)
+    codes = np.full((len(windows), width), UNKNOWN, dtype=np.uint8)
+    for row, window in enumerate(windows):
+        codes[row, : window.size] = window
+    return codes, lengths
+
+def cpu_runs_bf16() -> bool:
+    """Whether torch has a bfloat16 LSTM kernel on this CPU (AVX512-BF16 or AMX)."""
+    import torch
+
+    from gooddetect.errors import UsageError
+    from gooddetect.models.lstm import check_bf16
+
+    try:
+        check_bf16(torch.device("cpu"))
+    except UsageError:
+        return False
+    return True
 
 
 def gd(*args, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:

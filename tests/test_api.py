@@ -17,8 +17,7 @@ from gooddetect.detector import Detector
 from gooddetect.errors import InputError, UsageError
 from gooddetect.formatting import describe_counts, format_calibration, format_metrics_table
 from gooddetect.labels import read_labels
-from fixtures import READS, READS_LABELS, VAL_IN, VAL_OOD, fastx_ids, read_tsv, temp_leftovers
-from conftest import cpu_runs_bf16
+from fixtures import READS, READS_LABELS, VAL_IN, VAL_OOD, cpu_runs_bf16, fastx_ids, read_tsv, temp_leftovers
 
 CPU1 = api.Runtime(threads=1, device="cpu")
 

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import gooddetect_command
+from fixtures import gooddetect_command
 from gooddetect import seqio
 from gooddetect.errors import InputError
 from gooddetect.seqio import read_sequences

@@ -299,7 +299,7 @@ def test_defaults_are_sized_for_the_small_example_set():
 def test_train_on_genomes_draws_windows_from_them_reproducibly(tmp_path):
     """`train --genomes`: the genome split is recorded, validation windows (both strands) come from held-out blocks,
     the same seed gives the same file, and the model scores reads."""
-    from conftest import write_file
+    from fixtures import write_file
     from fixtures import fasta_text, random_bases
 
     rng = np.random.default_rng(8)

@@ -8,9 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from conftest import write_file
+from fixtures import BAD_INPUTS, fasta_text, random_bases, revcomp_text, write_file
 from gooddetect import __version__
-from fixtures import BAD_INPUTS, fasta_text, random_bases, revcomp_text
 
 LABEL = re.compile(r"(?P<read>.+):(?P<start>\d+)-(?P<end>\d+)\((?P<strand>[+-])\)", re.S)
 

@@ -14,9 +14,8 @@ from gooddetect.alphabet import decode, encode, reverse_complement
 from gooddetect.runtime import Runtime
 from gooddetect.detector import FORMAT_NAME, FORMAT_VERSION, Detector, read_model_file
 from gooddetect.errors import ModelFileError, UsageError
-from conftest import pad_batch
+from fixtures import BG_PROBS, FG_PROBS, BaseFrequencyModel, fake_detector, pad_batch
 from gooddetect.formatting import format_info
-from fixtures import BG_PROBS, FG_PROBS, BaseFrequencyModel, fake_detector
 
 def lstm_detector(seed: int = 0, threshold: dict | None = None) -> Detector:
     import torch

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import gooddetect_command
+from fixtures import gooddetect_command
 
 BAD = Path(__file__).resolve().parent / "data" / "bad"
 sys.path.insert(0, str(BAD))

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import cpu_runs_bf16
+from fixtures import cpu_runs_bf16
 from gooddetect.alphabet import UNKNOWN, mask_padding
 from gooddetect.errors import ModelFileError, UsageError
 from gooddetect.models.lstm import (PAIR_MAX_HIDDEN, LSTMConfig, LSTMModel, LSTMNet, dequantize_rows,

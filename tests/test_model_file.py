@@ -14,7 +14,7 @@ import pytest
 from safetensors import safe_open
 from safetensors.numpy import save
 
-from conftest import gooddetect_command
+from fixtures import gooddetect_command
 from gooddetect import container
 from gooddetect.container import checksum as _checksum
 from gooddetect.detector import FORMAT_VERSION, Detector, read_model_file

@@ -15,8 +15,7 @@ from Bio import bgzf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import write_file
-from fixtures import BAD_INPUTS, FASTA
+from fixtures import BAD_INPUTS, FASTA, write_file
 from gooddetect.errors import InputError, UsageError
 from gooddetect import seqio
 from gooddetect.seqio import DuplicateCounter, format_record, read_chunks, read_fragments, read_sequences

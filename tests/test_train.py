@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import cpu_runs_bf16
+from fixtures import cpu_runs_bf16
 from gooddetect.detector import STRANDS
 from gooddetect.errors import UsageError
 from gooddetect.alphabet import decode

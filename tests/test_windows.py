@@ -13,8 +13,7 @@ from Bio import bgzf
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import pad_batch, write_file
-from fixtures import fasta_text, random_bases, revcomp_text
+from fixtures import fasta_text, pad_batch, random_bases, revcomp_text, write_file
 from gooddetect.alphabet import UNKNOWN, decode, encode, gc_fraction, reverse_complement, reverse_complement_padded
 from gooddetect.errors import InputError, UsageError
 from gooddetect.windows import (WindowCounts, collect_windows, cut_reads, sample_genome_windows, split_genomes,
