@@ -1,6 +1,7 @@
 """The Python API: one function per command (what `gooddetect <command>` does), callable from a notebook or a
 workflow. Each lives in gooddetect.commands.<command>; the models' settings are the dataclasses of
-gooddetect.models.configs and gooddetect.training.config, and how a command runs is a gooddetect.runtime.Runtime."""
+gooddetect.models.configs and of each model kind's options module (gooddetect.models.<kind>.options), and how a
+command runs is a gooddetect.runtime.Runtime."""
 
 from .commands.calibrate import calibrate
 from .commands.evaluate import evaluate

@@ -13,12 +13,11 @@ import click
 from click.core import ParameterSource
 
 from . import __version__, options
-from .commands.count import CountOptions
+from .commands.count import OPTION_GROUPS as COUNT_OPTIONS
 from .commands.score import ScoreOptions
 from .commands.screen import ScreenOptions
 from .commands.train import OPTION_GROUPS
 from .errors import GooddetectError
-from .models.configs import KmerConfig
 from .runtime import Runtime
 from .scoring import DEFAULT_BATCH_SIZE
 from .support import MIN_SUPPORT
@@ -140,7 +139,7 @@ def train(ctx, inputs, output, threads, seed, **given):
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="GENOMES...")
 @click.option("-o", "--output", required=True, help="Count file to write.")
-@options.click_options(("kmer", KmerConfig), ("", CountOptions))
+@options.click_options(*COUNT_OPTIONS)
 @SEED
 @click.pass_context
 def count(ctx, inputs, output, seed, **given):

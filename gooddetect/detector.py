@@ -20,7 +20,8 @@ import numpy as np
 from . import __version__, container
 from .alphabet import reverse_complement_padded
 from .errors import ModelFileError
-from .models import CLASSIFIERS, ArraySpec, GenerativeModel, bin_positions, classifier_class, model_class
+from .models import STRANDS, ArraySpec, GenerativeModel, bin_positions
+from .models.registry import CLASSIFIERS, classifier_class, model_class
 from .runtime import Runtime, run_tasks
 from .support import ARRAY, SupportTable
 
@@ -29,7 +30,6 @@ FORMAT_VERSION = 4  # 4: the support table (older readers would refuse its array
 OLDEST_FORMAT_VERSION = 2  # 2 (gooddetect 0.2 before format 3): compact k-mer tables, calibration tables
 ROLES = ("foreground", "background")
 SUPPORT = "support"  # the document entry and array prefix of the support table
-STRANDS = ("forward", "both")  # a window scored as given (the paper), or the mean over it and its reverse complement
 CLASSIFIER = "classifier"
 DEFAULT_CLASSIFIER_KIND = "convnet"  # the only kind before `classifier_kind` was recorded
 
@@ -41,7 +41,7 @@ class Detector:
     `meta` holds everything else the file records: window settings, training parameters and statistics, and the
     calibration (`meta["threshold"]`, None until calibrated) on the OOD score −LLR. `version` is the gooddetect
     version that trained the models; `classifier` an optional in-distribution classifier (of a kind in
-    models.CLASSIFIERS)."""
+    models.registry.CLASSIFIERS)."""
 
     foreground: GenerativeModel
     background: GenerativeModel
@@ -82,10 +82,9 @@ class Detector:
         LSTM on `auto` takes CUDA when present; torch models get their threads capped); `bf16` scores an LSTM
         model under bfloat16 autocast."""
         self.threads = runtime.threads
-        uses_torch = self.kind == "lstm" or getattr(self.classifier, "kind", None) == "convnet"
-        if uses_torch:
+        if self.foreground.uses_torch or getattr(self.classifier, "uses_torch", False):
             runtime.torch()
-        device = runtime.torch_device() if self.kind == "lstm" else \
+        device = runtime.torch_device() if self.foreground.uses_torch else \
             "cpu" if runtime.device == "auto" else runtime.device
         for model in (self.foreground, self.background, self.classifier):
             if model is not None:

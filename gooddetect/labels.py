@@ -1,10 +1,17 @@
-"""Per-read label tables: TSV files of read_id<TAB>value, optionally gzip-compressed, with an optional header."""
+"""Per-read label tables (TSV files of read_id<TAB>value, optionally gzip-compressed, with an optional header), and
+the classes of training reads (ClassLabels)."""
 
 from __future__ import annotations
 
 import gzip
+import os
 
-from .errors import InputError
+import numpy as np
+
+from .errors import InputError, UsageError
+from .outputs import SEQUENCE_SUFFIXES
+from .seqio import display_name
+from .windows import Windows
 
 
 def read_id_table(path: str, column: str, allowed: tuple[str, ...] | None = None) -> dict[str, str]:
@@ -43,3 +50,65 @@ def read_classes(path: str) -> dict[str, str]:
     if not classes:
         raise InputError(f"{path}: no classes")
     return classes
+
+
+class ClassLabels:
+    """The class of every training read: from a TSV (read_id, class; a header naming a `class` column allowed), from
+    the input file each read comes from, or from each read's header (`class=NAME`, as TFRecord inputs have it).
+    Checked once the inputs are read: every read labeled, every label used, every class with windows, two classes
+    or more."""
+
+    def __init__(self, inputs: list[str], path: str | None = None, per_file: bool = False, per_record: bool = False):
+        if sum(map(bool, (path, per_file, per_record))) > 1:
+            raise UsageError("give one of --classes, --class-per-file, --record-classes")
+        self.path, self.per_file, self.per_record = path, per_file, per_record
+        self.source = path or ("--class-per-file" if per_file else "--record-classes")
+        if per_file:
+            self.file_class = [SEQUENCE_SUFFIXES.sub("", os.path.basename(display_name(p))) for p in inputs]
+            self.names = sorted(set(self.file_class))
+        elif path:
+            self.class_of = read_classes(path)
+            self.names = sorted(set(self.class_of.values()))
+        else:
+            self.names = []
+        self.index = {name: i for i, name in enumerate(self.names)}
+        self.seen: set[str] = set()
+        self.unlabeled: list[str] = []
+
+    def __call__(self, file_index: int, headers: list[str]) -> np.ndarray:
+        if self.per_file:
+            return np.full(len(headers), self.index[self.file_class[file_index]], dtype=np.int64)
+        ids = [h.split(None, 1)[0] for h in headers]
+        if self.per_record:
+            names = [next((w[6:] for w in h.split()[1:] if w.startswith("class=")), None) for h in headers]
+            for name in filter(None, names):
+                self.index.setdefault(name, len(self.index))
+        else:
+            self.seen.update(ids)
+            names = [self.class_of.get(i) for i in ids]
+        labels = np.array([self.index.get(name, -1) if name else -1 for name in names], dtype=np.int64)
+        if (labels < 0).any():
+            self.unlabeled += [i for i, label in zip(ids, labels.tolist()) if label < 0]
+        return labels
+
+    def check(self, windows: Windows) -> Windows:
+        """The windows, their labels renumbered by sorted class name; raises for the problems listed above."""
+        if self.unlabeled:
+            raise InputError(f"{self.source}: {len(self.unlabeled)} training reads have no class (first: "
+                             f"{self.unlabeled[0]})")
+        if self.path:
+            unused = [i for i in self.class_of if i not in self.seen]
+            if unused:
+                raise InputError(f"{self.source}: names {len(unused)} reads that are not in the inputs (first: "
+                                 f"{unused[0]})")
+        if self.per_record:  # classes met while reading: number them by name
+            self.names = sorted(self.index)
+            order = np.array([self.names.index(name) for name in self.index], dtype=np.int64)
+            windows = Windows(windows.codes, windows.lengths, order[windows.labels])
+        if len(self.names) < 2:
+            raise InputError(f"{self.source}: a classifier needs two classes or more; found {len(self.names)}")
+        per_class = np.bincount(windows.labels, minlength=len(self.names))
+        empty = [name for name, n in zip(self.names, per_class.tolist()) if n == 0]
+        if empty:
+            raise InputError(f"{self.source}: class {empty[0]} has no training window")
+        return windows

@@ -88,10 +88,10 @@ class SequenceCall:
 
 def tracks(detector: Detector, seqs: list[str], bin_size: int) -> list[Track]:
     """The bins of every sequence, scored as the model kind reads sequences (see the module docstring)."""
-    if detector.kind == "kmer" and detector.strands == "forward":
+    if detector.foreground.context and detector.strands == "forward":
         row = ROW_BASES // bin_size * bin_size
-        context = detector.foreground.config.max_order
-    else:  # an LSTM (or both strands): rows of the window length, without context across them
+        context = detector.foreground.context
+    else:  # a model without context (an LSTM), or both strands: rows of the window length, no context across them
         row, context = detector.window_length, 0
         if row % bin_size:
             raise UsageError(f"--bin-size {bin_size} must divide the model's window length ({row})")

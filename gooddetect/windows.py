@@ -7,6 +7,7 @@ scored, and fed to the models as "no information"), everywhere: `windows`, `trai
 from __future__ import annotations
 
 import gzip
+import hashlib
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -401,6 +402,22 @@ class Windows:
 
     def take(self, rows: np.ndarray) -> Windows:
         return Windows(self.codes[rows], self.lengths[rows], None if self.labels is None else self.labels[rows])
+
+
+def split_validation(windows: Windows, fraction: float, seed: int) -> tuple[Windows, Windows]:
+    """A seeded random split of source windows into (training, validation)."""
+    order = np.random.default_rng([seed, 1]).permutation(len(windows))
+    n_val = max(1, int(round(fraction * len(windows)))) if fraction > 0 else 0
+    if n_val >= len(windows):
+        raise UsageError(f"only {len(windows)} training windows: too few to hold out a validation set")
+    return windows.take(np.sort(order[n_val:])), windows.take(np.sort(order[:n_val]))
+
+
+def digest(codes: np.ndarray, lengths: np.ndarray) -> str:
+    """The SHA-256 of windows (or sequences and their starts), as the model file records what it was trained on."""
+    sha = hashlib.sha256(np.ascontiguousarray(codes).tobytes())
+    sha.update(np.ascontiguousarray(lengths, dtype=np.int64).tobytes())
+    return sha.hexdigest()
 
 
 class _Reservoir:

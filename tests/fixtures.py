@@ -51,7 +51,7 @@ def cpu_runs_bf16() -> bool:
     import torch
 
     from gooddetect.errors import UsageError
-    from gooddetect.models.lstm import check_bf16
+    from gooddetect.models.lstm.model import check_bf16
 
     try:
         check_bf16(torch.device("cpu"))
@@ -111,6 +111,8 @@ class BaseFrequencyModel:
     (first base and unknown bases are not scored); the sum is Σ_b count_b · log p_b, exact whatever the batch."""
 
     kind = "fake"
+    uses_torch = False
+    context = 0
     stored_deflated = False
     chunks_in_flight = 2  # stateless numpy: two chunks may be scored at once
 

@@ -16,8 +16,9 @@ from gooddetect import api
 from gooddetect.alphabet import mask_padding
 from gooddetect.detector import Detector
 from gooddetect.errors import InputError
-from gooddetect.models.classifier import (Classifier, ClassifierConfig, ClassifierTraining, ConvNet, Gaussians,
-                                          train_classifier)
+from gooddetect.models.classifier import Classifier, ClassifierConfig, ConvNet, Gaussians
+from gooddetect.models.configs import ClassifierTraining
+from gooddetect.training.classifier import train_classifier
 from fixtures import READS, READS_LABELS, TRAIN, gd, read_tsv
 
 pytestmark = pytest.mark.usefixtures("one_thread")

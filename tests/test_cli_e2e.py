@@ -287,7 +287,9 @@ def test_defaults_are_sized_for_the_small_example_set():
     input (a 10-mer table would memorise them) and 4 epochs (200 optimizer steps); the sizes are recorded in the
     model file. (That these defaults learn, LLR AUROC 0.80 against 0.60 for the likelihood on the example reads, is
     what README's quick start shows.)"""
-    from gooddetect.commands.train import LstmData, sized_defaults, split_validation
+    from gooddetect.models.lstm.options import LstmData
+    from gooddetect.models.lstm.training import sized_defaults
+    from gooddetect.windows import split_validation
     from gooddetect.windows import WindowCounts, collect_windows
 
     windows = collect_windows([str(p) for p in TRAIN], WindowCounts())

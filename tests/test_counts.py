@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from fixtures import TRAIN
 from gooddetect import __version__
 from gooddetect.cli import main
-from gooddetect.kmer_counts import KmerCounts
+from gooddetect.models.kmer.counts import KmerCounts
 from gooddetect.models.configs import KmerConfig
 
 pytestmark = pytest.mark.slow

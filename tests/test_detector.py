@@ -20,7 +20,7 @@ from gooddetect.formatting import format_info
 def lstm_detector(seed: int = 0, threshold: dict | None = None) -> Detector:
     import torch
 
-    from gooddetect.models.lstm import LSTMConfig, LSTMModel
+    from gooddetect.models.lstm.model import LSTMConfig, LSTMModel
 
     torch.manual_seed(seed)
     meta = {"window_length": 250, "min_length": 50, "threshold": threshold,
@@ -177,7 +177,7 @@ def test_a_file_of_an_unknown_kind_is_refused_before_its_arrays_are_read(tmp_pat
 def test_training_provenance_survives_calibration(tmp_path):
     """The version that trained a model stays in the file when a later version calibrates it; calibration
     records its own."""
-    from gooddetect.models.kmer import KmerConfig, KmerModel
+    from gooddetect.models.kmer.model import KmerConfig, KmerModel
 
     rng = np.random.default_rng(0)
     codes = rng.integers(0, 4, (400, 120), dtype=np.uint8)

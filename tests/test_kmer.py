@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gooddetect._core import kmer as kmer_kernels
-from gooddetect.models import kmer
-from gooddetect.models.kmer import KmerConfig, KmerModel, pack_counts, reverse_complemented, unpack_counts
+from gooddetect.models.kmer import model as kmer
+from gooddetect.models.kmer.model import KmerConfig, KmerModel, pack_counts, reverse_complemented, unpack_counts
 from gooddetect.models.configs import BACKGROUND_MAX_ORDER
 
 A, C, G, T, N = 0, 1, 2, 3, 4

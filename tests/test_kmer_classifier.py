@@ -13,7 +13,7 @@ from safetensors import safe_open
 from gooddetect import api
 from gooddetect.detector import Detector
 from gooddetect.errors import ModelFileError, UsageError
-from gooddetect.models.kmer import BUCKET_SLOTS, KmerModel
+from gooddetect.models.kmer.model import BUCKET_SLOTS, KmerModel
 from gooddetect.models.kmer_classifier import KmerClassifier, KmerClassifierConfig, train_kmer_classifier
 from fixtures import READS, READS_LABELS, TRAIN, gd, read_tsv
 
@@ -101,7 +101,7 @@ def test_validation_windows_are_counted_in_after_the_statistics(trained):
 def test_the_statistics_come_before_the_validation_windows_are_counted_in():
     """The validation accuracy is that of chains counted on the training windows alone; the chains kept are counted
     on the training and the validation windows (both compared with chains counted here by hand)."""
-    from gooddetect.models.kmer import Counter
+    from gooddetect.models.kmer.model import Counter
 
     (codes, lengths, labels), (val_codes, val_lengths, val_labels) = labeled(1, seed=1, length=12), labeled(30, seed=8, length=12)
     config = KmerClassifierConfig(classes=CONFIG.classes, order=6)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from fixtures import cpu_runs_bf16
 from gooddetect.alphabet import UNKNOWN, mask_padding
 from gooddetect.errors import ModelFileError, UsageError
-from gooddetect.models.lstm import (PAIR_MAX_HIDDEN, LSTMConfig, LSTMModel, LSTMNet, dequantize_rows,
+from gooddetect.models.lstm.model import (PAIR_MAX_HIDDEN, LSTMConfig, LSTMModel, LSTMNet, dequantize_rows,
                                     kmer_tokens, next_base_nll, quantize_rows)
 
 

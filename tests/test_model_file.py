@@ -247,7 +247,7 @@ LOAD_AND_MEASURE = """
 import resource, sys, time
 from gooddetect.detector import Detector
 from gooddetect.errors import ModelFileError
-import gooddetect.models.kmer, gooddetect.models.lstm  # imported before the clock starts
+import gooddetect.models.kmer.model, gooddetect.models.lstm.model  # imported before the clock starts
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()
 try:

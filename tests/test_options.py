@@ -15,10 +15,10 @@ from gooddetect.commands.score import ScoreOptions
 from gooddetect.commands.train import KIND_OPTIONS, OPTION_GROUPS, TrainSettings
 from gooddetect.detector import STRANDS
 from gooddetect.errors import UsageError
-from gooddetect.models import KINDS
+from gooddetect.models.registry import KINDS
 from gooddetect.models.configs import KmerConfig, LSTMConfig
 from gooddetect.options import option
-from gooddetect.training.config import TrainConfig
+from gooddetect.models.lstm.options import TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)

@@ -240,8 +240,8 @@ def real_models():
     import torch
 
     from gooddetect.detector import Detector
-    from gooddetect.models.kmer import KmerConfig, KmerModel
-    from gooddetect.models.lstm import LSTMConfig, LSTMModel
+    from gooddetect.models.kmer.model import KmerConfig, KmerModel
+    from gooddetect.models.lstm.model import LSTMConfig, LSTMModel
 
     torch.manual_seed(0)
     lstm = [LSTMModel(LSTMConfig(hidden=24, kmer_input=4, kmer_embedding=4)) for _ in range(2)]

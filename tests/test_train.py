@@ -16,7 +16,7 @@ from fixtures import cpu_runs_bf16
 from gooddetect.detector import STRANDS
 from gooddetect.errors import UsageError
 from gooddetect.alphabet import decode
-from gooddetect.models.lstm import LSTMConfig, LSTMNet, dequantize_rows
+from gooddetect.models.lstm.model import LSTMConfig, LSTMNet, dequantize_rows
 from gooddetect.training.data import FixedWindows, GenomeWindows
 from gooddetect.training.optim import KmerTableAdam
 from gooddetect.runtime import is_main_process
@@ -373,7 +373,7 @@ import os, sys
 import numpy as np
 import torch
 torch.set_num_threads(1)
-from gooddetect.models.lstm import LSTMConfig
+from gooddetect.models.lstm.model import LSTMConfig
 from gooddetect.runtime import is_main_process
 from gooddetect.training.data import FixedWindows
 from gooddetect.training.loop import TrainConfig, train_lstm_pair
@@ -435,13 +435,13 @@ def test_a_time_budget_becomes_a_recorded_step_count_that_reproduces_the_model(t
     """--time-budget times two runs of the pair (a fake clock here: 0.5 s per step after a fixed start-up),
     turns the budget into a step count up front and records it; `--steps` with that count trains the same weights."""
     from gooddetect import api
-    from gooddetect.commands import train as train_command
+    from gooddetect.models.lstm import training as lstm_training
     from gooddetect.detector import Detector
     from fixtures import TRAIN
 
     ticks = iter([0.0, 3.0 + 40 * 0.5, 30.0, 30.0 + 3.0 + 140 * 0.5])  # start, end of the 40- and 140-step runs
 
-    monkeypatch.setattr(train_command, "probe_clock", lambda: next(ticks))
+    monkeypatch.setattr(lstm_training, "probe_clock", lambda: next(ticks))
     options = {"hidden": 8, "kmer_input": 2, "max_windows": 300, "runtime": api.Runtime(threads=1)}
     budgeted = api.train([str(TRAIN[0])], str(tmp_path / "b.gdm"), time_budget=0.5, **options)
     recorded = Detector.load(tmp_path / "b.gdm").meta["training"]["time_budget"]
@@ -478,7 +478,7 @@ def test_large_sets_of_fixed_windows_default_to_both_strands_and_five_epochs_wit
     """Sized defaults (docs/method.md): below 10 Mb of training bases, forward and enough epochs for 200 steps (at
     most 10); from 10 Mb, both strands and 5 epochs, fewer when they pass 20,000 steps; a given strand choice
     sizes the epochs by its windows; genomes keep the small-set rule."""
-    from gooddetect.commands.train import sized_defaults
+    from gooddetect.models.lstm.training import sized_defaults
 
     assert sized_defaults(9_999_999, 40_000, 100) == {"kmer_input": 8, "train_strands": "forward", "epochs": 1}
     assert sized_defaults(47_500_000, 190_000, 100) == {"kmer_input": 10, "train_strands": "both", "epochs": 5}

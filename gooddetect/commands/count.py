@@ -5,35 +5,26 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
-from ..models.configs import DEFAULT_MAX_HASH_BITS, KmerConfig
-from ..options import build, option
+from ..models.configs import KmerConfig
+from ..models.kmer.options import KmerCounting
+from ..models.kmer.training import count_kmers
+from ..options import build
 from ..runtime import check_output_paths
-from .train import KmerTraining
 
 log = logging.getLogger("gooddetect")
-
-
-@dataclass(frozen=True)
-class CountOptions:
-    """The background's mutation rate (as `train --arch kmer` counts it)."""
-
-    mutation_rate: float = option(KmerTraining.mutation_rate, "Background: probability of substituting each base.",
-                                  min=0, max=1)
+OPTION_GROUPS = (("kmer", KmerConfig), ("", KmerCounting))
 
 
 def count(inputs: list[str], output: str, *, seed: int = 0, **given):
-    """Count every k-mer of every record of `inputs` into the count file `output` (returns its KmerCounts); `given`
-    holds the k-mer options as the command line names them (max_order, hash_bits, mutation_rate)."""
-    from ..kmer_counts import KmerCounts
-
+    """Count every k-mer of every record of `inputs` into the count file `output` (returns its KmerCounts), as
+    `train --arch kmer` counts them; `given` holds the k-mer options as the command line names them (max_order,
+    hash_bits, mutation_rate)."""
     check_output_paths(output)
     started = time.perf_counter()
-    config = build(KmerConfig, given, given.__contains__)
-    fold = "hash_bits" not in given
-    counts = KmerCounts.count(inputs, config, mutation_rate=build(CountOptions, given, given.__contains__).mutation_rate,
-                              seed=seed, hash_bits=DEFAULT_MAX_HASH_BITS if fold else config.hash_bits, fold=fold)
+    counts = count_kmers(inputs, build(KmerConfig, given, given.__contains__),
+                         build(KmerCounting, given, given.__contains__).mutation_rate, seed,
+                         hash_bits_given="hash_bits" in given)
     counts.save(output)
     log.info("count: %d records, %d positions of %d input(s) in %.1f s; written to %s", counts.records,
              counts.foreground.positions, len(inputs), time.perf_counter() - started, output)

@@ -1,10 +1,8 @@
-"""The model contract every generative model kind implements, and the registry of kinds.
-
-A kind is imported only when used: the k-mer kind needs no torch."""
+"""The model contract every generative model kind and classifier implements (the registry of kinds is
+models.registry)."""
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import asdict, fields
 from typing import ClassVar, Protocol
 
@@ -12,9 +10,7 @@ import numpy as np
 
 from ..errors import ModelFileError
 
-KINDS = {"lstm": "gooddetect.models.lstm:LSTMModel", "kmer": "gooddetect.models.kmer:KmerModel"}
-CLASSIFIERS = {"kmer": "gooddetect.models.kmer_classifier:KmerClassifier",
-               "convnet": "gooddetect.models.classifier:Classifier"}
+STRANDS = ("forward", "both")  # a window scored as given (the paper), or the mean over it and its reverse complement
 ArraySpec = tuple[tuple[int, ...], str | tuple[str, ...]]  # (shape, numpy dtype name or the names allowed) of an array
 
 
@@ -54,9 +50,12 @@ class GenerativeModel(Protocol):
     """An autoregressive model over A, C, G, T scoring padded windows; the file format needs the rest."""
 
     kind: ClassVar[str]
+    uses_torch: ClassVar[bool]  # the runtime sets torch up (threads, device) before it scores
     stored_deflated: ClassVar[bool]  # whether the model file stores its arrays deflated (small files over fast loads)
     chunks_in_flight: ClassVar[int]  # chunks `score` may score at once: 2 when its calls release the GIL and share no
     # state, so that the next chunk's loops run while one is summed up; 1 for torch models (their own threads)
+    context: int  # bases before a row's first scored base it reads as context: `screen` then scores a sequence in
+    # long rows carrying their context across; 0: in rows of the window length, as it was trained
 
     def loglik(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(Σ ln p(base t | bases 0..t-1) float64 [B], scored positions int64 [B]) of windows codes [B, L] uint8
@@ -103,6 +102,7 @@ class InDistributionClassifier(Protocol):
     for GenerativeModel)."""
 
     kind: ClassVar[str]
+    uses_torch: ClassVar[bool]  # as GenerativeModel.uses_torch
     stored_deflated: ClassVar[bool]  # whether the model file stores its arrays deflated (small files over fast loads)
     chunks_in_flight: ClassVar[int]  # as GenerativeModel.chunks_in_flight
     score_names: ClassVar[tuple[str, ...]]  # the OOD scores `predict` returns ("higher = more OOD")
@@ -139,21 +139,3 @@ def bin_positions(values: np.ndarray, scored: np.ndarray, skip: np.ndarray,
     sums = np.bincount(index[keep], weights=values[keep], minlength=len(values) * bins)
     counts = np.bincount(index[keep], minlength=len(values) * bins)
     return sums.reshape(-1, bins), counts.reshape(-1, bins).astype(np.int64)
-
-
-def model_class(kind: str) -> type[GenerativeModel]:
-    """The class implementing model kind `kind`."""
-    return _imported(KINDS, kind, "model kind")
-
-
-def classifier_class(kind: str) -> type[InDistributionClassifier]:
-    """The class implementing classifier kind `kind`."""
-    return _imported(CLASSIFIERS, kind, "classifier kind")
-
-
-def _imported(registry: dict[str, str], kind: str, what: str):
-    try:
-        module, name = registry[kind].split(":")
-    except KeyError:
-        raise ModelFileError(f"unknown {what} {kind!r} (known: {', '.join(registry)})") from None
-    return getattr(importlib.import_module(module), name)

@@ -29,7 +29,7 @@ class LSTMConfig(ConfigDict):
     embedding: int = option(0, "lstm: learned input embedding size (0 = one-hot input, as in the paper).", min=0,
                             max=1024)
     # K > 0: also input a learned embedding of the last K bases (4^K + 1 rows); 0: the paper. `train` sizes it by
-    # the training bases when not given (commands.train.KMER_INPUT_BY_BASES).
+    # the training bases when not given (models.lstm.training.KMER_INPUT_BY_BASES).
     kmer_input: int = option(10, "lstm: also input a learned embedding of the last K bases (0 = the paper's input "
                              "only).", min=0, max=MAX_KMER_INPUT, default_text="by training bases: 6 below 3 Mb, 7 "
                              "below 6 Mb, 8 below 10 Mb, 9 below 15 Mb, else 10")

@@ -24,7 +24,7 @@ from ..runtime import in_thread_shares, row_blocks, run_tasks
 from .._core.kmer import class_loglik_rows, into_columns
 from . import ArraySpec
 from .configs import KmerClassifierConfig
-from .kmer import SCORE_ROWS, Counter, DirectCounts, direct_probabilities, expected_direct_arrays
+from .kmer.model import SCORE_ROWS, Counter, DirectCounts, direct_probabilities, expected_direct_arrays
 
 CLASS_GROUP = 16  # classes whose probabilities are built before they are written into the table (64-byte rows)
 
@@ -33,6 +33,7 @@ class KmerClassifier:
     """Class probabilities and OOD scores per window from one k-mer chain per class."""
 
     kind: ClassVar[str] = "kmer"
+    uses_torch: ClassVar[bool] = False
     stored_deflated: ClassVar[bool] = True  # one class's order-10 counts: 2.1 MB in one byte, 0.8 MB deflated
     chunks_in_flight: ClassVar[int] = 2  # its loop is C, releases the GIL and keeps no state
     score_names: ClassVar[tuple[str, ...]] = ("msp", "entropy")  # what `predict` returns besides the probabilities
@@ -110,7 +111,7 @@ class KmerClassifier:
 def _class_table(config: KmerClassifierConfig, counts: list[DirectCounts],
                  threads: int) -> tuple[np.ndarray, np.ndarray]:
     """(ln p_c [rows, C] float32, the offset of each order's rows): every class's chain's probabilities of every
-    order (models.kmer.direct_probabilities), one class per column; built CLASS_GROUP classes at a time (one per
+    order (models.kmer.model.direct_probabilities), one class per column; built CLASS_GROUP classes at a time (one per
     thread), then written into their columns row by row."""
     chain = config.chain()
 

@@ -46,12 +46,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..alphabet import UNKNOWN, mask_padding
 from ..errors import UsageError
-from ..models.lstm import KMER_TABLE, LSTMConfig, LSTMModel, LSTMNet, check_bf16, next_base_nll
+from ..models.lstm.model import KMER_TABLE, LSTMConfig, LSTMModel, LSTMNet, check_bf16, next_base_nll
 from ..mutate import mutate
 from ..runtime import Runtime, resolve_device
 from . import checkpoints
 from .checkpoints import Checkpoints
-from .config import RESUMABLE_CHANGES, TrainConfig
+from ..models.lstm.options import RESUMABLE_CHANGES, TrainConfig
 from .data import Batches, FixedWindows, GenomeWindows
 from .distributed import Distributed, distributed
 from .optim import Adam, KmerTableAdam

@@ -247,7 +247,7 @@ def random_detector(hidden: int, seed: int = 0, paper: bool = False):
 
     from gooddetect.commands.train import LstmData
     from gooddetect.detector import Detector
-    from gooddetect.models.lstm import LSTMConfig, LSTMModel
+    from gooddetect.models.lstm.model import LSTMConfig, LSTMModel
 
     torch.manual_seed(seed)
     configs = [LSTMConfig(hidden=hidden, kmer_input=0)] * 2 if paper else \
@@ -311,7 +311,7 @@ def scoring_in_bf16(detector):
     """Both LSTM models of `detector` score under bfloat16 autocast (what `score --bf16` sets); a no-op where the CPU
     has no bfloat16 LSTM kernel (the rows then repeat float32)."""
     from gooddetect.errors import UsageError
-    from gooddetect.models.lstm import check_bf16
+    from gooddetect.models.lstm.model import check_bf16
 
     try:
         check_bf16(detector.foreground.device)
@@ -398,7 +398,7 @@ def training_row(hidden: int, steps: int, bf16: bool, **model) -> dict:
     end of the last step; validation runs only at the last step, on 2 windows. The background has no k-mer input
     (the default). The pair's rate counts the time either model was training (once where they overlap: with two or
     more threads they train side by side)."""
-    from gooddetect.models.lstm import LSTMConfig
+    from gooddetect.models.lstm.model import LSTMConfig
     from gooddetect.training.data import FixedWindows
     from gooddetect.training.loop import TrainConfig, train_lstm_pair
 
@@ -431,7 +431,7 @@ def cpu_has_bf16() -> bool:
     import torch
 
     from gooddetect.errors import UsageError
-    from gooddetect.models.lstm import check_bf16
+    from gooddetect.models.lstm.model import check_bf16
 
     try:
         check_bf16(torch.device("cpu"))
@@ -463,7 +463,7 @@ def table_step_rate(steps: int, lazy: bool, **config) -> float:
     parameter, the whole table included (the previous version's step). Same loss and batch."""
     import torch
 
-    from gooddetect.models.lstm import KMER_TABLE, LSTMConfig, LSTMNet
+    from gooddetect.models.lstm.model import KMER_TABLE, LSTMConfig, LSTMNet
     from gooddetect.training.optim import Adam, KmerTableAdam
     from gooddetect.training.distributed import Distributed
     from gooddetect.training.loop import training_loss
@@ -493,7 +493,7 @@ def table_step_rate(steps: int, lazy: bool, **config) -> float:
 def training_comparison(steps: int) -> dict:
     """The default foreground trained alone with the k-mer table row by row against the dense step (the same model
     and loop, so the optimizer is all that differs), the default pair, and the paper's model."""
-    from gooddetect.models.lstm import LSTMConfig
+    from gooddetect.models.lstm.model import LSTMConfig
 
     default = training_row(LSTMConfig().hidden, steps, bf16=False)
     paper = training_row(128, steps, bf16=False, kmer_input=0)
@@ -804,7 +804,7 @@ def classifier_row(kmer_model: Path, reads: Path, one: Path, threads: int, workd
     counts: the rate does not depend on them), on the 200,000 reads of `reads` (on fewer, loading dominates)."""
     from gooddetect.detector import Detector
     from gooddetect.models.classifier import Classifier, ClassifierConfig, ConvNet, Gaussians
-    from gooddetect.models.kmer import DirectCounts, pack_counts, reverse_complemented
+    from gooddetect.models.kmer.model import DirectCounts, pack_counts, reverse_complemented
     from gooddetect.models.kmer_classifier import KmerClassifier, KmerClassifierConfig
 
     classes = [f"c{i}" for i in range(10)]
@@ -885,7 +885,7 @@ def profile_scoring(model_file: Path, workdir: Path, n: int, threads: int) -> st
 
 def targets(result: dict) -> list[dict]:
     """Each target with the measurement it is judged on and pass/fail (None: not measured)."""
-    from gooddetect.models.lstm import LSTMConfig
+    from gooddetect.models.lstm.model import LSTMConfig
 
     default_hidden = LSTMConfig().hidden
     rows = []
@@ -1181,7 +1181,7 @@ def main() -> None:
             print("memory", file=sys.stderr)
             result["rss"] = rss_rows(rss_reads, args.threads, workdir)
         if args.profile:
-            from gooddetect.models.lstm import LSTMConfig
+            from gooddetect.models.lstm.model import LSTMConfig
 
             model_file = workdir / "profile_model.gdm"
             random_detector(LSTMConfig().hidden).save(model_file)

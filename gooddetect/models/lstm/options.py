@@ -1,13 +1,21 @@
-"""The LSTM pair's optimisation settings (plain data, no torch: the command line builds its options from them)."""
+"""The "lstm" kind's `train` options (plain data, no torch): the training windows and checkpoint (LstmData) and
+the pair's optimisation (TrainConfig); the network's own settings are models.configs.LSTMConfig."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..options import option
+from ...options import option
+from .. import STRANDS
+from ..configs import MAX_KMER_INPUT
 
+# Fixed windows of at least LARGE_SET_BASES train on both strands by default (see training.sized_defaults).
+LARGE_SET_BASES = 10_000_000
+# The two timed runs of --time-budget: their difference is the time of 100 steps alone, past the first steps of
+# warm-up (with (5, 25), steps came out twice as slow as training then ran on gdbench).
+PROBE_STEPS = (40, 140)
 LR_SCHEDULES = ("constant", "cosine")
-# Steps and epochs `train` gives a training set when neither is given (commands.train.sized_defaults).
+# Steps and epochs `train` gives a training set when neither is given (training.sized_defaults).
 MIN_STEPS, MAX_EPOCHS = 200, 10
 # Fields that may change between an interrupted run and its resumption.
 RESUMABLE_CHANGES = ("device", "checkpoint_every", "eval_batch_size")
@@ -60,3 +68,35 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if not 0.0 <= self.mutation_rate <= 1.0:
             raise ValueError(f"mutation_rate must be in [0, 1], got {self.mutation_rate}")
+
+
+@dataclass(frozen=True)
+class LstmData:
+    """`--arch lstm`: the training windows, how the model scores, and the run's checkpoint."""
+
+    score_strands: str = option("both", "How the model scores a window: as given (the paper) or both (mean over the "
+                                "window and its reverse complement; twice the scoring time). Recorded in the model "
+                                "file.", choices=STRANDS)
+    stride: int | None = option(None, "lstm: step between training windows of a read.", min=1,
+                                default_text="the window length")
+    max_windows: int | None = option(None, "lstm: keep a uniform random subset of at most this many training "
+                                     "windows.", min=1)
+    train_strands: str | None = option(None, "lstm: train on the windows as given (forward, the paper) or on each "
+                                       "window and its reverse complement (both: an epoch is twice as long; kmer "
+                                       "counts both strands anyway).", choices=STRANDS,
+                                       default_text=f"both from {LARGE_SET_BASES // 1_000_000} Mb of training bases, "
+                                       "else forward")
+    genomes: bool = option(False, "lstm: the inputs are genomes: every epoch draws fresh random windows (either "
+                           "strand) from them, none across records or assembly gaps; validation windows come from "
+                           "held-out blocks of about 10 kb (--val-fraction of them). An epoch covers the genomes "
+                           "once.")
+    val_fraction: float = option(0.05, "lstm: source windows held out for validation loss / early stopping.", min=0,
+                                 max=0.5, min_open=True, max_open=True)
+    background_kmer_input: int = option(0, "lstm: the background model's --kmer-input (chosen on validation).",
+                                        min=0, max=MAX_KMER_INPUT)
+    checkpoint: str | None = option(None, "lstm: checkpoint file.", default_text="OUTPUT.ckpt")
+    resume: bool = option(False, "lstm: continue an interrupted run from its checkpoint.")
+    time_budget: float | None = option(None, "lstm: train for about this many minutes on this machine: two timed "
+                                       f"runs of the pair ({PROBE_STEPS[0]} and {PROBE_STEPS[1]} steps) set the "
+                                       "number of steps up front (recorded in the model file; --steps N then gives "
+                                       "the same model again).", min=0, min_open=True, metavar="MINUTES")

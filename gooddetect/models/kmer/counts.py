@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import __version__, container
-from .alphabet import encode
-from .errors import ModelFileError, UsageError
-from .models.configs import KmerConfig
-from .models.kmer import BUCKET_SLOTS, Counter, KmerModel, count_pair
-from .seqio import display_name, read_chunks
-from .support import distinct, minimizer_keys
-from .windows import sequence_slices
+from ... import __version__, container
+from ...alphabet import encode
+from ...errors import ModelFileError, UsageError
+from ...seqio import display_name, read_chunks
+from ...support import distinct, minimizer_keys
+from ...windows import sequence_slices
+from ..configs import KmerConfig
+from .model import BUCKET_SLOTS, Counter, KmerModel, count_pair
 
 FORMAT_NAME = "gooddetect-counts"
 FORMAT_VERSION = 2  # 2: the support table's minimizer hashes
@@ -140,7 +140,7 @@ def _counter_arrays(role: str, counter: Counter) -> dict[str, np.ndarray]:
 
 
 def _restore(counter: Counter, role: str, tensors: dict[str, np.ndarray], positions: int) -> None:
-    from ._core.kmer import unpack_buckets
+    from ..._core.kmer import unpack_buckets
 
     top = tensors[f"{role}.top"]
     index, overflow = tensors[f"{role}.top_overflow_index"], tensors[f"{role}.top_overflow_count"]

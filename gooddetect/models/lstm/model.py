@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..alphabet import N_BASES, UNKNOWN, mask_padding
-from ..errors import UsageError
-from . import ArraySpec, bin_positions
-from .configs import LSTMConfig
+from ...alphabet import N_BASES, UNKNOWN, mask_padding
+from ...errors import UsageError
+from .. import ArraySpec, bin_positions
+from ..configs import LSTMConfig
 
 # Above this hidden size two models scored side by side on one core each are slower than one after the other on all
 # cores: one model's recurrent weights, 16·H² bytes, no longer fit beside the other's in the cores' caches.
@@ -130,6 +130,8 @@ class LSTMModel:
     """The model contract around an LSTMNet: batched, length-sorted scoring on `device`."""
 
     kind: ClassVar[str] = "lstm"
+    uses_torch: ClassVar[bool] = True
+    context: ClassVar[int] = 0  # an LSTM reads windows as it was trained on them
     stored_deflated: ClassVar[bool] = False
     chunks_in_flight: ClassVar[int] = 1  # torch runs its own threads
 

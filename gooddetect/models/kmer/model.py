@@ -40,14 +40,14 @@ from typing import ClassVar, Iterable
 
 import numpy as np
 
-from ..alphabet import N_BASES
-from ..errors import ModelFileError, UsageError
-from ..mutate import mutate
-from ..runtime import in_row_blocks, in_thread_shares, row_blocks, run_tasks
-from . import ArraySpec
-from .configs import MAX_HASH_BITS, KmerConfig
-from .._core import kmer as kernels
-from .._core.kmer import BUCKET_SLOTS  # slots of a bucket: 16 bytes, read at once
+from ...alphabet import N_BASES
+from ...errors import ModelFileError, UsageError
+from ...mutate import mutate
+from ...runtime import in_row_blocks, in_thread_shares, row_blocks, run_tasks
+from .. import ArraySpec
+from ..configs import MAX_HASH_BITS, KmerConfig
+from ..._core import kmer as kernels
+from ..._core.kmer import BUCKET_SLOTS  # slots of a bucket: 16 bytes, read at once
 
 TARGET_FILL = 0.65  # a trained table is halved while it stays at most this full
 COUNT_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))  # direct counts are stored in the one giving the smaller file
@@ -58,6 +58,7 @@ class KmerModel:
     """Interpolated Markov chain implementing the model contract (gooddetect.models.GenerativeModel)."""
 
     kind: ClassVar[str] = "kmer"
+    uses_torch: ClassVar[bool] = False
     stored_deflated: ClassVar[bool] = False  # the foreground's tables load in a fraction of the time to inflate them
     chunks_in_flight: ClassVar[int] = 2  # its loops are C, release the GIL and keep no state
 
@@ -72,6 +73,10 @@ class KmerModel:
         self.hashed_tables = hashed_tables
         self.stats = stats or {}
         self._probs, self._offsets = direct_probabilities(config, direct, threads)
+
+    @property
+    def context(self) -> int:
+        return self.config.max_order
 
     @property
     def top_counts(self) -> np.ndarray:
