@@ -239,6 +239,27 @@ def _joined(path: Path, folder: Path, prefix: str) -> Path:
     return path
 
 
+def mixed_run(long: dict) -> dict:
+    """One ONT run of mixed isolates, read by read, made of the ONT sets: the real runs and NanoSim-H's reads of the
+    in-distribution strains. A read is right when `screen` EXCLUDEs it exactly if it is foreign, when minimap2
+    aligns under half of it exactly if it is foreign, and when Kraken2 leaves it unclassified exactly if it is
+    foreign (a file Kraken2 refuses makes the whole run refused)."""
+    parts = {name: row for name, row in long.items()
+             if (name.startswith("real ") and "_ont_" in name) or (name.startswith("NanoSim") and row["truth"] == "in")}
+    reads = sum(row["screen"]["reads"] for row in parts.values())
+
+    def right(fraction_called) -> float:
+        return sum(row["screen"]["reads"] * (fraction_called(row) if row["truth"] == "foreign"
+                                              else 1 - fraction_called(row)) for row in parts.values()) / reads
+
+    result = {"sets": list(parts), "reads": reads, "screen": right(lambda row: row["screen"]["EXCLUDE"]),
+              "minimap2": right(lambda row: row["minimap2"]["under_half_aligned"])}
+    if all("kraken2" in row for row in parts.values()):
+        refused = any(row["kraken2"] is None for row in parts.values())
+        result["kraken2"] = None if refused else right(lambda row: row["kraken2"])
+    return result
+
+
 def long_markdown(result: dict) -> str:
     lines = ["| set | truth | reads | screen: foreign bases | PASS / TRIM / EXCLUDE / REVIEW | minimap2: unaligned "
              "bases | reads < 50 % aligned | Kraken2 unclassified |", "|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -249,6 +270,13 @@ def long_markdown(result: dict) -> str:
         lines.append(f"| {name} | {row['truth']} | {s['reads']} | {100 * s['foreign_bases']:.1f} | "
                      + " / ".join(f"{100 * s[a]:.1f}" for a in ACTIONS)
                      + f" | {100 * m['unaligned_bases']:.1f} | {100 * m['under_half_aligned']:.1f} | {kraken_cell} |")
+    mixed = result.get("mixed")
+    if mixed:
+        kraken_cell = "" if "kraken2" not in mixed else "; Kraken2 refuses one of its files" \
+            if mixed["kraken2"] is None else f", Kraken2 {100 * mixed['kraken2']:.1f} %"
+        lines += ["", f"One ONT run of mixed isolates ({', '.join(mixed['sets'])}; {mixed['reads']} reads), reads "
+                      f"right: screen {100 * mixed['screen']:.1f} %, minimap2 {100 * mixed['minimap2']:.1f} %"
+                      f"{kraken_cell}."]
     return "\n".join(lines) + "\n"
 
 
@@ -316,6 +344,8 @@ def main() -> int:
             row["kraken2"] = unclassified(db, reads, out / f"long{i}", args.threads)
         result["long"][name] = row
         print(name, json.dumps(row), file=sys.stderr)
+    if result["long"]:
+        result["mixed"] = mixed_run(result["long"])
     (out / "real.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "real.md").write_text(markdown(result))
     print(markdown(result))
