@@ -88,7 +88,7 @@ class SequenceCall:
 
 def tracks(detector: Detector, seqs: list[str], bin_size: int) -> list[Track]:
     """The bins of every sequence, scored as the model kind reads sequences (see the module docstring)."""
-    if detector.foreground.context and detector.strands == "forward":
+    if detector.foreground.context is not None and detector.strands == "forward":
         row = ROW_BASES // bin_size * bin_size
         context = detector.foreground.context
     else:  # a model without context (an LSTM), or both strands: rows of the window length, no context across them

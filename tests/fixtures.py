@@ -112,7 +112,7 @@ class BaseFrequencyModel:
 
     kind = "fake"
     uses_torch = False
-    context = 0
+    context = None
     stored_deflated = False
     chunks_in_flight = 2  # stateless numpy: two chunks may be scored at once
 

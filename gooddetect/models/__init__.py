@@ -54,8 +54,8 @@ class GenerativeModel(Protocol):
     stored_deflated: ClassVar[bool]  # whether the model file stores its arrays deflated (small files over fast loads)
     chunks_in_flight: ClassVar[int]  # chunks `score` may score at once: 2 when its calls release the GIL and share no
     # state, so that the next chunk's loops run while one is summed up; 1 for torch models (their own threads)
-    context: int  # bases before a row's first scored base it reads as context: `screen` then scores a sequence in
-    # long rows carrying their context across; 0: in rows of the window length, as it was trained
+    context: int | None  # bases before a row's first scored base it reads as context: `screen` then scores a
+    # sequence in long rows carrying that many across; None: in rows of the window length, as it was trained
 
     def loglik(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(Σ ln p(base t | bases 0..t-1) float64 [B], scored positions int64 [B]) of windows codes [B, L] uint8

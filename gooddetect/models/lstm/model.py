@@ -131,7 +131,7 @@ class LSTMModel:
 
     kind: ClassVar[str] = "lstm"
     uses_torch: ClassVar[bool] = True
-    context: ClassVar[int] = 0  # an LSTM reads windows as it was trained on them
+    context: ClassVar[int | None] = None  # an LSTM reads windows as it was trained on them
     stored_deflated: ClassVar[bool] = False
     chunks_in_flight: ClassVar[int] = 1  # torch runs its own threads
 
