@@ -7,21 +7,27 @@ import logging
 import os
 import signal
 import sys
+from dataclasses import asdict
 from typing import Callable
 
 import click
 from click.core import ParameterSource
 
 from . import __version__, options
+from .commands import ModelChoice
+from .commands.calibrate import CalibrateOptions
 from .commands.count import OPTION_GROUPS as COUNT_OPTIONS
-from .commands.score import ScoreOptions
-from .commands.screen import ScreenOptions
-from .commands.train import OPTION_GROUPS
+from .commands.evaluate import EvaluateOptions
+from .commands.info import InfoOptions
+from .commands.merge import MergeOptions
+from .commands.score import ScoreFiles, ScoreOptions
+from .commands.screen import ScreenOptions, ScreenOutput
+from .commands.train import OPTION_GROUPS as TRAIN_OPTIONS, TrainOutput
+from .commands.windows import WindowsOptions
 from .errors import GooddetectError
 from .runtime import Runtime
-from .scoring import DEFAULT_BATCH_SIZE
-from .support import MIN_SUPPORT
-from .windows import MIN_LENGTH, WINDOW_LENGTH
+from .samples import LabeledSample
+from .scoring import Batching
 
 log = logging.getLogger("gooddetect")
 GC_THRESHOLDS = (100_000, 50, 100)  # the cyclic garbage collector's (CPython's defaults: 700, 10, 10)
@@ -31,8 +37,6 @@ THREADS = click.option("--threads", "-t", type=click.IntRange(min=1), default=No
 SEED = click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
                     help="Random seed (results are deterministic).")
 DEVICE = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-BATCH = click.option("--batch-size", default=DEFAULT_BATCH_SIZE, show_default=True, type=click.IntRange(min=1),
-                     help="Windows per model call (memory vs speed; results do not depend on it).")
 
 
 def _given(ctx: click.Context) -> Callable[[str], bool]:
@@ -96,32 +100,22 @@ def main(quiet: bool, verbose: bool) -> None:
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="IN...")
-@click.option("-o", "--output", default="-", show_default=True, help="Output FASTA ('-' = stdout; .gz compresses).")
-@click.option("--length", default=WINDOW_LENGTH, show_default=True, type=click.IntRange(min=2),
-              help="Window length (bp).")
-@click.option("--stride", default=None, type=click.IntRange(min=1),
-              help="Step between windows. Default: the window length (non-overlapping tiling).")
-@click.option("--min-length", default=MIN_LENGTH, show_default=True, type=click.IntRange(min=2),
-              help="Windows with fewer known bases (reads shorter than this) are left out (counted).")
-@click.option("--sample", "sample", type=click.IntRange(min=1), default=None,
-              help="Instead of tiling reads, take N random windows from each input genome (indexed FASTA).")
-@click.option("--both-strands", is_flag=True, help="Also write the reverse complement of every window.")
+@options.click_options(("", WindowsOptions))
 @SEED
-def windows(inputs, output, length, stride, min_length, sample, both_strands, seed):
+@click.pass_context
+def windows(ctx, inputs, seed, **given):
     """Cut reads (or genomes, with --sample) into windows, written as FASTA with ids `read:start-end(strand)`.
 
     Coordinates are 1-based inclusive on the read's forward strand. A window is kept when at least --min-length of
     its bases are known (A/C/G/T); windows left out are counted: this is the paper's data-preparation step."""
     from .commands.windows import write_windows
 
-    write_windows(list(inputs), output, length=length, stride=stride, min_length=min_length,
-                  sample=sample, both_strands=both_strands, seed=seed)
+    write_windows(list(inputs), **asdict(_built(ctx, WindowsOptions, given)), seed=seed)
 
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="IN...")
-@click.option("-o", "--output", required=True, help="Model file to write (safetensors).")
-@options.click_options(*OPTION_GROUPS)
+@options.click_options(("", TrainOutput), *TRAIN_OPTIONS)
 @THREADS
 @SEED
 @click.pass_context
@@ -138,7 +132,6 @@ def train(ctx, inputs, output, threads, seed, **given):
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="GENOMES...")
-@click.option("-o", "--output", required=True, help="Count file to write.")
 @options.click_options(*COUNT_OPTIONS)
 @SEED
 @click.pass_context
@@ -154,58 +147,42 @@ def count(ctx, inputs, output, seed, **given):
 
 @main.command()
 @click.argument("args", nargs=-1, metavar="[MODEL] READS...")
-@click.option("-m", "--model", "model_option", envvar="GOODDETECT_MODEL", show_envvar=True, default=None,
-              help="Model file, instead of the first argument.")
-@click.option("-o", "--output", default="-", show_default=True,
-              help="Output TSV ('-' = stdout; .gz compresses), written atomically.")
-@click.option("--samples", "sheet", default=None, metavar="SHEET.tsv",
-              help="Score every sample of this sheet (sample<TAB>R1[<TAB>R2]; two files are a pair) with one model "
-                   "load; every output names its sample with {sample}, e.g. -o 'scores/{sample}.tsv'.")
-@click.option("--paired", "layout", flag_value="paired",
-              help="READS are two files, R1 and R2, mates in the same order: one row per fragment.")
-@click.option("--interleaved", "layout", flag_value="interleaved",
-              help="Each READS file holds R1 and R2 of every fragment, alternating: one row per fragment.")
-@click.option("--shard", default=None, callback=lambda ctx, param, value: _parse_shard(value), metavar="I/N",
-              help="Score only fragments I, I+N, I+2N, ... (1-based); `gooddetect merge` restores the order.")
-@options.click_options(("", ScoreOptions))
+@options.click_options(("", ModelChoice), ("", ScoreFiles), ("", ScoreOptions), ("", Batching))
 @DEVICE
 @THREADS
 @click.pass_context
-def score(ctx, args, model_option, output, sheet, layout, shard, device, threads, **given):
+def score(ctx, args, device, threads, **given):
     """Score every read of READS... (FASTA/FASTQ, gz, '-' = stdin): one TSV row per read (or pair), in input order.
 
     The model is the first argument, or --model / the GOODDETECT_MODEL environment variable (then every argument
     is a reads file). Columns are described in the README. With --samples, every sample of a sheet instead."""
     from .commands.score import score as score_command, score_samples
 
-    settings = options.build(ScoreOptions, given, _given(ctx), layout=layout or "single", shard=shard)
+    files, model_option = _built(ctx, ScoreFiles, given), _built(ctx, ModelChoice, given).model
+    settings = _built(ctx, ScoreOptions, given, batch_size=_built(ctx, Batching, given).batch_size)
     runtime = Runtime(threads=threads, device=device)
-    if sheet:
+    if files.sheet:
         if len(args) > (0 if model_option else 1):
             raise click.UsageError("with --samples, give only the MODEL (the sheet names the reads)")
-        score_samples(args[0] if args else model_option or "", sheet, output, settings, runtime)
+        score_samples(args[0] if args else model_option or "", files.sheet, files.output, settings, runtime)
         return
     model, reads = _model_and_inputs(model_option, args)
-    score_command(model, reads, output, settings, runtime)
+    score_command(model, reads, files.output, settings, runtime)
 
 
 @main.command()
 @click.argument("args", nargs=-1, required=True, metavar="[MODEL] SEQS...")
-@click.option("-m", "--model", "model_option", envvar="GOODDETECT_MODEL", show_envvar=True, default=None,
-              help="Model file, instead of the first argument.")
-@click.option("-o", "--output", default="-", show_default=True,
-              help="Report TSV, one row per sequence ('-' = stdout; .gz compresses), written atomically.")
-@options.click_options(("", ScreenOptions))
+@options.click_options(("", ModelChoice), ("", ScreenOutput), ("", ScreenOptions))
 @THREADS
 @click.pass_context
-def screen(ctx, args, model_option, output, threads, **given):
+def screen(ctx, args, threads, **given):
     """Find the foreign ranges of every sequence of SEQS... (contigs, scaffolds, long reads; FASTA/FASTQ, gz, '-' =
     stdin) and give each an action: PASS, TRIM (foreign ranges to cut), EXCLUDE (mostly foreign) or REVIEW (too
     short to judge, or only foreign stretches shorter than --min-range)."""
     from .commands.screen import screen as screen_command
 
-    model, sequences = _model_and_inputs(model_option, args)
-    screen_command(model, sequences, output, options.build(ScreenOptions, given, _given(ctx)),
+    model, sequences = _model_and_inputs(_built(ctx, ModelChoice, given).model, args)
+    screen_command(model, sequences, _built(ctx, ScreenOutput, given).output, _built(ctx, ScreenOptions, given),
                    Runtime(threads=threads, device="cpu"))
 
 
@@ -221,102 +198,67 @@ def _model_and_inputs(model_option: str | None, args: tuple[str, ...]) -> tuple[
     return args[0], list(args[1:])
 
 
-def _parse_shard(value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    try:
-        index, total = (int(part) for part in value.split("/"))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not I/N (e.g. 2/8)") from None
-    if not 1 <= index <= total:
-        raise click.BadParameter(f"{value!r}: need 1 <= I <= N")
-    return index, total
-
-
 @main.command()
 @click.argument("shards", nargs=-1, required=True, metavar="SHARD_TSV...")
-@click.option("-o", "--output", default="-", show_default=True, help="Merged TSV ('-' = stdout), written atomically.")
-def merge(shards, output):
+@options.click_options(("", MergeOptions))
+@click.pass_context
+def merge(ctx, shards, **given):
     """Merge the TSVs of `score --shard 1/N` ... `N/N` (given in that order) back into input order."""
     from .commands.merge import merge_shards
 
-    merge_shards(list(shards), output)
-
-
-def _labeled_sample_options(command):
-    for decorator in reversed([
-        click.option("--in-dist", "in_dist", multiple=True, help="In-distribution reads (repeatable)."),
-        click.option("--ood", multiple=True, help="Out-of-distribution reads (repeatable)."),
-        click.option("--labels", default=None, help="TSV read_id<TAB>label (in|ood) for the READS arguments."),
-        BATCH, DEVICE, THREADS,
-    ]):
-        command = decorator(command)
-    return command
+    merge_shards(list(shards), _built(ctx, MergeOptions, given).output)
 
 
 @main.command()
 @click.argument("model", metavar="MODEL")
 @click.argument("reads", nargs=-1, metavar="[READS...]")
-@click.option("-o", "--output", default=None, help="Calibrated model file to write (default: update MODEL in place, "
-              "atomically).")
-@click.option("--target-fpr", "rule", flag_value="target_fpr", default=True,
-              help="Flag at most FPR of in-distribution reads (default rule; needs only in-distribution reads).")
-@click.option("--max-f1", "rule", flag_value="max_f1", help="Threshold maximising F1 (OOD positive).")
-@click.option("--youden", "rule", flag_value="youden", help="Threshold maximising TPR - FPR.")
-@click.option("--percentile", "rule", flag_value="percentile",
-              help="alibi-detect's rule: the P-th percentile of the sample's OOD scores.")
-@click.option("--fpr", default=0.05, show_default=True, type=click.FloatRange(0, 1), help="FPR for --target-fpr.")
-@click.option("-p", "--perc", default=95.0, show_default=True, type=click.FloatRange(0, 100),
-              help="P for --percentile.")
-@click.option("--length-aware/--single-threshold", default=None,
-              help="Whether score flags each read by the in-distribution score table at its length (default for "
-                   "--target-fpr) or by the one threshold (default for the other rules).")
-@click.option("--min-support", default=MIN_SUPPORT, show_default=True, type=click.FloatRange(0, 1),
-              help="Models with a support table: call a read foreign when less than this fraction of its minimizers "
-                   "is in the references (stored; score --min-support overrides it).")
-@click.option("--json", "json_out", default=None, help="Also write the calibration report as JSON.")
-@_labeled_sample_options
-def calibrate(model, reads, output, rule, fpr, perc, length_aware, min_support, json_out, in_dist, ood, labels,
-              batch_size, device, threads):
+@options.click_options(("", CalibrateOptions), ("", LabeledSample), ("", Batching))
+@DEVICE
+@THREADS
+@click.pass_context
+def calibrate(ctx, model, reads, device, threads, **given):
     """Choose the OOD threshold on a labeled sample and store it, with a table of in-distribution scores by read
     length, in the model file. Bring in-distribution reads of other isolates of the training organisms (not
     regions of the training genomes); whole sequences (contigs, genomes) calibrate long reads too."""
     from .commands.calibrate import calibrate as calibrate_api
     from .formatting import format_calibration
 
-    value = {"target_fpr": fpr, "percentile": perc}.get(rule)
-    report = calibrate_api(model, output, rule=rule, value=value, in_dist=list(in_dist), ood=list(ood),
-                           reads=list(reads), labels=labels, length_aware=length_aware, min_support=min_support,
-                           batch_size=batch_size, runtime=Runtime(threads=threads, device=device))
-    click.echo(format_calibration(report, output or model), err=True)
-    _write_json(json_out, report)
+    settings, sample = _built(ctx, CalibrateOptions, given), _built(ctx, LabeledSample, given)
+    report = calibrate_api(model, settings.output, rule=settings.rule, value=settings.value, reads=list(reads),
+                           **_sample_files(sample), length_aware=settings.length_aware,
+                           min_support=settings.min_support, batch_size=_built(ctx, Batching, given).batch_size,
+                           runtime=Runtime(threads=threads, device=device))
+    click.echo(format_calibration(report, settings.output or model), err=True)
+    _write_json(settings.json, report)
 
 
 @main.command()
 @click.argument("model", metavar="MODEL")
 @click.argument("reads", nargs=-1, metavar="[READS...]")
-@click.option("--plots", default=None, help="Write PNG histograms and ROC curves into this directory.")
-@click.option("--classes", default=None, help="TSV read_id<TAB>class of the in-distribution reads, for the "
-              "classifier's accuracy (a `class` column of --labels serves too).")
-@click.option("--json", "json_out", default=None, help="Also write the metrics as JSON.")
-@_labeled_sample_options
-def evaluate(model, reads, plots, classes, json_out, in_dist, ood, labels, batch_size, device, threads):
+@options.click_options(("", EvaluateOptions), ("", LabeledSample), ("", Batching))
+@DEVICE
+@THREADS
+@click.pass_context
+def evaluate(ctx, model, reads, device, threads, **given):
     """AUROC, AUPRC and FPR at 80/95% TPR (OOD positive) of every score side by side: the foreground likelihood,
     the LLR and, for a model with a classifier, its OOD scores (and its class accuracy)."""
     from .commands.evaluate import evaluate as evaluate_api
     from .formatting import format_metrics_table
 
-    result = evaluate_api(model, in_dist=list(in_dist), ood=list(ood), reads=list(reads), labels=labels,
-                          classes=classes, plots=plots, batch_size=batch_size,
+    settings = _built(ctx, EvaluateOptions, given)
+    result = evaluate_api(model, reads=list(reads), **_sample_files(_built(ctx, LabeledSample, given)),
+                          classes=settings.classes, plots=settings.plots,
+                          batch_size=_built(ctx, Batching, given).batch_size,
                           runtime=Runtime(threads=threads, device=device))
     click.echo(format_metrics_table(result), nl=False)
-    _write_json(json_out, result)
+    _write_json(settings.json, result)
 
 
 @main.command()
 @click.argument("model", envvar="GOODDETECT_MODEL", metavar="MODEL")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
-def info(model, as_json):
+@options.click_options(("", InfoOptions))
+@click.pass_context
+def info(ctx, model, **given):
     """Show what a model file records: format, versions, configs, training parameters and statistics, threshold."""
     import json
 
@@ -324,7 +266,17 @@ def info(model, as_json):
     from .formatting import format_info
 
     document = info_api(model)
+    as_json = _built(ctx, InfoOptions, given).as_json
     click.echo(json.dumps(document, indent=2, sort_keys=True) if as_json else format_info(document))
+
+
+def _built(ctx: click.Context, cls, given: dict, **fixed):
+    """The options dataclass `cls` from the values the user gave."""
+    return options.build(cls, given, _given(ctx), **fixed)
+
+
+def _sample_files(sample: LabeledSample) -> dict:
+    return {"in_dist": list(sample.in_dist), "ood": list(sample.ood), "labels": sample.labels}
 
 
 def _write_json(path: str | None, data: dict) -> None:

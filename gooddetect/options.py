@@ -1,6 +1,7 @@
 """Typed command options: the fields of a config dataclass, marked with `option(...)`, generate their click options
 (flag, type, range, help and the default shown in it), and a command builds the dataclass from the values its user
-gave; every other field keeps the dataclass's default. A default therefore lives in one place, the dataclass.
+gave; every other field keeps the dataclass's default. A default therefore lives in one place, the dataclass. Every
+option of every command is declared this way; the CLI declares only the global ones (--threads, --seed, --device).
 
 Config dataclasses stay plain data: this module imports click only when a command's options are generated.
 """
@@ -11,7 +12,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
-GIVEN_SOURCES = ("COMMANDLINE", "ENVIRONMENT")
+@dataclass(frozen=True)
+class Switch:
+    """One of several flags that set the same field (`--paired`, `--interleaved`): the value it sets, its help."""
+
+    flag: str
+    value: Any
+    help: str
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,11 @@ class Spec:
     default_text: str | None = None  # what help shows as the default (else the field's default)
     metavar: str | None = None
     envvar: str | None = None
+    required: bool = False
+    multiple: bool = False  # repeatable: the field holds a tuple of every value given
+    switches: tuple[Switch, ...] = ()  # the field is set by these flags instead of one taking a value
+    off_flag: str | None = None  # a bool | None field: flag sets True, off_flag False, neither leaves the default
+    parse: Callable[[str], Any] | None = None  # text -> value, raising ValueError with the message for the user
 
 
 def option(default: Any, help: str, **spec) -> Any:
@@ -54,7 +66,7 @@ def param_name(field: dataclasses.Field, spec: Spec) -> str:
 def _default_text(field: dataclasses.Field, spec: Spec) -> str | None:
     if spec.default_text is not None:
         return spec.default_text
-    if field.default is dataclasses.MISSING or field.default is None or field.default is False:
+    if field.default is dataclasses.MISSING or field.default is None or field.default is False or field.default == ():
         return None
     return str(field.default).lower() if isinstance(field.default, bool) else f"{field.default:g}" \
         if isinstance(field.default, float) else str(field.default)
@@ -72,20 +84,29 @@ def click_options(*groups: tuple[str, type]) -> Callable:
     decorators = []
     for name, entries in merged.items():
         _, field, spec = entries[0]
+        if spec.switches:
+            decorators += [click.option(switch.flag, name, flag_value=switch.value, help=switch.help)
+                           for switch in spec.switches]
+            continue
         defaults = [(label, _default_text(f, s)) for label, f, s in entries]
         if len(entries) > 1 and len({text for _, text in defaults}) > 1:
             shown = "; ".join(f"{label}: {text}" for label, text in defaults if text is not None)
         else:
             shown = defaults[0][1]
         help_text = spec.help + (f"  [default: {shown}]" if shown else "")
-        flags = [flag_of(field, spec), *([spec.short] if spec.short else [])]
+        flags = [*([spec.short] if spec.short else []), flag_of(field, spec)]
         kind = _click_type(field, spec)
-        if kind is bool:
+        if spec.off_flag:
+            decorators.append(click.option(f"{flag_of(field, spec)}/{spec.off_flag}", name, default=None,
+                                           help=spec.help))
+        elif kind is bool:
             decorators.append(click.option(*flags, name, is_flag=True, default=False, help=help_text))
         else:
-            decorators.append(click.option(*flags, name, type=kind, default=None, help=help_text,
-                                           metavar=spec.metavar, envvar=spec.envvar,
-                                           show_envvar=spec.envvar is not None))
+            decorators.append(click.option(*flags, name, type=kind, help=help_text, metavar=spec.metavar,
+                                           envvar=spec.envvar, required=spec.required, multiple=spec.multiple,
+                                           show_envvar=spec.envvar is not None,
+                                           callback=_parser(spec.parse) if spec.parse else None,
+                                           **({} if spec.required else {"default": None})))
 
     def decorate(command: Callable) -> Callable:
         for decorator in reversed(decorators):
@@ -93,6 +114,19 @@ def click_options(*groups: tuple[str, type]) -> Callable:
         return command
 
     return decorate
+
+
+def _parser(parse: Callable[[str], Any]) -> Callable:
+    """A click callback applying `parse` to a given value (a ValueError is click's usage error)."""
+    import click
+
+    def callback(ctx, param, value):
+        try:
+            return None if value is None else parse(value)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+
+    return callback
 
 
 def _click_type(field: dataclasses.Field, spec: Spec):
@@ -117,11 +151,6 @@ def given(cls, params: dict, was_given: Callable[[str], bool]) -> dict:
     return {f.name: params[param_name(f, s)] for f, s in specs(cls) if was_given(param_name(f, s))}
 
 
-def given_flags(cls, was_given: Callable[[str], bool]) -> list[str]:
-    """The flags of `cls`'s options that the user gave."""
-    return [flag_of(f, s) for f, s in specs(cls) if was_given(param_name(f, s))]
-
-
 def build(cls, params: dict, was_given: Callable[[str], bool], **fixed):
     """`cls` from the options given (the others keep their defaults) and `fixed` values; a given value outside
     its option's choices or range is a UsageError naming the flag (as the command line checks it)."""
@@ -132,14 +161,29 @@ def build(cls, params: dict, was_given: Callable[[str], bool], **fixed):
     return cls(**given(cls, params, was_given), **fixed)
 
 
+def check_fields(instance) -> None:
+    """Raise ValueError for the first option field of `instance` outside its choices or range: a config from the API
+    or a model file meets the bounds the command line checks (they are declared once, with the field)."""
+    for field, spec in specs(type(instance)):
+        problem = _problem(spec, getattr(instance, field.name))
+        if problem:
+            raise ValueError(field.name + problem)
+
+
 def _check(flag: str, spec: Spec, value) -> None:
     from .errors import UsageError
 
-    if value is None or isinstance(value, bool):
-        return
+    problem = _problem(spec, value)
+    if problem:
+        raise UsageError(flag + problem)
+
+
+def _problem(spec: Spec, value) -> str | None:
+    """What is wrong with `value` for `spec`, as the end of a sentence that starts with its name; None if nothing."""
+    if value is None or isinstance(value, (bool, tuple)) or spec.switches or spec.parse:
+        return None
     if spec.choices is not None and value not in spec.choices:
-        raise UsageError(f"{flag} must be one of {', '.join(spec.choices)}, got {value!r}")
+        return f" must be one of {', '.join(spec.choices)}, got {value!r}"
     low = spec.min is not None and (value <= spec.min if spec.min_open else value < spec.min)
     high = spec.max is not None and (value >= spec.max if spec.max_open else value > spec.max)
-    if low or high:
-        raise UsageError(f"{flag}: {value} is out of range")
+    return f": {value} is out of range" if low or high else None

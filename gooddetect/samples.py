@@ -10,10 +10,21 @@ import numpy as np
 from .detector import Detector
 from .errors import UsageError
 from .labels import read_labels
+from .options import option
 from .scoring import DEFAULT_BATCH_SIZE, score_chunks
 from .seqio import CHUNK_RECORDS, display_name, read_chunks
 
 log = logging.getLogger("gooddetect")
+
+
+@dataclass(frozen=True)
+class LabeledSample:
+    """Where a labeled sample's reads are (`calibrate`, `evaluate`): in-distribution and OOD files, or the READS
+    arguments with a label table."""
+
+    in_dist: tuple[str, ...] = option((), "In-distribution reads (repeatable).", multiple=True)
+    ood: tuple[str, ...] = option((), "Out-of-distribution reads (repeatable).", multiple=True)
+    labels: str | None = option(None, "TSV read_id<TAB>label (in|ood) for the READS arguments.")
 
 
 @dataclass

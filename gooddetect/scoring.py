@@ -17,12 +17,21 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .detector import Detector
+from .options import option
 from .runtime import pipelined
 from .seqio import RecordChunk
 from .support import MIN_SUPPORT, foreign, support_fraction
 from .windows import ChunkWindows, cut_reads
 
 DEFAULT_BATCH_SIZE = 4096  # windows per model call: large enough to amortise the k-mer model's thread hand-offs
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How many windows go to the models at once (`score`, `calibrate`, `evaluate`)."""
+
+    batch_size: int = option(DEFAULT_BATCH_SIZE, "Windows per model call (memory vs speed; results do not depend on "
+                             "it).", min=1)
 PIPELINE_DEPTH = 2  # chunks scored ahead of the consumer
 TOO_SHORT = "too_short"
 TOO_MANY_UNKNOWN = "too_many_unknown"

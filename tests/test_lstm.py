@@ -154,9 +154,11 @@ def test_expected_arrays_refuse_a_bad_config_without_building_anything():
         LSTMModel.expected_arrays({**LSTMConfig().to_dict(), "tie": True})
     with pytest.raises(ModelFileError, match="hidden"):
         LSTMModel.expected_arrays({**LSTMConfig().to_dict(), "hidden": 0})
-    # a huge hidden size is only arithmetic here: nothing is allocated
-    assert LSTMModel.expected_arrays({**LSTMConfig().to_dict(), "hidden": 10**6})["lstm.weight_hh_l0"][0] == \
-        (4 * 10**6, 10**6)
+    with pytest.raises(ModelFileError, match="hidden: 10000 is out of range"):  # the command line's bound
+        LSTMModel.expected_arrays({**LSTMConfig().to_dict(), "hidden": 10**4})
+    # the largest hidden size is only arithmetic here: nothing is allocated
+    assert LSTMModel.expected_arrays({**LSTMConfig().to_dict(), "hidden": 8192})["lstm.weight_hh_l0"][0] == \
+        (4 * 8192, 8192)
 
 
 @settings(max_examples=40, deadline=None)

@@ -15,10 +15,10 @@ from gooddetect.commands.score import ScoreOptions
 from gooddetect.commands.train import KIND_OPTIONS, OPTION_GROUPS, TrainSettings
 from gooddetect.detector import STRANDS
 from gooddetect.errors import UsageError
-from gooddetect.models.registry import KINDS
 from gooddetect.models.configs import KmerConfig, LSTMConfig
-from gooddetect.options import option
 from gooddetect.models.lstm.options import TrainConfig
+from gooddetect.models.registry import KINDS
+from gooddetect.options import Switch, option
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +28,21 @@ class Sample:
     mode: str = option("fast", "A mode.", choices=("fast", "slow"))
     named: int = option(7, "Another flag.", flag="--other-name")
     hidden: int = 4  # no option
+
+
+def _pair(text: str) -> tuple[int, int]:
+    left, right = text.split(":")  # a ValueError is the user's message
+    return int(left), int(right)
+
+
+@dataclasses.dataclass(frozen=True)
+class Shapes:
+    layout: str = option("single", "", switches=(Switch("--paired", "paired", "Two files."),
+                                                 Switch("--interleaved", "interleaved", "One file, alternating.")))
+    files: tuple[str, ...] = option((), "Repeatable.", multiple=True)
+    aware: bool | None = option(None, "On or off.", off_flag="--unaware")
+    pair: tuple[int, int] | None = option(None, "A:B.", parse=_pair)
+    out: str | None = option(None, "Required.", short="-o", required=True)
 
 
 def test_every_marked_field_is_one_option_with_no_default_of_its_own():
@@ -84,3 +99,33 @@ def test_score_options_are_generated_from_the_dataclass():
         assert options.param_name(field, spec) in score
     assert f"[default: {ScoreOptions.batch_size}]" in score["batch_size"].help
     assert {name for name, _ in OPTION_GROUPS} >= {"", "lstm", "kmer"}
+
+
+def test_switches_repeatable_paired_parsed_and_required_options_build_their_fields():
+    @options.click_options(("", Shapes))
+    @click.command()
+    @click.pass_context
+    def command(ctx, **values):
+        given = lambda name: ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+        click.echo(repr(options.build(Shapes, values, given)))
+
+    run = lambda *args: CliRunner().invoke(command, list(args))
+    assert run("-o", "x").output.strip() == repr(Shapes(out="x"))
+    built = run("-o", "x", "--interleaved", "--files", "a", "--files", "b", "--unaware", "--pair", "2:3")
+    assert built.output.strip() == repr(Shapes("interleaved", ("a", "b"), False, (2, 3), "x"))
+    assert run("-o", "x", "--aware").output.strip() == repr(Shapes(aware=True, out="x"))
+    assert run("--paired").exit_code == 2  # -o is required
+    bad = run("-o", "x", "--pair", "2")
+    assert bad.exit_code == 2 and "Invalid value for '--pair'" in bad.output
+
+
+def test_the_cli_declares_by_hand_only_the_global_options():
+    """Every other option comes from a dataclass field (one declaration, its default with it)."""
+    import re
+    from pathlib import Path
+
+    import gooddetect.cli
+
+    source = Path(gooddetect.cli.__file__).read_text()
+    flags = re.findall(r'click\.option\(\s*"(--[a-z-]+)"', source)
+    assert sorted(flags) == ["--device", "--quiet", "--seed", "--threads", "--verbose"]

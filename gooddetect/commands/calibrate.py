@@ -2,16 +2,47 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .. import __version__, calibration, metrics
 from ..detector import Detector, load_detector
 from ..errors import UsageError
+from ..options import Switch, option
 from ..runtime import Runtime, check_output_paths
 from ..samples import labeled_scores
 from ..scoring import CALLS, DEFAULT_BATCH_SIZE, call_codes, score_chunks
 from ..seqio import CHUNK_RECORDS, RecordChunk
 from ..support import MIN_SUPPORT, foreign
+
+
+@dataclass(frozen=True)
+class CalibrateOptions:
+    """Where the calibrated model goes, the threshold rule and its value, and what is stored with it."""
+
+    output: str | None = option(None, "Calibrated model file to write (default: update MODEL in place, atomically).",
+                                short="-o")
+    rule: str = option("target_fpr", "", switches=(
+        Switch("--target-fpr", "target_fpr", "Flag at most FPR of in-distribution reads (default rule; needs only "
+               "in-distribution reads)."),
+        Switch("--max-f1", "max_f1", "Threshold maximising F1 (OOD positive)."),
+        Switch("--youden", "youden", "Threshold maximising TPR - FPR."),
+        Switch("--percentile", "percentile", "alibi-detect's rule: the P-th percentile of the sample's OOD scores.")))
+    fpr: float = option(0.05, "FPR for --target-fpr.", min=0, max=1)
+    perc: float = option(95.0, "P for --percentile.", short="-p", min=0, max=100)
+    length_aware: bool | None = option(None, "Whether score flags each read by the in-distribution score table at "
+                                       "its length (default for --target-fpr) or by the one threshold (default for "
+                                       "the other rules).", off_flag="--single-threshold")
+    min_support: float = option(MIN_SUPPORT, "Models with a support table: call a read foreign when less than this "
+                                "fraction of its minimizers is in the references (stored; score --min-support "
+                                "overrides it).", min=0, max=1)
+    json: str | None = option(None, "Also write the calibration report as JSON.")
+
+    @property
+    def value(self) -> float | None:
+        """The rule's value: the FPR of target_fpr, the P of percentile, else none."""
+        return {"target_fpr": self.fpr, "percentile": self.perc}.get(self.rule)
 
 
 def length_table(detector: Detector, sequences: list[str], *, batch_size: int = DEFAULT_BATCH_SIZE,

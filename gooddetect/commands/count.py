@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from ..models.configs import KmerConfig
 from ..models.kmer.options import KmerCounting
 from ..models.kmer.training import count_kmers
-from ..options import build
+from ..options import build, option
 from ..runtime import check_output_paths
 
 log = logging.getLogger("gooddetect")
-OPTION_GROUPS = (("kmer", KmerConfig), ("", KmerCounting))
+
+
+@dataclass(frozen=True)
+class CountOutput:
+    output: str | None = option(None, "Count file to write.", short="-o", required=True)
+
+
+OPTION_GROUPS = (("", CountOutput), ("kmer", KmerConfig), ("", KmerCounting))
 
 
 def count(inputs: list[str], output: str, *, seed: int = 0, **given):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -11,10 +12,21 @@ from .. import calibration, metrics
 from ..detector import load_detector
 from ..errors import UsageError
 from ..labels import read_classes
+from ..options import option
 from ..runtime import Runtime
 from ..samples import labeled_scores
 from ..scoring import DEFAULT_BATCH_SIZE
 from ..support import foreign
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """What `evaluate` writes besides its table, and the classes for the classifier's accuracy."""
+
+    plots: str | None = option(None, "Write PNG histograms and ROC curves into this directory.")
+    classes: str | None = option(None, "TSV read_id<TAB>class of the in-distribution reads, for the classifier's "
+                                 "accuracy (a `class` column of --labels serves too).")
+    json: str | None = option(None, "Also write the metrics as JSON.")
 
 
 def evaluate(model: str, *, in_dist: list[str] = (), ood: list[str] = (), reads: list[str] = (),

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from ..detector import read_model_file
+from ..options import option
+
+
+@dataclass(frozen=True)
+class InfoOptions:
+    as_json: bool = option(False, "Machine-readable JSON.", flag="--json")
 
 
 def info(model: str) -> dict:

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import gzip
+from dataclasses import dataclass
 
 from ..errors import InputError
+from ..options import option
 from ..runtime import atomic_output
+
+
+@dataclass(frozen=True)
+class MergeOptions:
+    output: str = option("-", "Merged TSV ('-' = stdout), written atomically.", short="-o")
 
 
 def merge_shards(shards: list[str], output: str) -> int:

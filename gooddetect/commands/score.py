@@ -17,7 +17,7 @@ from ..errors import GooddetectError, UsageError
 from ..formatting import describe_counts
 from ..outputs import ReadSplitter, bed_rows, classifier_columns, classifier_fields, columns, multiqc_content, \
     multiqc_sample, tsv_rows, write_multiqc, write_report
-from ..options import option
+from ..options import Switch, option
 from ..runtime import Runtime, atomic_output, check_distinct_outputs, check_output_paths
 from ..scoring import DEFAULT_BATCH_SIZE, ScoreCounts, call_codes, score_chunks
 from ..seqio import CHUNK_RECORDS, MATES, DuplicateCounter, RecordChunk, check_layout, read_chunks, read_fragments
@@ -45,12 +45,38 @@ def check_readable(paths: Iterable[str]) -> None:
             next(read_chunks(path, 1), None)  # opens, sniffs and parses the first record only
 
 
+def parse_shard(value: str) -> tuple[int, int]:
+    """(I, N) of --shard I/N."""
+    try:
+        index, total = (int(part) for part in value.split("/"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not I/N (e.g. 2/8)") from None
+    if not 1 <= index <= total:
+        raise ValueError(f"{value!r}: need 1 <= I <= N")
+    return index, total
+
+
+@dataclass(frozen=True)
+class ScoreFiles:
+    """Where the TSV goes, or the sheet of samples to score instead of READS."""
+
+    output: str = option("-", "Output TSV ('-' = stdout; .gz compresses), written atomically.", short="-o")
+    sheet: str | None = option(None, "Score every sample of this sheet (sample<TAB>R1[<TAB>R2]; two files are a "
+                               "pair) with one model load; every output names its sample with {sample}, e.g. -o "
+                               "'scores/{sample}.tsv'.", flag="--samples", metavar="SHEET.tsv")
+
+
 @dataclass(frozen=True)
 class ScoreOptions:
     """What `score` writes and how it flags: every output besides the TSV, the thresholds, the read layout, the
     windows' stride and sharding."""
 
-    layout: str = "single"  # "single", "paired" (R1 and R2 files) or "interleaved" (set by --paired/--interleaved)
+    layout: str = option("single", "", switches=(
+        Switch("--paired", "paired", "READS are two files, R1 and R2, mates in the same order: one row per fragment."),
+        Switch("--interleaved", "interleaved", "Each READS file holds R1 and R2 of every fragment, alternating: one "
+               "row per fragment.")))
+    shard: tuple[int, int] | None = option(None, "Score only fragments I, I+N, I+2N, ... (1-based); `gooddetect "
+                                           "merge` restores the order.", parse=parse_shard, metavar="I/N")
     threshold: float | None = option(None, "Flag reads with score > THRESHOLD (overrides the model's calibration).")
     fpr: float | None = option(None, "Flag reads at this in-distribution FPR, by read length, from the model's "
                                "calibration table.", min=0, max=1, min_open=True, max_open=True)
@@ -71,11 +97,9 @@ class ScoreOptions:
                                  metavar="NAME_mqc.json")
     sample_name: str | None = option(None, "MultiQC: one row for the whole run under this name.",
                                      default_text="one per input, named after it")
-    shard: tuple[int, int] | None = None  # (i, n): fragments i, i+n, ... (1-based), set by --shard I/N
     stride: int | None = option(None, "Step between windows.", min=1, default_text="the window length")
     bf16: bool = option(False, "lstm: score under bfloat16 autocast (CPUs with AMX or AVX512-BF16).")
-    batch_size: int = option(DEFAULT_BATCH_SIZE, "Windows per model call (memory vs speed; results do not depend "
-                             "on it).", min=1)
+    batch_size: int = DEFAULT_BATCH_SIZE  # set by scoring.Batching's --batch-size
 
     @property
     def read_outputs(self) -> dict[str, str | None]:

@@ -32,6 +32,12 @@ REPORT_COLUMNS = ("seq_id", "length", "scored_bases", "foreign_bases", "foreign_
 
 
 @dataclass(frozen=True)
+class ScreenOutput:
+    output: str = option("-", "Report TSV, one row per sequence ('-' = stdout; .gz compresses), written atomically.",
+                         short="-o")
+
+
+@dataclass(frozen=True)
 class ScreenOptions:
     """How ranges are called and what `screen` writes besides its report."""
 

@@ -31,6 +31,11 @@ CLASSIFIER_VAL_FRACTION = 0.05  # the classifier's validation split of the label
 
 
 @dataclass(frozen=True)
+class TrainOutput:
+    output: str | None = option(None, "Model file to write (safetensors).", short="-o", required=True)
+
+
+@dataclass(frozen=True)
 class TrainInputs:
     """What every model kind shares: the kind, the windows, and the optional classifier's classes."""
 

@@ -3,22 +3,41 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 
 from ..alphabet import decode
+from ..options import option
 from ..runtime import atomic_output
 from ..seqio import DuplicateCounter, display_name, read_chunks
-from ..windows import WindowCounts, cut_reads, sample_genome_windows, window_label, with_reverse_complements
+from ..windows import (MIN_LENGTH, WINDOW_LENGTH, WindowCounts, cut_reads, sample_genome_windows, window_label,
+                       with_reverse_complements)
 
 log = logging.getLogger("gooddetect")
 
 
-def write_windows(inputs: list[str], output: str, *, length: int = 250, stride: int | None = None,
-                  min_length: int = 50, sample: int | None = None, both_strands: bool = False,
+@dataclass(frozen=True)
+class WindowsOptions:
+    """Where the windows go and how reads are cut into them."""
+
+    output: str = option("-", "Output FASTA ('-' = stdout; .gz compresses).", short="-o")
+    length: int = option(WINDOW_LENGTH, "Window length (bp).", min=2)
+    stride: int | None = option(None, "Step between windows. Default: the window length (non-overlapping tiling).",
+                                min=1)
+    min_length: int = option(MIN_LENGTH, "Windows with fewer known bases (reads shorter than this) are left out "
+                             "(counted).", min=2)
+    sample: int | None = option(None, "Instead of tiling reads, take N random windows from each input genome "
+                                "(indexed FASTA).", min=1)
+    both_strands: bool = option(False, "Also write the reverse complement of every window.")
+
+
+def write_windows(inputs: list[str], output: str = "-", *, length: int = WINDOW_LENGTH, stride: int | None = None,
+                  min_length: int = MIN_LENGTH, sample: int | None = None, both_strands: bool = False,
                   seed: int = 0) -> WindowCounts:
-    """Write the windows of `inputs` as FASTA (`gooddetect windows`); returns what was done and skipped."""
+    """Write the windows of `inputs` as FASTA (`gooddetect windows`; the keywords are WindowsOptions' fields);
+    returns what was done and skipped."""
     counts = WindowCounts(files=[display_name(p) for p in inputs])
     duplicates = DuplicateCounter()
     rng = np.random.default_rng(seed)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
-from ..options import option
+from ..options import check_fields, option
 from . import ConfigDict, check_classes
 
 MAX_KMER_INPUT = 11  # 4^11 rows: the table is already 4.2M × kmer_embedding floats
@@ -36,12 +36,7 @@ class LSTMConfig(ConfigDict):
     kmer_embedding: int = option(16, "lstm: width of that embedding.", min=1, max=256)
 
     def __post_init__(self) -> None:
-        if self.hidden < 1 or self.layers < 1 or self.embedding < 0 or self.kmer_embedding < 1:
-            raise ValueError(f"hidden, layers and kmer_embedding must be >= 1 and embedding >= 0, got {self}")
-        if not 0 <= self.kmer_input <= MAX_KMER_INPUT:
-            raise ValueError(f"kmer_input must be in [0, {MAX_KMER_INPUT}], got {self.kmer_input}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_fields(self)
 
 
 @dataclass
@@ -55,7 +50,7 @@ class KmerConfig(ConfigDict):
 
     SETTINGS: ClassVar[str] = "kmer hyperparameters"
 
-    max_order: int = option(14, "kmer: highest Markov order.", min=1, max=MAX_ORDER)
+    max_order: int = option(14, "kmer: highest Markov order.", min=0, max=MAX_ORDER)
     direct_order: int = 11
     order_step: int = 3
     hash_bits: int = option(DEFAULT_MAX_HASH_BITS, "kmer: size the hashed tables at 2^N buckets of 8 entries.",
@@ -66,14 +61,11 @@ class KmerConfig(ConfigDict):
     concentration: float = 1.0
 
     def __post_init__(self) -> None:
-        if not 0 <= self.max_order <= MAX_ORDER:
-            raise ValueError(f"max_order must be in [0, {MAX_ORDER}], got {self.max_order}")
+        check_fields(self)
         if not 0 <= self.direct_order <= MAX_DIRECT_ORDER:
             raise ValueError(f"direct_order must be in [0, {MAX_DIRECT_ORDER}], got {self.direct_order}")
         if self.order_step < 1:
             raise ValueError(f"order_step must be >= 1, got {self.order_step}")
-        if not 8 <= self.hash_bits <= MAX_HASH_BITS:
-            raise ValueError(f"hash_bits must be in [8, {MAX_HASH_BITS}], got {self.hash_bits}")
         if not 0.0 <= self.discount < 1.0 or self.concentration < 0.0 or self.discount + self.concentration <= 0.0:
             raise ValueError("need 0 <= discount < 1, concentration >= 0 and discount + concentration > 0")
 
@@ -115,8 +107,9 @@ class KmerClassifierConfig(ConfigDict):
 
     def __post_init__(self) -> None:
         check_classes(self.classes)
-        if not 1 <= self.order <= MAX_DIRECT_ORDER or self.temperature <= 0:
-            raise ValueError(f"order in [1, {MAX_DIRECT_ORDER}] and temperature > 0 needed")
+        check_fields(self)
+        if self.temperature <= 0:
+            raise ValueError("temperature > 0 needed")
         self.chain()  # checks the smoothing settings
 
     def chain(self) -> KmerConfig:
@@ -144,8 +137,7 @@ class ClassifierConfig(ConfigDict):
 
     def __post_init__(self) -> None:
         check_classes(self.classes)
-        if not (1 <= self.filters <= 8192 and 1 <= self.width <= 1024 and 1 <= self.hidden <= 8192):
-            raise ValueError("filters, width and hidden out of range")
+        check_fields(self)
         if not 0 <= self.dropout < 1 or self.odin_temperature <= 0 or self.odin_epsilon < 0:
             raise ValueError("dropout in [0, 1), odin_temperature > 0 and odin_epsilon >= 0 needed")
 
