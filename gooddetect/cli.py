@@ -25,6 +25,7 @@ from .commands.screen import ScreenOptions, ScreenOutput
 from .commands.train import OPTION_GROUPS as TRAIN_OPTIONS, TrainOutput
 from .commands.windows import WindowsOptions
 from .errors import GooddetectError
+from .outputs import checked_paths
 from .runtime import Runtime
 from .samples import LabeledSample
 from .scoring import Batching
@@ -224,6 +225,7 @@ def calibrate(ctx, model, reads, device, threads, **given):
     from .formatting import format_calibration
 
     settings, sample = _built(ctx, CalibrateOptions, given), _built(ctx, LabeledSample, given)
+    checked_paths(settings.output, settings.json)
     report = calibrate_api(model, settings.output, rule=settings.rule, value=settings.value, reads=list(reads),
                            **_sample_files(sample), length_aware=settings.length_aware,
                            min_support=settings.min_support, batch_size=_built(ctx, Batching, given).batch_size,
@@ -246,6 +248,7 @@ def evaluate(ctx, model, reads, device, threads, **given):
     from .formatting import format_metrics_table
 
     settings = _built(ctx, EvaluateOptions, given)
+    checked_paths(settings.json)
     result = evaluate_api(model, reads=list(reads), **_sample_files(_built(ctx, LabeledSample, given)),
                           classes=settings.classes, plots=settings.plots,
                           batch_size=_built(ctx, Batching, given).batch_size,
@@ -281,13 +284,9 @@ def _sample_files(sample: LabeledSample) -> dict:
 
 def _write_json(path: str | None, data: dict) -> None:
     if path:
-        import json
+        from .outputs import write_json
 
-        from .runtime import atomic_output
-
-        with atomic_output(path) as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
+        write_json(path, data)
 
 
 def run() -> None:

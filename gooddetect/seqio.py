@@ -9,6 +9,7 @@ naming the file and the record.
 from __future__ import annotations
 
 import contextlib
+import os
 import io
 import re
 import sys
@@ -101,6 +102,11 @@ class RecordChunk:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @classmethod
+    def of_sequences(cls, seqs: list[str], first: int = 0) -> RecordChunk:
+        """A chunk of bare sequences (no records to write back), named by their index from `first`."""
+        return cls([], [str(i) for i in range(first, first + len(seqs))], seqs)
 
     @property
     def record_ids(self) -> list[str]:
@@ -500,6 +506,13 @@ def read_sequences(path: str) -> Iterator[tuple[str, str]]:
     """(read id, sequence) of every checked record of one file."""
     for chunk in read_chunks(path):
         yield from zip(chunk.ids, chunk.seqs)
+
+
+def check_readable(paths: Iterable[str]) -> None:
+    """Fail before any output is written when an input path cannot be opened (stdin `-` is always accepted)."""
+    for path in paths:
+        if path != "-" and (os.path.isfile(path) or not os.path.exists(path)):  # never consume a pipe twice
+            next(read_chunks(path, 1), None)  # opens, sniffs and parses the first record only
 
 
 def check_layout(paths: list[str], layout: str) -> None:

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from gooddetect import scoring as score_module
-from gooddetect.outputs import NA, columns, tsv_rows
+from gooddetect.outputs import NA
+from gooddetect.outputs.score import columns, tsv_rows
 from gooddetect.runtime import Runtime
 from gooddetect.scoring import REASONS, TOO_MANY_UNKNOWN, TOO_SHORT, ScoreCounts, call_codes, score_chunks
 from gooddetect.seqio import RecordChunk

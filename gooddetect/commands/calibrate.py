@@ -52,8 +52,8 @@ def length_table(detector: Detector, sequences: list[str], *, batch_size: int = 
     groups, n_scored = {}, {}
     for length, (which, starts) in calibration.piece_spans(lengths, np.random.default_rng([seed, 3])).items():
         pieces = [sequences[i][s:s + length] for i, s in zip(which.tolist(), starts.tolist())]
-        sample_chunks = (RecordChunk([], [str(i) for i in range(a, min(a + CHUNK_RECORDS, len(pieces)))],
-                                     pieces[a:a + CHUNK_RECORDS]) for a in range(0, len(pieces), CHUNK_RECORDS))
+        sample_chunks = (RecordChunk.of_sequences(pieces[a:a + CHUNK_RECORDS], a)
+                         for a in range(0, len(pieces), CHUNK_RECORDS))
         scores, scored_bases = [], []
         for scored in score_chunks(detector, sample_chunks, batch_size=batch_size):
             scores.append(scored.score[scored.scored])

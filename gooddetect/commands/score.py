@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 from collections import deque
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
-from typing import Iterable, Iterator
+from typing import Iterator
 
 from .. import calibration
 from ..detector import Detector, load_detector
 from ..errors import GooddetectError, UsageError
 from ..formatting import describe_counts
-from ..outputs import ReadSplitter, bed_rows, classifier_columns, classifier_fields, columns, multiqc_content, \
-    multiqc_sample, tsv_rows, write_multiqc, write_report
 from ..options import Switch, option
-from ..runtime import Runtime, atomic_output, check_distinct_outputs, check_output_paths
+from ..outputs import PerInput, check_multiqc_name, checked_paths, write_json, write_multiqc
+from ..outputs import score as score_outputs
+from ..outputs.score import ReadSplitter, ScoredBatch, multiqc_content, write_report
+from ..runtime import Runtime, atomic_output, check_distinct_outputs
 from ..scoring import DEFAULT_BATCH_SIZE, ScoreCounts, call_codes, score_chunks
-from ..seqio import CHUNK_RECORDS, MATES, DuplicateCounter, RecordChunk, check_layout, read_chunks, read_fragments
+from ..seqio import CHUNK_RECORDS, MATES, DuplicateCounter, RecordChunk, check_layout, check_readable, read_fragments
 from ..support import MIN_SUPPORT
 
 log = logging.getLogger("gooddetect")
@@ -36,13 +36,6 @@ class _Shard:
         first = (self.which - 1 - self.seen) % self.n
         self.seen += len(chunk)
         return chunk.every(first, self.n)
-
-
-def check_readable(paths: Iterable[str]) -> None:
-    """Fail before any output is written when an input path cannot be opened (stdin `-` is always accepted)."""
-    for path in paths:
-        if path != "-" and (os.path.isfile(path) or not os.path.exists(path)):  # never consume a pipe twice
-            next(read_chunks(path, 1), None)  # opens, sniffs and parses the first record only
 
 
 def parse_shard(value: str) -> tuple[int, int]:
@@ -118,13 +111,10 @@ def score(model: str, reads: list[str], output: str | None = "-", options: Score
 
 
 def _check_outputs(output: str | None, options: ScoreOptions) -> list[str]:
-    """Every output file of a run, checked before any work: distinct, in existing directories."""
+    """Every output file of a run, checked before any work (outputs.checked_paths)."""
     read_files = ReadSplitter.output_files(options.read_outputs, MATES[options.layout])
-    outputs = [o for o in (output, options.summary, options.report, options.bed, options.multiqc, *read_files)
-               if o not in (None, "-")]
-    check_distinct_outputs(outputs)
-    check_output_paths(*outputs)
-    return outputs
+    check_multiqc_name(options.multiqc)
+    return checked_paths(output, options.summary, options.report, options.bed, options.multiqc, *read_files)
 
 
 def score_reads(detector: Detector, reads: list[str], output: str | None, options: ScoreOptions,
@@ -143,17 +133,12 @@ def score_reads(detector: Detector, reads: list[str], output: str | None, option
         raise UsageError("writing reads by call needs a threshold: calibrate the model, or give --threshold")
     check_readable(reads)
     duplicates = DuplicateCounter()
-    per_input: dict[str, ScoreCounts] = {}
+    per_input = PerInput(ScoreCounts)
     sharded = _Shard(options.shard) if options.shard else None
-    classifier = detector.classifier
     batch_size = options.batch_size
     with ExitStack() as stack:
-        out = stack.enter_context(atomic_output(output))
-        bed_out = stack.enter_context(atomic_output(options.bed)) if options.bed else None
-        if splitter:
-            splitter.open(stack)
+        sinks = score_outputs.sinks(stack, output, options.bed, splitter, mates, detector.classifier)
         bar = stack.enter_context(runtime.bar(unit="read", desc="scoring"))
-        out.write("\t".join(columns(mates, classifier_columns(classifier))) + "\n")
         labels: deque[str] = deque()  # the input of each chunk on its way through the scoring pipeline
 
         def fragments() -> Iterator[RecordChunk]:
@@ -163,20 +148,16 @@ def score_reads(detector: Detector, reads: list[str], output: str | None, option
                 yield sharded(chunk) if sharded else chunk
 
         for scored in score_chunks(detector, fragments(), batch_size=batch_size, stride=options.stride):
-            counts = per_input.setdefault(labels.popleft(), ScoreCounts())
             limits = thresholds.for_fragments(scored.n_scored) if thresholds else None
             calls = call_codes(scored.scored, scored.score > limits if thresholds else None,
                                scored.foreign(min_support))
-            counts.add(scored, calls)
-            out.write(tsv_rows(scored, limits, calls, classifier_fields(scored, classifier) if classifier else {}))
-            if bed_out:
-                bed_out.write(bed_rows(scored, thresholds.for_fragments(scored.window_scored)
-                                       if thresholds else None))
-            if splitter:
-                splitter.write(scored, calls)
+            per_input.of(labels.popleft()).add(scored, calls)
+            batch = ScoredBatch(scored, calls, limits, thresholds)
+            for sink in sinks:
+                sink.write(batch)
             bar.update(len(scored))
     calibrated = thresholds is not None
-    totals = sum(per_input.values(), ScoreCounts())
+    totals = per_input.total()
     shard = options.shard
     result = totals.as_dict(calibrated) | {
         "duplicate_ids": duplicates.count(), "inputs": list(per_input), "layout": layout,
@@ -184,15 +165,12 @@ def score_reads(detector: Detector, reads: list[str], output: str | None, option
         "thresholds": thresholds.summary() if calibrated else None}
     threshold_text = thresholds.describe() if calibrated else "NA"
     if options.summary:
-        with atomic_output(options.summary) as handle:
-            json.dump(result, handle, indent=2, sort_keys=True)
-            handle.write("\n")
+        write_json(options.summary, result)
     if options.report:
         with atomic_output(options.report) as handle:
             write_report(handle, per_input, thresholds.code() if calibrated else "NA")
     if options.multiqc:
-        name = options.sample_name
-        samples = {name: totals} if name else {multiqc_sample(label): c for label, c in per_input.items()}
+        samples = per_input.samples(options.sample_name)
         write_multiqc(options.multiqc, multiqc_content({n: c.as_dict(calibrated) for n, c in samples.items()},
                                                        threshold_text))
     log.info("score: %s%s", label, describe_counts(result | {"thresholds_text": threshold_text}))

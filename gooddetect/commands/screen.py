@@ -6,29 +6,28 @@ as sequences, and a MultiQC table. The segmentation itself is gooddetect.screeni
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
 import numpy as np
 
-from .. import calibration, tsv
+from .. import calibration
 from ..detector import Detector, load_detector
 from ..errors import UsageError
 from ..options import option
-from ..outputs import NA, multiqc_sample, multiqc_table, write_multiqc
-from ..runtime import Runtime, atomic_output, check_distinct_outputs
-from ..screening import ACTIONS, DEFAULT_BIN, Segmentation, SequenceCall, call, tracks
-from ..seqio import DuplicateCounter, RecordChunk, display_name, fastx_bytes, read_chunks
+from ..outputs import NA, PerInput, check_multiqc_name, checked_paths, write_multiqc
+from ..outputs import screen as screen_outputs
+from ..outputs.screen import ScreenCounts, ScreenedBatch, multiqc_screen
+from ..runtime import Runtime
+from ..screening import ACTIONS, DEFAULT_BIN, Segmentation, call, tracks
+from ..seqio import DuplicateCounter, RecordChunk, check_readable, display_name, read_chunks
 from ..windows import cut_reads
-from .score import check_readable
 
 log = logging.getLogger("gooddetect")
 
 # Chosen on the screening benchmark's validation sets (bench_screen.py --split dev; docs/method.md): the threshold
 # flags 8 % of in-distribution windows, rises with a sequence's own level to at most the one flagging 2 %.
 DEFAULT_FPR, CEILING_FPR, DEFAULT_PENALTY = 0.08, 0.02, 100.0
-REPORT_COLUMNS = ("seq_id", "length", "scored_bases", "foreign_bases", "foreign_fraction", "ranges", "mean_llr",
-                  "action", "support")
 
 
 @dataclass(frozen=True)
@@ -71,79 +70,41 @@ class ScreenOptions:
                                      default_text="one per input, named after it")
 
 
-@dataclass
-class ScreenCounts:
-    """Totals of one input: sequences, bases, foreign bases and sequences per action."""
-
-    sequences: int = 0
-    bases: int = 0
-    foreign_bases: int = 0
-    actions: Counter = field(default_factory=Counter)
-
-    def add(self, result: SequenceCall) -> None:
-        self.sequences += 1
-        self.bases += result.length
-        self.foreign_bases += result.foreign_bases
-        self.actions[result.action] += 1
-
-    def __add__(self, other: ScreenCounts) -> ScreenCounts:
-        return ScreenCounts(self.sequences + other.sequences, self.bases + other.bases,
-                            self.foreign_bases + other.foreign_bases, self.actions + other.actions)
-
-    def as_dict(self) -> dict:
-        return {"sequences": self.sequences, "bases": self.bases, "foreign_bases": self.foreign_bases,
-                "foreign_percent": 100 * self.foreign_bases / self.bases if self.bases else None,
-                **{action.lower(): self.actions[action] for action in ACTIONS}}
-
-
 def screen(model: str, inputs: list[str], output: str | None = "-", options: ScreenOptions = ScreenOptions(),
            runtime: Runtime = Runtime()) -> dict:
     """`gooddetect screen`: one report row per sequence of `inputs`, in input order, to `output`; returns the
     run's totals. See ScreenOptions for the rest."""
-    files = [o for o in (output, options.bed, options.bedgraph, options.clean_out, options.foreign_out,
-                         options.multiqc) if o not in (None, "-")]
-    check_distinct_outputs(files)
+    checked_paths(output, options.bed, options.bedgraph, options.clean_out, options.foreign_out, options.multiqc)
+    check_multiqc_name(options.multiqc)
     if options.mask and not options.clean_out:
         raise UsageError("--mask applies to --clean-out")
     detector = load_detector(model, runtime)
     rule = segmentation(detector, options)
     check_readable(inputs)
-    per_input: dict[str, ScreenCounts] = {}
+    per_input = PerInput(ScreenCounts)
     duplicates = DuplicateCounter()
+    classes = detector.classifier is not None
     with ExitStack() as stack:
-        out = stack.enter_context(atomic_output(output))
-        bed = stack.enter_context(atomic_output(options.bed)) if options.bed else None
-        bedgraph = stack.enter_context(atomic_output(options.bedgraph)) if options.bedgraph else None
-        clean = stack.enter_context(atomic_output(options.clean_out, "wb")) if options.clean_out else None
-        foreign = stack.enter_context(atomic_output(options.foreign_out, "wb")) if options.foreign_out else None
+        sinks = screen_outputs.sinks(stack, output, options.bed, options.bedgraph, options.clean_out,
+                                     options.foreign_out, options.mask, classes)
         bar = stack.enter_context(runtime.bar(unit="seq", desc="screening"))
-        classes = detector.classifier is not None
-        out.write("\t".join((*REPORT_COLUMNS, *(("class", "class_prob") if classes else ()))) + "\n")
-        if bedgraph:
-            bedgraph.write('track type=bedGraph name="gooddetect LLR" description="per-base LLR per bin"\n')
         for path in inputs:
-            counts = per_input.setdefault(display_name(path), ScreenCounts())
+            counts = per_input.of(display_name(path))
             for chunk in read_chunks(path):
                 duplicates.add(chunk.ids)
                 chunk_tracks = tracks(detector, chunk.seqs, rule.bin_size)
                 results = [call(track, seq, rule) for track, seq in zip(chunk_tracks, chunk.seqs)]
-                out.write(_report_rows(chunk, results, _top_classes(detector, chunk) if classes else None))
-                for index, result in enumerate(results):
+                batch = ScreenedBatch(chunk, chunk_tracks, results, rule.bin_size,
+                                      _top_classes(detector, chunk) if classes else None)
+                for result in results:
                     counts.add(result)
-                    if bed:
-                        bed.write(_bed_rows(chunk.ids[index], result))
-                    if clean and result.action != "EXCLUDE":
-                        clean.write(_clean_record(chunk, index, result, options.mask))
-                    if foreign:
-                        foreign.write(b"".join(_piece(chunk, index, start, end) for start, end, _ in result.ranges))
-                if bedgraph:
-                    bedgraph.write(_bedgraph_rows(chunk, chunk_tracks, rule.bin_size))
+                for sink in sinks:
+                    sink.write(batch)
                 bar.update(len(chunk))
-    totals = sum(per_input.values(), ScreenCounts())
+    totals = per_input.total()
     if options.multiqc:
-        rows = {options.sample_name: totals} if options.sample_name else \
-            {multiqc_sample(name): counts for name, counts in per_input.items()}
-        write_multiqc(options.multiqc, multiqc_screen({name: c.as_dict() for name, c in rows.items()}))
+        write_multiqc(options.multiqc, multiqc_screen({name: c.as_dict()
+                                                        for name, c in per_input.samples(options.sample_name).items()}))
     result = totals.as_dict() | {"duplicate_ids": duplicates.count(), "inputs": list(per_input),
                                  "threshold": rule.threshold, "ceiling": rule.ceiling, "penalty": rule.penalty}
     log.info("screen: %d sequences, %d bases; %d foreign bases (%.3f%%); %s; %d duplicate ids", totals.sequences,
@@ -174,22 +135,6 @@ def segmentation(detector: Detector, options: ScreenOptions) -> Segmentation:
                         min_length=detector.window_length, min_support=min_support)
 
 
-def _report_rows(chunk: RecordChunk, results: list[SequenceCall], classes: list[tuple[str, float]] | None) -> str:
-    lengths = np.array([r.length for r in results], dtype=np.int64)
-    foreign = np.array([r.foreign_bases for r in results], dtype=np.int64)
-    columns = [tsv.text_column(chunk.ids), tsv.int_column(lengths),
-               tsv.int_column(np.array([r.scored for r in results], dtype=np.int64)), tsv.int_column(foreign),
-               tsv.fixed_column(foreign / np.maximum(lengths, 1), 6),
-               tsv.int_column(np.array([len(r.ranges) for r in results], dtype=np.int64)),
-               tsv.fixed_column(np.array([r.mean_llr for r in results]), 6),
-               tsv.text_column([r.action for r in results]),
-               tsv.fixed_column(np.array([r.support for r in results]), 3)]
-    if classes is not None:
-        columns += [tsv.text_column([name for name, _ in classes]),
-                    tsv.fixed_column(np.array([prob for _, prob in classes]), 6)]
-    return tsv.rows(columns)
-
-
 def _top_classes(detector: Detector, chunk: RecordChunk) -> list[tuple[str, float]]:
     """The classifier's most probable class of each sequence and its probability (base-weighted over its
     windows); NA for a sequence without a window."""
@@ -204,72 +149,3 @@ def _top_classes(detector: Detector, chunk: RecordChunk) -> list[tuple[str, floa
     total = probs.sum(axis=1)
     return [(detector.classifier.classes[t], probs[i, t] / total[i]) if total[i] else (NA, float("nan"))
             for i, t in enumerate(top.tolist())]
-
-
-def _bed_rows(seq_id: str, result: SequenceCall) -> str:
-    return "".join(f"{seq_id}\t{start}\t{end}\tforeign\t{llr:.6f}\n" for start, end, llr in result.ranges)
-
-
-def _bedgraph_rows(chunk: RecordChunk, chunk_tracks: list, bin_size: int) -> str:
-    """One bedGraph line per bin with a scored base: sequence, start, end, per-base LLR."""
-    columns = [[], [], [], []]
-    for seq_id, seq, track in zip(chunk.ids, chunk.seqs, chunk_tracks):
-        bins = np.flatnonzero(track.n > 0)
-        columns[0] += [seq_id] * len(bins)
-        columns[1].append(bins * bin_size)
-        columns[2].append(np.minimum((bins + 1) * bin_size, len(seq)))
-        columns[3].append(track.llr[bins])
-    if not columns[0]:
-        return ""
-    return tsv.rows([tsv.text_column(columns[0]), tsv.int_column(np.concatenate(columns[1])),
-                     tsv.int_column(np.concatenate(columns[2])), tsv.fixed_column(np.concatenate(columns[3]), 6)])
-
-
-def _clean_record(chunk: RecordChunk, index: int, result: SequenceCall, mask: bool) -> bytes:
-    """The record without its foreign ranges: unchanged when it has none; else masked with N, or cut into the
-    pieces between the ranges."""
-    if not result.ranges:
-        return chunk.record_bytes(index)
-    if mask:
-        record = chunk.records[index]
-        sequence = bytearray(record.sequence.encode("ascii"))
-        for start, end, _ in result.ranges:
-            sequence[start:end] = b"N" * (end - start)
-        return _write(chunk, index, None, sequence, record.qualities)
-    pieces, at = [], 0
-    for start, end, _ in result.ranges:
-        if start > at:
-            pieces.append(_piece(chunk, index, at, start))
-        at = end
-    if at < result.length:
-        pieces.append(_piece(chunk, index, at, result.length))
-    return b"".join(pieces)
-
-
-def _piece(chunk: RecordChunk, index: int, start: int, end: int) -> bytes:
-    """Bases start..end-1 of record `index` as a record named ID:START-END (1-based, inclusive)."""
-    record = chunk.records[index]
-    qualities = record.qualities[start:end] if record.qualities is not None else None
-    return _write(chunk, index, f"{chunk.ids[index]}:{start + 1}-{end}".encode(),
-                  record.sequence[start:end].encode("ascii"), qualities)
-
-
-def _write(chunk: RecordChunk, index: int, name: bytes | None, sequence: bytes, qualities: str | None) -> bytes:
-    """A record in the chunk's format; `name` None keeps the record's header as read."""
-    header = name if name is not None else chunk.headers.get(index, chunk.records[index].name.encode("ascii"))
-    fastq = chunk.format == "fastq" and qualities is not None
-    return fastx_bytes(header, bytes(sequence), qualities.encode("ascii") if fastq else None,
-                       name is None and chunk.two_headers)
-
-
-def multiqc_screen(rows: dict[str, dict]) -> dict:
-    """MultiQC custom content: one row per sample of `screen`'s totals."""
-    headers = {"sequences": {"title": "Sequences", "format": "{:,.0f}", "scale": "Blues"},
-               "bases": {"title": "Bases", "format": "{:,.0f}", "hidden": True},
-               "foreign_bases": {"title": "Foreign bp", "format": "{:,.0f}"},
-               "foreign_percent": {"title": "% foreign", "min": 0, "max": 100, "suffix": "%", "format": "{:,.3f}",
-                                   "scale": "OrRd"},
-               **{action.lower(): {"title": action, "format": "{:,.0f}"} for action in ACTIONS}}
-    return multiqc_table("gooddetect_screen", "Foreign ranges of each sequence (gooddetect screen).",
-                         "gooddetect screen: foreign sequence", headers, rows)
-

@@ -5,7 +5,7 @@ as MultiQC custom content."""
 import json
 from pathlib import Path
 
-from gooddetect.outputs import multiqc_content
+from gooddetect.outputs.score import multiqc_content
 
 COLUMNS = ("sample", "reads", "scored_reads", "ood_reads", "ood_fraction", "unscored_reads", "thresholds",
            "novel_reads", "foreign_reads")

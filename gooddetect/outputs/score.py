@@ -3,26 +3,52 @@ report and MultiQC custom content. Every file goes through runtime.atomic_output
 
 from __future__ import annotations
 
-import json
-import re
 from contextlib import ExitStack
-from pathlib import Path
+from dataclasses import dataclass
 from typing import IO
 
 import numpy as np
 
-from . import tsv
-from .errors import InputError, UsageError
-from .models import InDistributionClassifier
-from .runtime import atomic_output
-from .scoring import CALLS, REASONS, ScoreCounts, ScoredChunk
+from .. import tsv
+from ..calibration import Thresholds
+from ..errors import InputError, UsageError
+from ..models import InDistributionClassifier
+from ..runtime import atomic_output
+from ..scoring import CALLS, REASONS, ScoreCounts, ScoredChunk
+from . import NA, TextSink, bed_rows, multiqc_table, open_sinks
 
-NA = tsv.NA
 BASE_COLUMNS = ("read_id", "length", "n_windows", "n_scored", "loglik_fg", "loglik_bg", "llr", "score", "threshold",
                 "is_ood", "window_llrs", "loglik_fg_sum", "loglik_bg_sum", "reason", "support", "call")
 IS_OOD_OF_CALL = ("0", "1", "1", NA)  # is_ood of each call code: novel and foreign fragments are both OOD
-SEQUENCE_SUFFIXES = re.compile(r"(\.(fastq|fq|fasta|fa|fna|fas|seq|txt))?(\.(gz|bgz))?$", re.IGNORECASE)
-MATE_TAG = re.compile(r"([._-]R?[12])$")
+
+
+@dataclass
+class ScoredBatch:
+    """One scored chunk with its calls (call_codes), each fragment's threshold and the thresholds they come from
+    (None: uncalibrated)."""
+
+    scored: ScoredChunk
+    calls: np.ndarray
+    limits: np.ndarray | None
+    thresholds: Thresholds | None
+
+
+def sinks(stack: ExitStack, output: str | None, bed: str | None, splitter: ReadSplitter | None, mates: int,
+          classifier: InDistributionClassifier | None) -> list:
+    """The sinks of a run: the TSV to `output` (stdout for None or '-'), the BED track and the reads by call when
+    asked for."""
+    def rows(batch: ScoredBatch) -> str:
+        extra = classifier_fields(batch.scored, classifier) if classifier else {}
+        return tsv_rows(batch.scored, batch.limits, batch.calls, extra)
+
+    header = "\t".join(columns(mates, classifier_columns(classifier))) + "\n"
+    opened = open_sinks(stack, {"tsv": (output or "-", "w"), "bed": (bed, "w")}, {
+        "tsv": lambda handle: TextSink(handle, rows, header),
+        "bed": lambda handle: TextSink(handle, window_bed_rows)})
+    if splitter:
+        splitter.open(stack)
+        opened.append(splitter)
+    return opened
 
 
 def columns(mates: int, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -102,9 +128,8 @@ class ReadSplitter:
             names = [path.replace("#", f"_{m}") for m in (1, 2)] if self.split_mates else [path]
             self.handles[call] = [stack.enter_context(atomic_output(name, "wb")) for name in names]
 
-    def write(self, scored: ScoredChunk, calls: np.ndarray) -> None:
-        """`calls`: the chunk's call_codes."""
-        chunk = scored.chunk
+    def write(self, batch: ScoredBatch) -> None:
+        chunk, calls = batch.scored.chunk, batch.calls
         if self.format is None:
             self.format = chunk.format
         elif chunk.format != self.format:
@@ -125,19 +150,20 @@ class ReadSplitter:
                     break
 
 
-def bed_rows(scored: ScoredChunk, window_thresholds: np.ndarray | None) -> str:
+def window_bed_rows(batch: ScoredBatch) -> str:
     """One BED line per scored window: read id, 0-based start, end, call (in/ood/. without a threshold), per-base
     LLR as the score."""
+    scored = batch.scored
     ids = scored.chunk.record_ids
     keep = scored.window_scored > 0
     llr = scored.window_llr[keep]
-    if window_thresholds is None:
+    if batch.thresholds is None:
         names = tsv.constant_column(".", len(llr))
     else:
-        names = tsv.text_column(np.where(-llr > window_thresholds[keep], "ood", "in").tolist())
-    return tsv.rows([tsv.text_column([ids[r] for r in scored.window_record[keep].tolist()]),
-                     tsv.int_column(scored.window_start[keep]), tsv.int_column(scored.window_end[keep]), names,
-                     tsv.fixed_column(llr, 6)])
+        limits = batch.thresholds.for_fragments(scored.window_scored)
+        names = tsv.text_column(np.where(-llr > limits[keep], "ood", "in").tolist())
+    return bed_rows([ids[r] for r in scored.window_record[keep].tolist()], scored.window_start[keep],
+                    scored.window_end[keep], names, llr)
 
 
 REPORT_COLUMNS = ("input", "reads", "scored_reads", "ood_reads", "ood_fraction", "unscored_reads", "thresholds",
@@ -154,14 +180,6 @@ def write_report(out: IO[str], per_input: dict[str, ScoreCounts], thresholds: st
         ood, novel, foreign = (NA if d[key] is None else str(d[key]) for key in ("ood", "novel_reads", "foreign_reads"))
         out.write(f"{name}\t{counts.reads}\t{counts.scored_reads}\t{ood}\t{fraction}\t{d['unscored_reads']}\t"
                   f"{thresholds}\t{novel}\t{foreign}\n")
-
-
-def multiqc_sample(label: str) -> str:
-    """A MultiQC sample name from an input label: the first file's name without sequence suffixes (and, for a
-    pair, without its mate tag such as _R1)."""
-    first = label.split(",")[0]
-    name = SEQUENCE_SUFFIXES.sub("", Path(first).name) or first
-    return MATE_TAG.sub("", name) if "," in label else name
 
 
 def multiqc_content(rows: dict[str, dict], thresholds: str) -> dict:
@@ -200,18 +218,3 @@ def multiqc_content(rows: dict[str, dict], thresholds: str) -> dict:
     return multiqc_table("gooddetect", "Reads from organisms the model was not trained on (likelihood ratio of a "
                          "foreground and a background model; Ren et al. 2019).",
                          "gooddetect: out-of-distribution reads", headers, data)
-
-
-def multiqc_table(section: str, description: str, title: str, headers: dict, data: dict) -> dict:
-    """MultiQC custom content: one table section `section` with its column `headers` and rows `data`."""
-    return {"id": section, "section_name": section, "description": description, "plot_type": "table",
-            "pconfig": {"id": f"{section}_table", "title": title, "namespace": "gooddetect"},
-            "headers": headers, "data": data}
-
-
-def write_multiqc(path: str, content: dict) -> None:
-    if not Path(path).name.endswith("_mqc.json"):
-        raise UsageError(f"--multiqc {path}: MultiQC finds custom content by name; end it in _mqc.json")
-    with atomic_output(path) as handle:
-        json.dump(content, handle, indent=2, sort_keys=True)
-        handle.write("\n")
