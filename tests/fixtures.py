@@ -1,11 +1,13 @@
 """Builders and paths the test modules share (no test module imports another): the example data, the session's
-tiny LSTM model, a `gooddetect` subprocess runner, readers of the TSVs and FASTA/FASTQ the CLI writes, a fake
+tiny LSTM model, `gooddetect` runners (in this process, or in its own), readers of the TSVs and FASTA/FASTQ the CLI writes, a fake
 detector with a hand-computable likelihood, sequence builders, and the table of malformed inputs."""
 
 from __future__ import annotations
 
 import gzip
+import logging
 import random
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -61,12 +63,30 @@ def cpu_runs_bf16() -> bool:
 
 
 def gd(*args, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run `gooddetect args...`; with `check`, fail the test (showing stderr) unless it exits 0."""
-    stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
-    done = subprocess.run([*gooddetect_command(), *map(str, args)], capture_output=True, timeout=300, **stdin)
+    """Run `gooddetect args...` in this process (click's CliRunner; the SIGTERM handler, logging and torch's threads
+    it sets are restored after), as a CompletedProcess; with `check`, fail the test (showing stderr) unless it exits
+    0. Tests of what needs a real process (signals, the exit path, stdin pipes) run `gooddetect_command()`."""
+    from click.testing import CliRunner
+
+    from gooddetect.cli import main
+
+    root, sigterm = logging.getLogger(), signal.getsignal(signal.SIGTERM)
+    handlers, level = root.handlers[:], root.level
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch else None
+    try:
+        result = CliRunner().invoke(main, [str(a) for a in args], input=input, prog_name="gooddetect",
+                                    catch_exceptions=False)
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+        root.handlers[:], root.level = handlers, level
+        if threads:
+            torch.set_num_threads(threads)
+    done = subprocess.CompletedProcess(args, result.exit_code, result.stdout_bytes, result.stderr_bytes)
     if check:
         assert done.returncode == 0, done.stderr.decode(errors="replace")
     return done
+
 
 
 def train_tiny(output: Path) -> Path:

@@ -315,13 +315,13 @@ def _peak_rss_mb(model: Path, reads: Path, out: Path) -> float:
 
 
 @pytest.mark.slow
-def test_long_single_line_record_in_flat_memory(tiny_model, tmp_path):
+def test_long_single_line_record_in_flat_memory(kmer_model, tmp_path):
     """A chromosome-sized single-line record is scored window batch by window batch: the peak RSS of the CLI grows
     by the record itself and its codes (a few bytes a base), not by the model's work on its windows."""
     n_bases = BIG_RECORD_MB * 1_000_000
     small = make_bad.write_single_line_record(tmp_path / "small.fa", 1_000_000)
     big = make_bad.write_single_line_record(tmp_path / "big.fa", n_bases)
-    growth = _peak_rss_mb(tiny_model, big, tmp_path / "out.tsv") - _peak_rss_mb(tiny_model, small, tmp_path / "s.tsv")
+    growth = _peak_rss_mb(kmer_model, big, tmp_path / "out.tsv") - _peak_rss_mb(kmer_model, small, tmp_path / "s.tsv")
     assert growth * 2**20 / (n_bases - 1_000_000) < BYTES_PER_BASE, growth
     (row,) = read_tsv(tmp_path / "out.tsv")
     assert (row["length"], row["n_windows"]) == (str(n_bases), str(n_bases // 250))

@@ -149,10 +149,10 @@ def test_flipped_byte_is_detected_by_score(where, tiny_model, tmp_path):
 
 
 def test_every_flipped_byte_is_detected_in_process(tiny_model, tmp_path):
-    """A sweep over the whole file (every 37th byte, two different bits): always ModelFileError, never a load."""
+    """A sweep over the whole file (every 97th byte, two different bits): always ModelFileError, never a load."""
     blob = tiny_model.read_bytes()
     damaged = tmp_path / "flipped.gdm"
-    for position in range(0, len(blob), 37):
+    for position in range(0, len(blob), 97):
         for bit in (0x01, 0x80):
             copy = bytearray(blob)
             copy[position] ^= bit
