@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .runtime import atomic_output
+from .files import atomic_output
 
 # numpy dtype name -> safetensors dtype code
 SAFETENSORS_DTYPES = {"float32": "F32", "float16": "F16", "float64": "F64", "int8": "I8", "uint8": "U8",

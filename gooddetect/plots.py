@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import UsageError
 from .metrics import auroc, finite_scores, roc_curve
-from .runtime import atomic_output
+from .files import atomic_output
 
 IN_COLOR = "tab:blue"
 OOD_COLOR = "tab:orange"

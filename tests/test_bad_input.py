@@ -369,12 +369,12 @@ def test_permission_denied_on_input_simulated(cli_in_process, tiny_model, tmp_pa
 
 
 def test_permission_denied_on_output_directory_simulated(cli_in_process, tiny_model, tmp_path, monkeypatch):
-    from gooddetect import runtime
+    from gooddetect import files
 
     def refuse(prefix="", suffix="", dir=None, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", os.path.join(dir, f"{prefix}xyz{suffix}"))
 
-    monkeypatch.setattr(runtime.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(files.tempfile, "mkstemp", refuse)
     out = tmp_path / "out.tsv"
     out.write_text(PREVIOUS)
     result = cli_in_process("score", tiny_model, BAD / "lengths.fa", "-o", out, "--threads", 1)
@@ -396,7 +396,7 @@ class _FullDisk(io.BufferedWriter):
 
 @pytest.mark.parametrize("where", ["write", "fsync"])
 def test_disk_full_keeps_previous_output(where, cli_in_process, tiny_model, tmp_path, monkeypatch):
-    from gooddetect import runtime
+    from gooddetect import files
 
     if where == "write":
         real_fdopen = os.fdopen
@@ -405,12 +405,12 @@ def test_disk_full_keeps_previous_output(where, cli_in_process, tiny_model, tmp_
             return _FullDisk(real_fdopen(fd, mode, *args, **kwargs).detach())
 
         monkeypatch.setattr(_FullDisk, "room", 2000)
-        monkeypatch.setattr(runtime.os, "fdopen", full_fdopen)
+        monkeypatch.setattr(files.os, "fdopen", full_fdopen)
     else:
         def no_space(fd):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-        monkeypatch.setattr(runtime.os, "fsync", no_space)
+        monkeypatch.setattr(files.os, "fsync", no_space)
     reads = make_bad.write_many_reads(tmp_path / "reads.fa", 300)
     out = tmp_path / "out.tsv"
     out.write_text(PREVIOUS)

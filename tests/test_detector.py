@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import gooddetect
-from gooddetect import api, runtime
+from gooddetect import api, files
 from gooddetect.alphabet import decode, encode, reverse_complement
 from gooddetect.runtime import Runtime
 from gooddetect.detector import FORMAT_NAME, FORMAT_VERSION, Detector, read_model_file
@@ -208,7 +208,7 @@ def test_failing_save_mid_write_keeps_previous_file(tmp_path, monkeypatch):
     def broken_fsync(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(runtime.os, "fsync", broken_fsync)
+    monkeypatch.setattr(files.os, "fsync", broken_fsync)
     with pytest.raises(OSError, match="No space left"):
         lstm_detector(seed=1).save(path)
     monkeypatch.undo()

@@ -10,7 +10,8 @@ from .. import __version__, calibration, metrics
 from ..detector import Detector, load_detector
 from ..errors import UsageError
 from ..options import Switch, option
-from ..runtime import Runtime, check_output_paths
+from ..files import check_output_paths
+from ..runtime import Runtime
 from ..samples import labeled_scores
 from ..scoring import CALLS, DEFAULT_BATCH_SIZE, call_codes, score_chunks
 from ..seqio import CHUNK_RECORDS, RecordChunk

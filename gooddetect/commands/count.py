@@ -11,7 +11,7 @@ from ..models.configs import KmerConfig
 from ..models.kmer.options import KmerCounting
 from ..models.kmer.training import count_kmers
 from ..options import build, option
-from ..runtime import check_output_paths
+from ..files import check_output_paths
 
 log = logging.getLogger("gooddetect")
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import InputError
 from ..options import option
-from ..runtime import atomic_output
+from ..files import atomic_output
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from ..options import Switch, option
 from ..outputs import PerInput, check_multiqc_name, checked_paths, write_json, write_multiqc
 from ..outputs import score as score_outputs
 from ..outputs.score import ReadSplitter, ScoredBatch, multiqc_content, write_report
-from ..runtime import Runtime, atomic_output, check_distinct_outputs
+from ..files import atomic_output, check_distinct_outputs
+from ..runtime import Runtime
 from ..scoring import DEFAULT_BATCH_SIZE, ScoreCounts, call_codes, score_chunks
 from ..seqio import CHUNK_RECORDS, MATES, DuplicateCounter, RecordChunk, check_layout, check_readable, read_fragments
 from ..support import MIN_SUPPORT

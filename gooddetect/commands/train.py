@@ -21,7 +21,8 @@ from ..errors import UsageError
 from ..labels import ClassLabels
 from ..models.registry import CLASSIFIERS, KINDS, classifier_trainer, model_kind
 from ..options import option
-from ..runtime import Runtime, check_output_paths, is_main_process
+from ..files import check_output_paths
+from ..runtime import Runtime, is_main_process
 from ..seqio import display_name
 from ..support import SupportTable, minimizer_keys, sequences_of
 from ..windows import MIN_LENGTH, WINDOW_LENGTH, WindowCounts, Windows, collect_windows, digest, split_validation

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..alphabet import decode
 from ..options import option
-from ..runtime import atomic_output
+from ..files import atomic_output
 from ..seqio import DuplicateCounter, display_name, read_chunks
 from ..windows import (MIN_LENGTH, WINDOW_LENGTH, WindowCounts, cut_reads, sample_genome_windows, window_label,
                        with_reverse_complements)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import tsv
 from ..errors import UsageError
-from ..runtime import atomic_output, check_distinct_outputs, check_output_paths
+from ..files import atomic_output, check_distinct_outputs, check_output_paths
 
 NA = tsv.NA
 SEQUENCE_SUFFIXES = re.compile(r"(\.(fastq|fq|fasta|fa|fna|fas|seq|txt))?(\.(gz|bgz))?$", re.IGNORECASE)

@@ -1,5 +1,5 @@
 """What `score` writes: the per-fragment TSV, the reads split by call, per-window BED tracks, the per-input
-report and MultiQC custom content. Every file goes through runtime.atomic_output (atomic; gzip for `.gz`)."""
+report and MultiQC custom content. Every file goes through files.atomic_output (atomic; gzip for `.gz`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .. import tsv
 from ..calibration import Thresholds
 from ..errors import InputError, UsageError
 from ..models import InDistributionClassifier
-from ..runtime import atomic_output
+from ..files import atomic_output
 from ..scoring import CALLS, REASONS, ScoreCounts, ScoredChunk
 from . import NA, TextSink, bed_rows, multiqc_table, open_sinks
 

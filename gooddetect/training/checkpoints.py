@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
-from ..runtime import atomic_output
+from ..files import atomic_output
 
 log = logging.getLogger("gooddetect")
 
