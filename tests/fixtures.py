@@ -5,7 +5,9 @@ detector with a hand-computable likelihood, sequence builders, and the table of 
 from __future__ import annotations
 
 import gzip
+import importlib
 import logging
+import os
 import random
 import signal
 import subprocess
@@ -22,6 +24,13 @@ TRAIN = sorted((DATA / "train").glob("*.fa.gz"))
 VAL_IN, VAL_OOD = DATA / "val_in.fa.gz", DATA / "val_ood.fa.gz"
 READS, READS_LABELS = DATA / "reads.fq.gz", DATA / "reads_labels.tsv"
 PAIRS, PAIRS_LABELS = (DATA / "pairs_R1.fq.gz", DATA / "pairs_R2.fq.gz"), DATA / "pairs_labels.tsv"
+BAD = Path(__file__).resolve().parent / "data" / "bad"
+sys.path.insert(0, str(BAD))
+make_bad = importlib.import_module("make_bad")  # tests/data/bad/make_bad.py: the builders of malformed inputs
+
+PREVIOUS = "previous output, must survive\n"
+# one thread: torch's default two crawl on a busy 2-core machine; no GOODDETECT_MODEL from the caller's shell
+CLI_ENV = {k: v for k, v in os.environ.items() if k != "GOODDETECT_MODEL"} | {"OMP_NUM_THREADS": "1"}
 TINY = ("--hidden", "16", "--kmer-input", "3", "--steps", "10", "--threads", "1", "--max-windows", "600", "--seed", "0")
 
 

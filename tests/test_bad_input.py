@@ -22,21 +22,13 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fixtures import gooddetect_command
+from fixtures import BAD, CLI_ENV, PREVIOUS, gooddetect_command, make_bad
 from gooddetect import seqio
 from gooddetect.errors import InputError
 from gooddetect.seqio import read_sequences
 
-BAD = Path(__file__).resolve().parent / "data" / "bad"
-sys.path.insert(0, str(BAD))
-import make_bad  # noqa: E402
 
-PREVIOUS = "previous output, must survive\n"
-# one thread: torch's default two crawl on a busy 2-core machine; no GOODDETECT_MODEL from the caller's shell
-CLI_ENV = {k: v for k, v in os.environ.items() if k != "GOODDETECT_MODEL"} | {"OMP_NUM_THREADS": "1"}
 BIG_RECORD_MB = int(os.environ.get("GOODDETECT_TEST_BIG_MB", "10"))
-
-
 BYTES_PER_BASE = 5  # a record of n bases costs the record and its codes, n bytes each, plus decoding buffers
 
 

@@ -10,22 +10,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from fixtures import gooddetect_command
+from fixtures import CLI_ENV, PREVIOUS, gooddetect_command, make_bad
 
-BAD = Path(__file__).resolve().parent / "data" / "bad"
-sys.path.insert(0, str(BAD))
-import make_bad  # noqa: E402
 
-PREVIOUS = "previous output, must survive\n"
-# one thread: torch's default two crawl on a busy 2-core machine; no GOODDETECT_MODEL from the caller's shell
-CLI_ENV = {k: v for k, v in os.environ.items() if k != "GOODDETECT_MODEL"} | {"OMP_NUM_THREADS": "1"}
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 TRAIN_ARGS = ["--hidden", "8", "--kmer-input", "3", "--steps", "300", "--train-batch-size", "10", "--threads", "1",
               "--max-windows", "500", "--seed", "3"]
@@ -130,7 +123,6 @@ def test_interrupt_while_the_reader_thread_waits_on_stdin(tiny_model, tmp_path):
     assert status == 130, message
     assert message.splitlines() == ["gooddetect: interrupted; no partial output was kept"]
     assert not (tmp_path / "out.tsv").exists()
-
 
 
 # -- train -------------------------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ and nothing in a model file is ever executed (pickles carrying code are refused 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,19 +13,14 @@ import pytest
 from safetensors import safe_open
 from safetensors.numpy import save
 
-from fixtures import gooddetect_command
+from fixtures import BAD, CLI_ENV, gooddetect_command, make_bad
 from gooddetect import container
 from gooddetect.container import checksum as _checksum
 from gooddetect.detector import FORMAT_VERSION, Detector, read_model_file
 from gooddetect.errors import ModelFileError
 
-BAD = Path(__file__).resolve().parent / "data" / "bad"
-sys.path.insert(0, str(BAD))
-import make_bad  # noqa: E402
 
 READS = BAD / "lengths.fa"
-# one thread: torch's default two crawl on a busy 2-core machine; no GOODDETECT_MODEL from the caller's shell
-CLI_ENV = {k: v for k, v in os.environ.items() if k != "GOODDETECT_MODEL"} | {"OMP_NUM_THREADS": "1"}
 
 
 def gooddetect(*args, **kwargs) -> subprocess.CompletedProcess:
