@@ -245,7 +245,7 @@ def random_detector(hidden: int, seed: int = 0, paper: bool = False):
     architecture (one-hot input, no k-mer input, one strand)."""
     import torch
 
-    from gooddetect.commands.train import LstmData
+    from gooddetect.models.lstm.options import LstmData
     from gooddetect.detector import Detector
     from gooddetect.models.lstm.model import LSTMConfig, LSTMModel
 
@@ -1136,7 +1136,7 @@ def main() -> None:
 
     started = time.perf_counter()
     check_load(args.threads, "at the start")
-    from gooddetect.commands.train import LstmData
+    from gooddetect.models.lstm.options import LstmData
 
     result: dict = {"quick": args.quick, "alibi_only": args.alibi_only, "budget_s": budget, "machine": machine_info(torch, args.threads),
                     "strands": LstmData.score_strands,
