@@ -250,7 +250,8 @@ def score_samples(model: str, sheet: str, output: str, options: ScoreOptions = S
         layout = "paired" if len(sample.reads) == 2 else options.layout
         runs.append((sample, named.pop("output"), replace(options, layout=layout, multiqc=None, **named)))
     check_distinct_outputs([o for _, output_, run in runs for o in _check_outputs(output_, run)]
-                           + [o for o in (options.multiqc,) if o])
+                           + checked_paths(options.multiqc))
+    check_multiqc_name(options.multiqc)
     detector = load_detector(model, runtime, options.bf16)
     thresholds = calibration.resolve(detector.calibration, options.threshold, options.fpr)
     results, failed = {}, []
