@@ -3,7 +3,10 @@
 gave; every other field keeps the dataclass's default. A default therefore lives in one place, the dataclass. Every
 option of every command is declared this way; the CLI declares only the global ones (--threads, --seed, --device).
 
-Config dataclasses stay plain data: this module imports click only when a command's options are generated.
+A model's stored config (models.configs) holds only its values and their bounds (`bounded(...)`): the command line's
+words for its fields are given apart, by the module that offers them as options (`describe`), so the config carries
+no CLI text. Bounds live with the field: the command line checks them, and so does `check_fields` for a config built
+by the API or read from a model file. This module imports click only when a command's options are generated.
 """
 
 from __future__ import annotations
@@ -22,17 +25,26 @@ class Switch:
 
 
 @dataclass(frozen=True)
-class Spec:
-    """How a config field appears on the command line."""
+class Bounds:
+    """The values a field accepts: a range (ends open or closed) or a set of choices."""
 
-    help: str
-    flag: str | None = None  # default: --field-name
-    short: str | None = None
     min: float | None = None
     max: float | None = None
     min_open: bool = False
     max_open: bool = False
     choices: tuple[str, ...] | None = None
+
+
+BOUND_NAMES = tuple(f.name for f in dataclasses.fields(Bounds))
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How a field appears on the command line."""
+
+    help: str
+    flag: str | None = None  # default: --field-name
+    short: str | None = None
     default_text: str | None = None  # what help shows as the default (else the field's default)
     metavar: str | None = None
     envvar: str | None = None
@@ -43,15 +55,43 @@ class Spec:
     parse: Callable[[str], Any] | None = None  # text -> value, raising ValueError with the message for the user
 
 
+_DESCRIBED: dict[type, dict[str, Spec]] = {}  # the command-line words of stored configs' fields (describe)
+
+
 def option(default: Any, help: str, **spec) -> Any:
-    """A dataclass field with `default` that the command line sets (see Spec for `spec`)."""
+    """A dataclass field with `default` that the command line sets: its Spec and its Bounds (min, max, min_open,
+    max_open, choices) from `spec`."""
+    bounds = {name: spec.pop(name) for name in BOUND_NAMES if name in spec}
+    return _field(default, {"option": Spec(help, **spec), "bounds": Bounds(**bounds)})
+
+
+def bounded(default: Any, **bounds) -> Any:
+    """A field of a stored config with `default` and its Bounds, and no command-line words (see describe)."""
+    return _field(default, {"bounds": Bounds(**bounds)})
+
+
+def _field(default: Any, metadata: dict) -> Any:
     factory = {"default_factory": default} if callable(default) else {"default": default}
-    return dataclasses.field(**factory, metadata={"option": Spec(help, **spec)})
+    return dataclasses.field(**factory, metadata=metadata)
+
+
+def describe(cls, **specs: Spec) -> None:
+    """Offer fields of the stored config `cls` as options, in these words (one Spec per field name)."""
+    unknown = set(specs) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field {sorted(unknown)[0]}")
+    _DESCRIBED[cls] = specs
 
 
 def specs(cls) -> list[tuple[dataclasses.Field, Spec]]:
     """The fields of `cls` that are command-line options, in declaration order."""
-    return [(f, f.metadata["option"]) for f in dataclasses.fields(cls) if "option" in f.metadata]
+    described = _DESCRIBED.get(cls, {})
+    return [(f, f.metadata.get("option") or described[f.name]) for f in dataclasses.fields(cls)
+            if "option" in f.metadata or f.name in described]
+
+
+def bounds_of(field: dataclasses.Field) -> Bounds:
+    return field.metadata.get("bounds", Bounds())
 
 
 def flag_of(field: dataclasses.Field, spec: Spec) -> str:
@@ -95,7 +135,7 @@ def click_options(*groups: tuple[str, type]) -> Callable:
             shown = defaults[0][1]
         help_text = spec.help + (f"  [default: {shown}]" if shown else "")
         flags = [*([spec.short] if spec.short else []), flag_of(field, spec)]
-        kind = _click_type(field, spec)
+        kind = _click_type(field, spec, bounds_of(field))
         if spec.off_flag:
             decorators.append(click.option(f"{flag_of(field, spec)}/{spec.off_flag}", name, default=None,
                                            help=spec.help))
@@ -129,20 +169,21 @@ def _parser(parse: Callable[[str], Any]) -> Callable:
     return callback
 
 
-def _click_type(field: dataclasses.Field, spec: Spec):
+def _click_type(field: dataclasses.Field, spec: Spec, bounds: Bounds):
     import click
 
-    if spec.choices is not None:
-        return click.Choice(list(spec.choices))
+    if bounds.choices is not None:
+        return click.Choice(list(bounds.choices))
     kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
     base = kind.split("|")[0].strip()
     if base == "bool":
         return bool
     if base == "int":
-        return click.IntRange(None if spec.min is None else int(spec.min), None if spec.max is None else int(spec.max),
-                              min_open=spec.min_open, max_open=spec.max_open)
+        return click.IntRange(None if bounds.min is None else int(bounds.min),
+                              None if bounds.max is None else int(bounds.max), min_open=bounds.min_open,
+                              max_open=bounds.max_open)
     if base == "float":
-        return click.FloatRange(spec.min, spec.max, min_open=spec.min_open, max_open=spec.max_open)
+        return click.FloatRange(bounds.min, bounds.max, min_open=bounds.min_open, max_open=bounds.max_open)
     return click.STRING
 
 
@@ -156,34 +197,35 @@ def build(cls, params: dict, was_given: Callable[[str], bool], **fixed):
     its option's choices or range is a UsageError naming the flag (as the command line checks it)."""
     for field, spec in specs(cls):
         name = param_name(field, spec)
-        if was_given(name):
-            _check(flag_of(field, spec), spec, params[name])
+        if was_given(name) and not (spec.switches or spec.parse):  # click has checked those
+            _check(flag_of(field, spec), bounds_of(field), params[name])
     return cls(**given(cls, params, was_given), **fixed)
 
 
 def check_fields(instance) -> None:
     """Raise ValueError for the first option field of `instance` outside its choices or range: a config from the API
     or a model file meets the bounds the command line checks (they are declared once, with the field)."""
-    for field, spec in specs(type(instance)):
-        problem = _problem(spec, getattr(instance, field.name))
+    for field in dataclasses.fields(instance):
+        problem = _problem(bounds_of(field), getattr(instance, field.name))
         if problem:
             raise ValueError(field.name + problem)
 
 
-def _check(flag: str, spec: Spec, value) -> None:
+def _check(flag: str, bounds: Bounds, value) -> None:
     from .errors import UsageError
 
-    problem = _problem(spec, value)
+    problem = _problem(bounds, value)
     if problem:
         raise UsageError(flag + problem)
 
 
-def _problem(spec: Spec, value) -> str | None:
-    """What is wrong with `value` for `spec`, as the end of a sentence that starts with its name; None if nothing."""
-    if value is None or isinstance(value, (bool, tuple)) or spec.switches or spec.parse:
+def _problem(bounds: Bounds, value) -> str | None:
+    """What is wrong with `value` for `bounds`, as the end of a sentence that starts with its name; None if
+    nothing."""
+    if value is None or isinstance(value, (bool, tuple)):
         return None
-    if spec.choices is not None and value not in spec.choices:
-        return f" must be one of {', '.join(spec.choices)}, got {value!r}"
-    low = spec.min is not None and (value <= spec.min if spec.min_open else value < spec.min)
-    high = spec.max is not None and (value >= spec.max if spec.max_open else value > spec.max)
+    if bounds.choices is not None and value not in bounds.choices:
+        return f" must be one of {', '.join(bounds.choices)}, got {value!r}"
+    low = bounds.min is not None and (value <= bounds.min if bounds.min_open else value < bounds.min)
+    high = bounds.max is not None and (value >= bounds.max if bounds.max_open else value > bounds.max)
     return f": {value} is out of range" if low or high else None

@@ -129,3 +129,17 @@ def test_the_cli_declares_by_hand_only_the_global_options():
     source = Path(gooddetect.cli.__file__).read_text()
     flags = re.findall(r'click\.option\(\s*"(--[a-z-]+)"', source)
     assert sorted(flags) == ["--device", "--quiet", "--seed", "--threads", "--verbose"]
+
+
+def test_stored_configs_hold_bounds_but_no_command_line_words():
+    """The configs a model file stores carry their values' bounds, checked however they are built; the words of
+    their options live with the kind that offers them."""
+    from gooddetect.models.configs import ClassifierConfig, KmerClassifierConfig
+
+    for cls in (LSTMConfig, KmerConfig, KmerClassifierConfig, ClassifierConfig):
+        assert not any("option" in f.metadata for f in dataclasses.fields(cls)), cls
+        assert options.specs(cls), cls  # yet offered on the command line
+    with pytest.raises(ValueError, match="hidden: 9000 is out of range"):
+        LSTMConfig(hidden=9000)
+    with pytest.raises(ValueError, match="hash_bits: 7 is out of range"):
+        KmerConfig(hash_bits=7)

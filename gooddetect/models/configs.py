@@ -1,12 +1,14 @@
-"""The models' settings: one config dataclass per model kind and classifier (plain data, no torch or numba: the
-command line builds its options from these fields, see gooddetect.options). Each is stored in the model file."""
+"""The models' settings: one config dataclass per model kind and classifier (plain data, no torch or numba), each
+stored in the model file, with the bounds of its values (gooddetect.options.bounded). The command line offers their
+fields in the words of the kind's options module (gooddetect.options.describe); ClassifierTraining, the ConvNet's
+schedule, is recorded, not stored as a config, and declares its options itself."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
-from ..options import check_fields, option
+from ..options import bounded, check_fields, option
 from . import ConfigDict, check_classes
 
 MAX_KMER_INPUT = 11  # 4^11 rows: the table is already 4.2M × kmer_embedding floats
@@ -23,17 +25,14 @@ class LSTMConfig(ConfigDict):
 
     SETTINGS: ClassVar[str] = "LSTM hyperparameters"
 
-    hidden: int = option(32, "lstm: hidden size (paper 2000).", min=1, max=8192)
-    layers: int = option(1, "lstm: layers.", min=1, max=8)
-    dropout: float = option(0.1, "lstm: dropout (paper 0.1).", min=0, max=1, max_open=True)
-    embedding: int = option(0, "lstm: learned input embedding size (0 = one-hot input, as in the paper).", min=0,
-                            max=1024)
+    hidden: int = bounded(32, min=1, max=8192)
+    layers: int = bounded(1, min=1, max=8)
+    dropout: float = bounded(0.1, min=0, max=1, max_open=True)
+    embedding: int = bounded(0, min=0, max=1024)  # 0: one-hot input
     # K > 0: also input a learned embedding of the last K bases (4^K + 1 rows); 0: the paper. `train` sizes it by
     # the training bases when not given (models.lstm.training.KMER_INPUT_BY_BASES).
-    kmer_input: int = option(10, "lstm: also input a learned embedding of the last K bases (0 = the paper's input "
-                             "only).", min=0, max=MAX_KMER_INPUT, default_text="by training bases: 6 below 3 Mb, 7 "
-                             "below 6 Mb, 8 below 10 Mb, 9 below 15 Mb, else 10")
-    kmer_embedding: int = option(16, "lstm: width of that embedding.", min=1, max=256)
+    kmer_input: int = bounded(10, min=0, max=MAX_KMER_INPUT)
+    kmer_embedding: int = bounded(16, min=1, max=256)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -50,12 +49,10 @@ class KmerConfig(ConfigDict):
 
     SETTINGS: ClassVar[str] = "kmer hyperparameters"
 
-    max_order: int = option(14, "kmer: highest Markov order.", min=0, max=MAX_ORDER)
+    max_order: int = bounded(14, min=0, max=MAX_ORDER)
     direct_order: int = 11
     order_step: int = 3
-    hash_bits: int = option(DEFAULT_MAX_HASH_BITS, "kmer: size the hashed tables at 2^N buckets of 8 entries.",
-                            min=8, max=MAX_HASH_BITS,
-                            default_text=f"counted in 2^{DEFAULT_MAX_HASH_BITS}, then halved while at most 65% full")
+    hash_bits: int = bounded(DEFAULT_MAX_HASH_BITS, min=8, max=MAX_HASH_BITS)
     both_strands: bool = True
     discount: float = 0.5
     concentration: float = 1.0
@@ -98,9 +95,7 @@ class KmerClassifierConfig(ConfigDict):
     SETTINGS: ClassVar[str] = "k-mer classifier settings"
 
     classes: list[str] = field(default_factory=list)
-    order: int = option(10, "kmer classifier: Markov order of each class's chain (memory 4^(order+1) x 7.3 bytes "
-                        "per class, table and counts: 31 MB at 10, 1.9 MB at 8).", flag="--classifier-order", min=1,
-                        max=MAX_DIRECT_ORDER)
+    order: int = bounded(10, min=1, max=MAX_DIRECT_ORDER)
     discount: float = 0.5
     concentration: float = 100.0
     temperature: float = 3.0
@@ -126,10 +121,9 @@ class ClassifierConfig(ConfigDict):
     SETTINGS: ClassVar[str] = "classifier settings"
 
     classes: list[str] = field(default_factory=list)
-    filters: int = option(128, "convnet classifier: convolution filters (the paper: 1000).",
-                          flag="--classifier-filters", min=1, max=8192)
-    width: int = option(20, "convnet classifier: filter width (bases).", flag="--classifier-width", min=1, max=250)
-    hidden: int = option(200, "convnet classifier: dense units.", flag="--classifier-hidden", min=1, max=8192)
+    filters: int = bounded(128, min=1, max=8192)
+    width: int = bounded(20, min=1, max=250)
+    hidden: int = bounded(200, min=1, max=8192)
     dropout: float = 0.1
     both_strands: bool = True
     odin_temperature: float = 10.0

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...options import option
+from ...options import Spec, describe, option
 from .. import STRANDS
+from ..configs import DEFAULT_MAX_HASH_BITS, KmerConfig
 
 
 @dataclass(frozen=True)
@@ -25,3 +26,9 @@ class KmerTraining:
     score_strands: str = option("forward", "How the model scores a window.", choices=STRANDS)
     from_counts: bool = option(False, "kmer: IN... are count files of `gooddetect count` (parts of a reference, in "
                                "order): the model is the one of all their sequences at once, byte for byte.")
+
+
+describe(KmerConfig,
+         max_order=Spec("kmer: highest Markov order."),
+         hash_bits=Spec("kmer: size the hashed tables at 2^N buckets of 8 entries.",
+                        default_text=f"counted in 2^{DEFAULT_MAX_HASH_BITS}, then halved while at most 65% full"))

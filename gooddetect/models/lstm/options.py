@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...options import option
+from ...options import Spec, describe, option
 from .. import STRANDS
-from ..configs import MAX_KMER_INPUT
+from ..configs import MAX_KMER_INPUT, LSTMConfig
 
 # Fixed windows of at least LARGE_SET_BASES train on both strands by default (see training.sized_defaults).
 LARGE_SET_BASES = 10_000_000
@@ -100,3 +100,14 @@ class LstmData:
                                        f"runs of the pair ({PROBE_STEPS[0]} and {PROBE_STEPS[1]} steps) set the "
                                        "number of steps up front (recorded in the model file; --steps N then gives "
                                        "the same model again).", min=0, min_open=True, metavar="MINUTES")
+
+
+describe(LSTMConfig,
+         hidden=Spec("lstm: hidden size (paper 2000)."),
+         layers=Spec("lstm: layers."),
+         dropout=Spec("lstm: dropout (paper 0.1)."),
+         embedding=Spec("lstm: learned input embedding size (0 = one-hot input, as in the paper)."),
+         kmer_input=Spec("lstm: also input a learned embedding of the last K bases (0 = the paper's input only).",
+                         default_text="by training bases: 6 below 3 Mb, 7 below 6 Mb, 8 below 10 Mb, 9 below 15 Mb, "
+                         "else 10"),
+         kmer_embedding=Spec("lstm: width of that embedding."))
