@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UsageError
-from .metrics import auroc, finite_scores, roc_curve
 from .files import atomic_output
+from .metrics import auroc, finite_scores, roc_curve
 
 IN_COLOR = "tab:blue"
 OOD_COLOR = "tab:orange"

@@ -9,8 +9,8 @@ import numpy as np
 from .. import __version__, calibration, metrics
 from ..detector import Detector, load_detector
 from ..errors import UsageError
-from ..options import Switch, option
 from ..files import check_output_paths
+from ..options import Switch, option
 from ..runtime import Runtime
 from ..samples import labeled_scores
 from ..scoring import CALLS, DEFAULT_BATCH_SIZE, call_codes, score_chunks

@@ -7,11 +7,11 @@ import logging
 import time
 from dataclasses import dataclass
 
+from ..files import check_output_paths
 from ..models.configs import KmerConfig
 from ..models.kmer.options import KmerCounting
 from ..models.kmer.training import count_kmers
 from ..options import build, option
-from ..files import check_output_paths
 
 log = logging.getLogger("gooddetect")
 

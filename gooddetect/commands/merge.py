@@ -6,8 +6,8 @@ import gzip
 from dataclasses import dataclass
 
 from ..errors import InputError
-from ..options import option
 from ..files import atomic_output
+from ..options import option
 
 
 @dataclass(frozen=True)

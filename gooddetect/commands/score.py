@@ -13,12 +13,12 @@ from typing import Iterator
 from .. import calibration
 from ..detector import Detector, load_detector
 from ..errors import GooddetectError, UsageError
+from ..files import atomic_output, check_distinct_outputs
 from ..formatting import describe_counts
 from ..options import Switch, option
 from ..outputs import PerInput, check_multiqc_name, checked_paths, write_json, write_multiqc
 from ..outputs import score as score_outputs
 from ..outputs.score import ReadSplitter, ScoredBatch, multiqc_content, write_report
-from ..files import atomic_output, check_distinct_outputs
 from ..runtime import Runtime
 from ..scoring import DEFAULT_BATCH_SIZE, ScoreCounts, call_codes, score_chunks
 from ..seqio import CHUNK_RECORDS, MATES, DuplicateCounter, RecordChunk, check_layout, check_readable, read_fragments

@@ -18,10 +18,10 @@ import numpy as np
 from .. import __version__, options
 from ..detector import Detector
 from ..errors import UsageError
+from ..files import check_output_paths
 from ..labels import ClassLabels
 from ..models.registry import CLASSIFIERS, KINDS, classifier_trainer, model_kind
 from ..options import option
-from ..files import check_output_paths
 from ..runtime import Runtime, is_main_process
 from ..seqio import display_name
 from ..support import SupportTable, minimizer_keys, sequences_of

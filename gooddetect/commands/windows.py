@@ -9,8 +9,8 @@ from typing import Iterator
 import numpy as np
 
 from ..alphabet import decode
-from ..options import option
 from ..files import atomic_output
+from ..options import option
 from ..seqio import DuplicateCounter, display_name, read_chunks
 from ..windows import (MIN_LENGTH, WINDOW_LENGTH, WindowCounts, cut_reads, sample_genome_windows, window_label,
                        with_reverse_complements)

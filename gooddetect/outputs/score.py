@@ -12,8 +12,8 @@ import numpy as np
 from .. import tsv
 from ..calibration import Thresholds
 from ..errors import InputError, UsageError
-from ..models import InDistributionClassifier
 from ..files import atomic_output
+from ..models import InDistributionClassifier
 from ..scoring import CALLS, REASONS, ScoreCounts, ScoredChunk
 from . import NA, TextSink, bed_rows, multiqc_table, open_sinks
 
