@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
@@ -137,8 +137,9 @@ def train(inputs: list[str], output: str, *, seed: int = 0, runtime: Runtime | N
     started = time.perf_counter()
     counts = WindowCounts()
     training = {"inputs": [os.path.basename(display_name(f)) for f in inputs],
-                "windows_per_file": inputs_.windows_per_file, "mutation_rate": kind.mutation_rate(settings),
-                "seed": seed, "versions": _versions(kind.USES_TORCH)}
+                "windows_per_file": inputs_.windows_per_file,
+                "mutation_rate": _kind_setting(settings, kind, "mutation_rate"), "seed": seed,
+                "versions": _versions(kind.USES_TORCH)}
     window_options = kind.window_options(settings)
     windows = None
     if window_options is not None or labels:
@@ -154,14 +155,20 @@ def train(inputs: list[str], output: str, *, seed: int = 0, runtime: Runtime | N
     support = None if inputs_.no_support else SupportTable.from_keys(
         minimizer_keys(sequences_of(inputs)) if support_keys is None else support_keys)
     detector = Detector(foreground, background, {"window_length": inputs_.length, "min_length": inputs_.min_length,
-                                                 "strands": kind.score_strands(settings), "training": training,
-                                                 "threshold": None},
+                                                 "strands": _kind_setting(settings, kind, "score_strands"),
+                                                 "training": training, "threshold": None},
                         classifier=classifier, support=support)
     if is_main_process():
         detector.save(output)
         log.info("train: %s model from %d input(s) in %.1f s; written to %s", kind.NAME, len(inputs),
                  time.perf_counter() - started, output)
     return detector
+
+
+def _kind_setting(settings: TrainSettings, kind, name: str):
+    """A setting every kind declares in one of its option groups, with its own default (models.registry)."""
+    group = next(g for g in kind.OPTION_GROUPS if name in {f.name for f in fields(g)})
+    return getattr(settings.part(group), name)
 
 
 def _train_classifier(windows: Windows, labels: ClassLabels, training: dict, settings: TrainSettings, *, seed: int):

@@ -35,16 +35,13 @@ class ModelKind(Protocol):
 
     NAME: str
     USES_TORCH: bool  # its models (and the versions the model file records) need torch
-    OPTION_GROUPS: tuple[type, ...]  # the dataclasses of its `train` options
+    OPTION_GROUPS: tuple[type, ...]  # the dataclasses of its `train` options; among them `score_strands` (how its
+    # model scores a window) and `mutation_rate` (its background's), with the kind's own defaults
 
     def model_class(self) -> type[GenerativeModel]: ...
 
     def check(self, settings: Settings) -> None:
         """Raise UsageError for options of this kind that cannot go together, before any work."""
-
-    def score_strands(self, settings: Settings) -> str: ...
-
-    def mutation_rate(self, settings: Settings) -> float: ...
 
     def window_options(self, settings: Settings) -> dict | None:
         """collect_windows' stride and max_windows when the kind trains on windows of the reads (a classifier

@@ -23,14 +23,6 @@ def check(settings) -> None:
         settings.part(group)
 
 
-def score_strands(settings) -> str:
-    return settings.part(KmerTraining).score_strands
-
-
-def mutation_rate(settings) -> float:
-    return settings.part(KmerCounting).mutation_rate
-
-
 def window_options(settings) -> None:
     return None  # it counts every k-mer of the inputs itself
 

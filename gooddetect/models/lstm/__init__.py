@@ -32,14 +32,6 @@ def check(settings) -> None:
         settings.part(group)
 
 
-def score_strands(settings) -> str:
-    return settings.part(LstmData).score_strands
-
-
-def mutation_rate(settings) -> float:
-    return settings.part(TrainConfig).mutation_rate
-
-
 def window_options(settings) -> dict | None:
     data = settings.part(LstmData)
     return None if data.genomes else {"stride": data.stride, "max_windows": data.max_windows}
