@@ -9,8 +9,7 @@ import os
 import numpy as np
 
 from .errors import InputError, UsageError
-from .outputs import SEQUENCE_SUFFIXES
-from .seqio import display_name
+from .seqio import SEQUENCE_SUFFIXES, display_name
 from .windows import Windows
 
 

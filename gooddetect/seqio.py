@@ -9,8 +9,8 @@ naming the file and the record.
 from __future__ import annotations
 
 import contextlib
-import os
 import io
+import os
 import re
 import sys
 import zlib
@@ -42,6 +42,8 @@ INVALID_SEQUENCE_CHAR = re.compile(r"[^A-Za-z.*\-]")
 MATE_SUFFIX = re.compile(r"/[12]$")
 MARKERS = {b">": "fasta", b"@": "fastq"}
 FASTQ_LINES = ("header", "sequence", "'+' line", "qualities")
+# What a sequence file name ends in besides its sample's name (classes per file, MultiQC sample names).
+SEQUENCE_SUFFIXES = re.compile(r"(\.(fastq|fq|fasta|fa|fna|fas|seq|txt))?(\.(gz|bgz))?$", re.IGNORECASE)
 
 
 def display_name(path: str) -> str:

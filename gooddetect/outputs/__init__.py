@@ -15,9 +15,9 @@ import numpy as np
 from .. import tsv
 from ..errors import UsageError
 from ..files import atomic_output, check_distinct_outputs, check_output_paths
+from ..seqio import SEQUENCE_SUFFIXES
 
 NA = tsv.NA
-SEQUENCE_SUFFIXES = re.compile(r"(\.(fastq|fq|fasta|fa|fna|fas|seq|txt))?(\.(gz|bgz))?$", re.IGNORECASE)
 MATE_TAG = re.compile(r"([._-]R?[12])$")
 Batch = TypeVar("Batch")
 Counts = TypeVar("Counts")
