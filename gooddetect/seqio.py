@@ -233,11 +233,12 @@ class WrappedFastq:
                 sequence.append(line)
                 line = next(self._lines, None)
             sequence = b"".join(sequence)
-            qualities = []
-            while line is not None and sum(map(len, qualities)) < len(sequence):
+            qualities, length = [], 0
+            while line is not None and length < len(sequence):
                 line = next(self._lines, None)
                 if line is not None:
                     qualities.append(line)
+                    length += len(line)
             qualities = b"".join(qualities)
             text = header[1:].strip(_ASCII_BLANKS)
             if line is None or len(qualities) != len(sequence):
