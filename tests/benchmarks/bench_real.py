@@ -29,7 +29,6 @@ Writes OUT/real.md and OUT/real.json.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import gzip
 import json
@@ -44,7 +43,7 @@ from gooddetect.seqio import read_sequences
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kraken  # noqa: E402
-from bench_screen import BENCH, GENOMES, SHARED, model_of, splits  # noqa: E402
+from bench_screen import BENCH, GENOMES, SHARED, benchmark_parser, model_of, splits  # noqa: E402
 
 REAL = SHARED / "real"
 ROLES = {"dev": ("extra_in", "extra_ood", "val_strains_in.fa.gz"), "test": ("test_in", "test_ood", "test_in.fa.gz")}
@@ -302,12 +301,7 @@ def markdown(result: dict) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--split", choices=ROLES, default="dev")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--kraken2", action="store_true")
+    parser = benchmark_parser(__doc__, seed=11)
     parser.add_argument("--no-short", action="store_true", help="Leave out the short-read sets.")
     parser.add_argument("--long", action="store_true", help="Also screen the long-read sets.")
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH",

@@ -285,13 +285,19 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def benchmark_parser(doc: str, seed: int) -> argparse.ArgumentParser:
+    """The options every benchmark on the genome splits takes: output folder, split, threads, seed, Kraken2."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--split", choices=ROLES, default="dev")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=seed)
     parser.add_argument("--kraken2", action="store_true")
+    return parser
+
+
+def main() -> int:
+    parser = benchmark_parser(__doc__, seed=7)
     parser.add_argument("--penalties", default="", help="Comma-separated screen --penalty values to sweep.")
     parser.add_argument("--errors", default="0,0.05,0.1", help="Long-read error rates.")
     parser.add_argument("--no-long-reads", action="store_true")
