@@ -30,8 +30,8 @@ class LabeledSample:
 @dataclass
 class SampleScores:
     """Per-read values of the scored reads of a sample (unscored reads are left out and counted): read_id, score,
-    loglik_fg, n_scored, with a support table support, support_hits and support_lookups and, with a classifier, class (index), class_prob and its OOD
-    scores."""
+    loglik_fg, n_scored, with a support table support, support_hits and support_lookups and, with a classifier,
+    class (index), class_prob and its OOD scores."""
 
     columns: dict[str, list] = field(default_factory=dict)
     sequences: list[str] = field(default_factory=list)  # kept only when asked for (length calibration)

@@ -24,6 +24,11 @@ from .support import MIN_SUPPORT, foreign, support_fraction
 from .windows import ChunkWindows, cut_reads
 
 DEFAULT_BATCH_SIZE = 4096  # windows per model call: large enough to amortise the k-mer model's thread hand-offs
+PIPELINE_DEPTH = 2  # chunks scored ahead of the consumer
+TOO_SHORT = "too_short"
+TOO_MANY_UNKNOWN = "too_many_unknown"
+REASONS = (None, TOO_SHORT, TOO_MANY_UNKNOWN)  # by ScoredChunk.reason_codes
+CALLS = ("in", "novel", "foreign")  # by call_codes; len(CALLS) stands for no call
 
 
 @dataclass(frozen=True)
@@ -32,11 +37,6 @@ class Batching:
 
     batch_size: int = option(DEFAULT_BATCH_SIZE, "Windows per model call (memory vs speed; results do not depend on "
                              "it).", min=1)
-PIPELINE_DEPTH = 2  # chunks scored ahead of the consumer
-TOO_SHORT = "too_short"
-TOO_MANY_UNKNOWN = "too_many_unknown"
-REASONS = (None, TOO_SHORT, TOO_MANY_UNKNOWN)  # by ScoredChunk.reason_codes
-CALLS = ("in", "novel", "foreign")  # by call_codes; len(CALLS) stands for no call
 
 
 @dataclass

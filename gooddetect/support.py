@@ -5,7 +5,8 @@ virus) can still score like the references' own sequence. Exact k-mer evidence d
 K-mer with the references is foreign whatever its likelihoods, as a Kraken2 read without a hit is unclassified.
 The table keeps the canonical (K, W) minimizers of every training sequence (the smallest hash among W consecutive
 K-mers; any K + W - 1 known bases hold one) in a blocked Bloom filter (a key's bits in one cache line) of at least
-BITS_PER_KEY bits per distinct minimizer, so it stays a small part of the model file. A read's support is the fraction of its minimizers the filter holds.
+BITS_PER_KEY bits per distinct minimizer, so it stays a small part of the model file. A read's support is the
+fraction of its minimizers the filter holds.
 """
 
 from __future__ import annotations

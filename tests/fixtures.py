@@ -1,6 +1,6 @@
 """Builders and paths the test modules share (no test module imports another): the example data, the session's
-tiny LSTM model, `gooddetect` runners (in this process, or in its own), readers of the TSVs and FASTA/FASTQ the CLI writes, a fake
-detector with a hand-computable likelihood, sequence builders, and the table of malformed inputs."""
+tiny LSTM model, `gooddetect` runners (in this process, or in its own), readers of the TSVs and FASTA/FASTQ the CLI
+writes, a fake detector with a hand-computable likelihood, sequence builders, and the table of malformed inputs."""
 
 from __future__ import annotations
 

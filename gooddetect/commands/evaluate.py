@@ -33,8 +33,8 @@ def evaluate(model: str, *, in_dist: list[str] = (), ood: list[str] = (), reads:
              labels: str | None = None, classes: str | None = None, plots: str | None = None,
              batch_size: int = DEFAULT_BATCH_SIZE, runtime: Runtime = Runtime()) -> dict:
     """`gooddetect evaluate`: the paper's metrics (OOD positive) for every score side by side: the foreground
-    likelihood, the LLR, with a support table 1 - support and, with a classifier, its OOD scores; class accuracy on the in-distribution reads when
-    `classes` (or a `class` column of `labels`) names them."""
+    likelihood, the LLR, with a support table 1 - support and, with a classifier, its OOD scores; class accuracy on
+    the in-distribution reads when `classes` (or a `class` column of `labels`) names them."""
     detector = load_detector(model, runtime)
     has_classifier = detector.classifier is not None
     odin = has_classifier and detector.classifier.has_odin

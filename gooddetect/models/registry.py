@@ -67,8 +67,8 @@ class ClassifierKind:
 CLASSIFIERS = {
     "kmer": ClassifierKind("gooddetect.models.kmer_classifier:KmerClassifier",
                            "gooddetect.models.kmer_classifier:train_kmer_classifier", KmerClassifierConfig),
-    "convnet": ClassifierKind("gooddetect.models.classifier:Classifier", "gooddetect.training.classifier:train_classifier",
-                              ClassifierConfig, ClassifierTraining)}
+    "convnet": ClassifierKind("gooddetect.models.classifier:Classifier",
+                              "gooddetect.training.classifier:train_classifier", ClassifierConfig, ClassifierTraining)}
 
 describe(KmerClassifierConfig,
          order=Spec("kmer classifier: Markov order of each class's chain (memory 4^(order+1) x 7.3 bytes per class, "

@@ -18,9 +18,9 @@ reads included) from in-distribution strains and foreign genomes of the split. P
 genomes: unaligned bases and reads under 50 % aligned; Kraken2's unclassified reads.
 
 The model is bench_screen.py's: `train --arch kmer` on the whole `train` genomes (cached in OUT); `--model NAME=PATH`
-adds models trained elsewhere (the LSTM pair, say). Every model is calibrated on val_strains_in + val_ood at 5 % FPR. Kraken2 is built
-from the same genomes; a read it leaves unclassified counts as foreign. Per set: the share of reads called in, novel
-and foreign (unscored reads counted apart), and Kraken2's unclassified share.
+adds models trained elsewhere (the LSTM pair, say). Every model is calibrated on val_strains_in + val_ood at 5 % FPR.
+Kraken2 is built from the same genomes; a read it leaves unclassified counts as foreign. Per set: the share of reads
+called in, novel and foreign (unscored reads counted apart), and Kraken2's unclassified share.
 
 Run from the repository root:
     python tests/benchmarks/bench_real.py --out bench_real --kraken2 --long
